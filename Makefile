@@ -1,0 +1,39 @@
+# Two entry points, both from a fresh clone:  `make run`  and  `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EVENTS ?= data/sample/events.csv.gz
+FEATURES_DIR ?= artifacts/features
+MODELS_ROOT ?= artifacts/models
+PORT ?= 8080
+
+.PHONY: run setup features train serve test lint bench
+
+run: train
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+features: setup
+	$(PY) -m features.build_features $(EVENTS) --out $(FEATURES_DIR)
+
+train: features
+	$(PY) -m vrmodels.train_model --features $(FEATURES_DIR) --models-root $(MODELS_ROOT)
+
+serve: setup
+	VR_MODEL_DIR=$(MODELS_ROOT)/latest SAGEMAKER_BIND_TO_PORT=$(PORT) $(PY) serve.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m bench.run_all

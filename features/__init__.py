@@ -1,0 +1,1 @@
+"""Offline feature building: raw user–video events → a user–video confidence table."""

@@ -1,0 +1,34 @@
+"""Fixtures build small real artifacts with the project's own code; nothing of ours is mocked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.build_features import build_features
+from features.events import validate_events
+from features.feature_set import FeatureSet
+from features.sample_events import generate_events
+from vrmodels.train_model import TrainParams, save_versioned, to_artifacts, train
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SMALL_PARAMS = TrainParams(factors=16, regularization=5.0, alpha=1.0, iterations=10, seed=3)
+
+
+@pytest.fixture(scope="session")
+def sample_events() -> pd.DataFrame:
+    return validate_events(generate_events(users=400, videos=80, mean_events=20, seed=11), "generated")
+
+
+@pytest.fixture(scope="session")
+def sample_features(sample_events: pd.DataFrame) -> FeatureSet:
+    return build_features(sample_events)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, sample_features: FeatureSet) -> Path:
+    """A real, trained, versioned model directory (read-only for the tests that use it)."""
+    result = train(sample_features, SMALL_PARAMS)
+    return save_versioned(to_artifacts(result, sample_features), tmp_path_factory.mktemp("models"))

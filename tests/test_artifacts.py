@@ -1,0 +1,79 @@
+import json
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+
+from vrmodels.artifacts import DATA_FILES, MANIFEST_FILE, ModelArtifactError, load_model_dir, package_model_dir
+
+
+@pytest.fixture
+def model_copy(tmp_path, model_dir):
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    return copy
+
+
+def test_manifest_records_parameters_data_metrics_and_checksums(model_dir):
+    manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
+    assert manifest["format_version"] == 1
+    assert manifest["model_version"] == model_dir.name
+    assert set(manifest["parameters"]) == {"factors", "regularization", "alpha", "iterations", "seed"}
+    assert set(manifest["metrics"]) == {"als", "most_popular"}
+    assert manifest["data"]["features"]["dropped"]["duplicate_events"] >= 0
+    assert set(manifest["files"]) == set(DATA_FILES)
+    assert all(len(entry["sha256"]) == 64 for entry in manifest["files"].values())
+
+
+def test_latest_points_at_the_new_version(model_dir):
+    assert (model_dir.parent / "latest").resolve() == model_dir.resolve()
+
+
+def test_factors_load_memory_mapped(model_dir):
+    artifacts = load_model_dir(model_dir)
+    assert isinstance(artifacts.item_factors, np.memmap)
+    assert isinstance(artifacts.user_factors, np.memmap)
+
+
+def test_corrupted_file_fails_its_checksum(model_copy):
+    path = model_copy / "item_factors.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelArtifactError, match=r"item_factors\.npy: sha256 does not match manifest\.json"):
+        load_model_dir(model_copy)
+
+
+def test_truncated_file_is_reported_with_sizes(model_copy):
+    path = model_copy / "user_items.npz"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ModelArtifactError, match=r"user_items\.npz: 100 bytes, manifest says \d+ \(truncated"):
+        load_model_dir(model_copy)
+
+
+def test_missing_file_is_named(model_copy):
+    (model_copy / "video_ids.json").unlink()
+    with pytest.raises(ModelArtifactError, match=r"video_ids\.json: missing"):
+        load_model_dir(model_copy)
+
+
+def test_missing_manifest_says_what_the_directory_should_be(tmp_path):
+    with pytest.raises(ModelArtifactError, match=r"manifest\.json: missing"):
+        load_model_dir(tmp_path)
+
+
+def test_newer_format_version_is_refused(model_copy):
+    manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
+    manifest["format_version"] = 2
+    (model_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ModelArtifactError, match="format_version 2, this code reads 1"):
+        load_model_dir(model_copy)
+
+
+def test_package_puts_files_at_the_archive_root(tmp_path, model_dir):
+    archive = package_model_dir(model_dir, tmp_path / "model.tar.gz")
+    with tarfile.open(archive) as tar:
+        assert sorted(tar.getnames()) == sorted([MANIFEST_FILE, *DATA_FILES])
+        tar.extractall(tmp_path / "opt-ml-model", filter="data")
+    assert load_model_dir(tmp_path / "opt-ml-model").manifest["model_version"] == model_dir.name

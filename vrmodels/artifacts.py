@@ -1,0 +1,180 @@
+"""The model directory format: what is in it, how it is written, and how it is checked on load.
+
+A model directory holds
+
+    manifest.json        format version, model version, created time, parameters, data statistics,
+                         metrics of ALS and the most-popular baseline, and size + sha256 of every file
+    user_factors.npy     float32 users × factors   (memory-mappable, shared by server workers)
+    item_factors.npy     float32 videos × factors  (memory-mappable)
+    user_items.npz       scipy CSR users × videos confidences: filters watched videos, drives fold-in
+    popularity.npy       float32 per video: distinct users who interacted (fallback ranking)
+    user_ids.json        position = user index
+    video_ids.json       position = video index
+
+The loader never writes to the directory: SageMaker mounts `/opt/ml/model` read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from scipy.sparse import csr_matrix, load_npz, save_npz
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+USER_FACTORS_FILE = "user_factors.npy"
+ITEM_FACTORS_FILE = "item_factors.npy"
+USER_ITEMS_FILE = "user_items.npz"
+POPULARITY_FILE = "popularity.npy"
+USER_IDS_FILE = "user_ids.json"
+VIDEO_IDS_FILE = "video_ids.json"
+DATA_FILES = (USER_FACTORS_FILE, ITEM_FACTORS_FILE, USER_ITEMS_FILE, POPULARITY_FILE, USER_IDS_FILE, VIDEO_IDS_FILE)
+
+
+class ModelArtifactError(RuntimeError):
+    """A model directory that cannot be served; the message names the directory and the file."""
+
+
+@dataclass
+class ModelArtifacts:
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    user_items: csr_matrix
+    popularity: np.ndarray
+    user_ids: list[str]
+    video_ids: list[str]
+    manifest: dict
+
+
+def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
+    """Write every file, then the manifest with their checksums, into a new directory atomically."""
+    directory = Path(directory)
+    if directory.exists():
+        raise ModelArtifactError(f"{directory}: already exists; model directories are never overwritten")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        np.save(staging / USER_FACTORS_FILE, np.ascontiguousarray(artifacts.user_factors, dtype=np.float32))
+        np.save(staging / ITEM_FACTORS_FILE, np.ascontiguousarray(artifacts.item_factors, dtype=np.float32))
+        save_npz(staging / USER_ITEMS_FILE, artifacts.user_items.astype(np.float32), compressed=False)
+        np.save(staging / POPULARITY_FILE, artifacts.popularity.astype(np.float32))
+        (staging / USER_IDS_FILE).write_text(json.dumps(artifacts.user_ids))
+        (staging / VIDEO_IDS_FILE).write_text(json.dumps(artifacts.video_ids))
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **artifacts.manifest,
+            "files": {name: _describe(staging / name) for name in DATA_FILES},
+        }
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+        os.chmod(staging, 0o755)
+        staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def read_manifest(directory: Path | str) -> dict:
+    path = Path(directory) / MANIFEST_FILE
+    if not path.is_file():
+        raise ModelArtifactError(f"{path}: missing; is {directory} a model directory written by vrmodels.train_model?")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelArtifactError(f"{path}: not valid JSON ({exc})") from exc
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelArtifactError(
+            f"{path}: format_version {manifest.get('format_version')!r}, this code reads {FORMAT_VERSION}"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or set(files) != set(DATA_FILES):
+        raise ModelArtifactError(f"{path}: 'files' must list exactly {', '.join(DATA_FILES)}")
+    return manifest
+
+
+def verify_model_dir(directory: Path | str) -> dict:
+    """Check every file against the manifest (presence, size, sha256); return the manifest."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    for name, expected in manifest["files"].items():
+        path = directory / name
+        if not path.is_file():
+            raise ModelArtifactError(f"{path}: missing (listed in {MANIFEST_FILE})")
+        size = path.stat().st_size
+        if size != expected["bytes"]:
+            raise ModelArtifactError(
+                f"{path}: {size} bytes, manifest says {expected['bytes']} (truncated or replaced?)"
+            )
+        if _sha256(path) != expected["sha256"]:
+            raise ModelArtifactError(f"{path}: sha256 does not match {MANIFEST_FILE} (corrupted or replaced)")
+    return manifest
+
+
+def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
+    """Verify and load; factors are memory-mapped so several processes share one copy in the page cache.
+
+    The map is copy-on-write ("c"), not read-only: implicit's Cython solvers demand writable buffers,
+    though they never write to the item factors, so the pages stay shared and the file untouched.
+    """
+    directory = Path(directory)
+    manifest = verify_model_dir(directory)
+    mode = "c" if mmap else None
+    try:
+        artifacts = ModelArtifacts(
+            user_factors=np.load(directory / USER_FACTORS_FILE, mmap_mode=mode),
+            item_factors=np.load(directory / ITEM_FACTORS_FILE, mmap_mode=mode),
+            user_items=csr_matrix(load_npz(directory / USER_ITEMS_FILE)),
+            popularity=np.load(directory / POPULARITY_FILE),
+            user_ids=json.loads((directory / USER_IDS_FILE).read_text()),
+            video_ids=json.loads((directory / VIDEO_IDS_FILE).read_text()),
+            manifest=manifest,
+        )
+    except (ValueError, OSError) as exc:
+        raise ModelArtifactError(f"{directory}: a file matches its checksum but cannot be read: {exc}") from exc
+    users, videos = len(artifacts.user_ids), len(artifacts.video_ids)
+    shapes = {
+        USER_FACTORS_FILE: (artifacts.user_factors.shape[0], users),
+        ITEM_FACTORS_FILE: (artifacts.item_factors.shape[0], videos),
+        POPULARITY_FILE: (artifacts.popularity.shape[0], videos),
+    }
+    for name, (rows, expected) in shapes.items():
+        if rows != expected:
+            raise ModelArtifactError(f"{directory / name}: {rows} rows, id maps say {expected}")
+    if artifacts.user_items.shape != (users, videos):
+        raise ModelArtifactError(
+            f"{directory / USER_ITEMS_FILE}: shape {artifacts.user_items.shape}, expected {(users, videos)}"
+        )
+    return artifacts
+
+
+def package_model_dir(directory: Path | str, archive: Path | str) -> Path:
+    """Write `model.tar.gz` with the files at its root, the layout SageMaker extracts into /opt/ml/model."""
+    directory, archive = Path(directory), Path(archive)
+    verify_model_dir(directory)
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in (MANIFEST_FILE, *DATA_FILES):
+            tar.add(directory / name, arcname=name)
+    return archive
+
+
+def _describe(path: Path) -> dict:
+    return {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
