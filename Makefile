@@ -9,7 +9,7 @@ PORT ?= 8080
 
 .PHONY: run setup features train serve test lint bench
 
-run: train
+run: train serve
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)

@@ -1,0 +1,1 @@
+"""The SageMaker-compatible HTTP server: /ping, /invocations, /execution-parameters."""

@@ -1,0 +1,84 @@
+"""Every environment variable the server reads, with its default, in one place.
+
+| variable | default | meaning |
+|---|---|---|
+| `SAGEMAKER_BIND_TO_PORT` | 8080 | port to listen on (0.0.0.0) |
+| `SAGEMAKER_MODEL_SERVER_WORKERS` | CPU count | uvicorn worker processes |
+| `SAGEMAKER_MODEL_SERVER_TIMEOUT` | 60 | seconds a request may take before a 504 |
+| `SAGEMAKER_MAX_PAYLOAD_IN_MB` | 6 | request body limit (413 above it) |
+| `SAGEMAKER_MAX_CONCURRENT_TRANSFORMS` | workers | reported by /execution-parameters |
+| `SAGEMAKER_BATCH_STRATEGY` | MULTI_RECORD | reported by /execution-parameters |
+| `VR_OPT_ML` | /opt/ml | SageMaker's root; the model is looked for in `<root>/model` |
+| `VR_MODEL_DIR` | artifacts/models/latest | model used when `<root>/model` holds none |
+| `VR_GRACEFUL_SHUTDOWN_SECONDS` | 20 | how long SIGTERM waits for in-flight requests |
+| `VR_LOG_LEVEL` | INFO | log level of the JSON logs |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vrmodels.artifacts import MANIFEST_FILE
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = PROJECT_ROOT / "artifacts" / "models" / "latest"
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int = 8080
+    workers: int = 1
+    timeout_seconds: float = 60.0
+    max_payload_mb: float = 6.0
+    max_concurrent_transforms: int = 1
+    batch_strategy: str = "MULTI_RECORD"
+    opt_ml: Path = Path("/opt/ml")
+    fallback_model_dir: Path = DEFAULT_MODEL_DIR
+    graceful_shutdown_seconds: float = 20.0
+    log_level: str = "INFO"
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return int(self.max_payload_mb * 1024 * 1024)
+
+    @property
+    def model_dir(self) -> Path:
+        """`<opt_ml>/model` when SageMaker put a model there, else the configured fallback."""
+        sagemaker_dir = self.opt_ml / "model"
+        return sagemaker_dir if (sagemaker_dir / MANIFEST_FILE).is_file() else self.fallback_model_dir
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        workers = _positive_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", os.cpu_count() or 1)
+        return cls(
+            port=_positive_int(env, "SAGEMAKER_BIND_TO_PORT", 8080),
+            workers=workers,
+            timeout_seconds=_positive_float(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60.0),
+            max_payload_mb=_positive_float(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6.0),
+            max_concurrent_transforms=_positive_int(env, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", workers),
+            batch_strategy=env.get("SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD"),
+            opt_ml=Path(env.get("VR_OPT_ML", "/opt/ml")),
+            fallback_model_dir=Path(env.get("VR_MODEL_DIR", str(DEFAULT_MODEL_DIR))),
+            graceful_shutdown_seconds=_positive_float(env, "VR_GRACEFUL_SHUTDOWN_SECONDS", 20.0),
+            log_level=env.get("VR_LOG_LEVEL", "INFO").upper(),
+        )
+
+
+def _positive_int(env: dict[str, str], name: str, default: int) -> int:
+    return int(_positive_float(env, name, default))
+
+
+def _positive_float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ValueError(f"environment variable {name}={raw!r} must be positive")
+    return value

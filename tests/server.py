@@ -1,0 +1,62 @@
+"""Start the real server (`python serve.py`) in a subprocess on a free local port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen
+    url: str
+    log_path: Path
+
+    def logs(self) -> list[str]:
+        return self.log_path.read_text().splitlines()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.process.wait(timeout=30)
+
+
+def start_server(log_path: Path, env: dict[str, str], wait_ready: bool = True, timeout: float = 60.0) -> RunningServer:
+    port = free_port()
+    full_env = {**os.environ, "SAGEMAKER_BIND_TO_PORT": str(port), "SAGEMAKER_MODEL_SERVER_WORKERS": "1", **env}
+    process = subprocess.Popen(
+        [sys.executable, "serve.py"],
+        cwd=PROJECT_ROOT,
+        env=full_env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    server = RunningServer(process, f"http://127.0.0.1:{port}", log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            status = httpx.get(f"{server.url}/ping", timeout=1).status_code
+            if status == 200 or not wait_ready:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"server not ready in {timeout}s:\n{log_path.read_text()}")

@@ -1,0 +1,118 @@
+"""Readiness, model location, configuration and shutdown of the real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from serving.app import create_app
+from serving.environment import Settings
+from tests.server import PROJECT_ROOT, start_server
+
+
+def test_ping_is_503_until_the_model_is_loaded_and_warm(model_dir, tmp_path):
+    """In-process: the app before its loader has run, then after."""
+    app = create_app(Settings(opt_ml=tmp_path, fallback_model_dir=model_dir))
+    transport = httpx.ASGITransport(app=app)
+
+    async def exercise():
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            before = await client.get("/ping")
+            refused = await client.post("/invocations", json={"user_id": "u001"})
+            app.state.model.load()
+            after = await client.get("/ping")
+            return before, refused, after
+
+    before, refused, after = asyncio.run(exercise())
+    assert before.status_code == 503 and before.json() == {"status": "loading"}
+    assert refused.status_code == 503 and "GET /ping" in refused.json()["error"]["message"]
+    assert after.status_code == 200
+
+
+def test_broken_model_keeps_ping_at_503_with_the_reason(model_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    (broken / "item_factors.npy").write_bytes(b"garbage")
+    server = start_server(tmp_path / "log", {"VR_MODEL_DIR": str(broken), "VR_OPT_ML": str(tmp_path)}, wait_ready=False)
+    try:
+        deadline = time.monotonic() + 20
+        while (ping := httpx.get(f"{server.url}/ping")).json()["status"] == "loading" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ping.status_code == 503
+        assert "item_factors.npy" in ping.json()["error"]
+        response = httpx.post(f"{server.url}/invocations", json={"user_id": "u001"})
+        assert response.status_code == 503 and "Traceback" not in response.text
+    finally:
+        server.stop()
+
+
+def test_model_under_opt_ml_takes_precedence(model_dir, tmp_path):
+    (tmp_path / "opt").mkdir()
+    shutil.copytree(model_dir, tmp_path / "opt" / "model")
+    assert Settings(opt_ml=tmp_path / "opt", fallback_model_dir=tmp_path / "x").model_dir == tmp_path / "opt" / "model"
+    assert Settings(opt_ml=tmp_path / "empty", fallback_model_dir=model_dir).model_dir == model_dir
+
+
+def test_settings_read_sagemaker_variables():
+    settings = Settings.from_env(
+        {
+            "SAGEMAKER_BIND_TO_PORT": "9123",
+            "SAGEMAKER_MODEL_SERVER_WORKERS": "3",
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20",
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT": "5",
+        }
+    )
+    assert (settings.port, settings.workers, settings.max_payload_bytes, settings.timeout_seconds) == (
+        9123,
+        3,
+        20 * 1024 * 1024,
+        5.0,
+    )
+    assert settings.max_concurrent_transforms == 3
+
+
+def test_bad_setting_is_named():
+    with pytest.raises(ValueError, match="SAGEMAKER_MODEL_SERVER_WORKERS='many' is not a number"):
+        Settings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "many"})
+
+
+def test_unknown_argument_exits_non_zero_with_usage():
+    result = subprocess.run([sys.executable, "serve.py", "bogus"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "usage: serve.py" in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_drains_the_in_flight_request_and_exits_cleanly(model_dir, tmp_path, workers):
+    env = {"VR_MODEL_DIR": str(model_dir), "VR_OPT_ML": str(tmp_path), "SAGEMAKER_MODEL_SERVER_WORKERS": workers}
+    server = start_server(tmp_path / "log", env)
+    slow_body = "\n".join(json.dumps({"history": ["v005", "v007"], "k": 50}) for _ in range(10_000))
+    outcome: dict = {}
+
+    def call():
+        response = httpx.post(
+            f"{server.url}/invocations",
+            content=slow_body,
+            headers={"Content-Type": "application/jsonlines"},
+            timeout=60,
+        )
+        outcome["status"], outcome["lines"] = response.status_code, len(response.text.splitlines())
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    time.sleep(0.5)  # the request is in flight
+    started = time.monotonic()
+    server.process.terminate()
+    exit_code = server.process.wait(timeout=30)
+    caller.join(timeout=30)
+    assert exit_code == 0
+    assert time.monotonic() - started < 25
+    assert outcome == {"status": 200, "lines": 10_000}
