@@ -48,13 +48,19 @@ def build_features(
 
     user_codes, user_ids = pd.factorize(events["user_id"], sort=True)
     video_codes, video_ids = pd.factorize(events["video_id"], sort=True)
-    timestamps = events["timestamp"].to_numpy()
+    event_codes = pd.factorize(events["event"])[0] if "event" in events.columns else np.zeros(len(events), np.int64)
 
-    duplicate_key = {"u": user_codes, "v": video_codes, "t": timestamps}
-    if "event" in events.columns:
-        duplicate_key["e"] = pd.factorize(events["event"])[0]
-    duplicate = pd.DataFrame(duplicate_key).duplicated().to_numpy()
+    # One sort by (pair, time, event) serves everything below: exact duplicates become neighbours, and each
+    # pair's events a contiguous run ending with its latest event.
+    pair_key = user_codes.astype(np.int64) * len(video_ids) + video_codes
+    order = np.lexsort((event_codes, events["timestamp"].to_numpy(), pair_key))
+    pair_key, user_codes, video_codes = pair_key[order], user_codes[order], video_codes[order]
+    timestamps, signal, event_codes = events["timestamp"].to_numpy()[order], signal[order], event_codes[order]
 
+    duplicate = np.zeros(len(order), dtype=bool)
+    duplicate[1:] = (
+        (pair_key[1:] == pair_key[:-1]) & (timestamps[1:] == timestamps[:-1]) & (event_codes[1:] == event_codes[:-1])
+    )
     keep = ~duplicate
     user_counts = np.bincount(user_codes[keep], minlength=len(user_ids))
     video_counts = np.bincount(video_codes[keep], minlength=len(video_ids))
@@ -63,28 +69,23 @@ def build_features(
     rare_video = keep & (video_counts[video_codes] < min_video_events)
     keep &= ~rare_video
 
-    # Re-index so that only users and videos with kept events get an index.
-    kept_users = np.unique(user_codes[keep])
-    kept_videos = np.unique(video_codes[keep])
-    user_index = np.searchsorted(kept_users, user_codes[keep])
-    video_index = np.searchsorted(kept_videos, video_codes[keep])
-    pair_key = user_index.astype(np.int64) * len(kept_videos) + video_index
-
-    pairs = (
-        pd.DataFrame({"key": pair_key, "signal": signal[keep], "timestamp": timestamps[keep]})
-        .groupby("key", sort=True)
-        .agg(signal=("signal", "sum"), events=("signal", "size"), last_timestamp=("timestamp", "max"))
-    )
-    keys = pairs.index.to_numpy()
-    confidence_values = scale(pairs["signal"].to_numpy(), confidence)
+    pair_key, signal, timestamps = pair_key[keep], signal[keep], timestamps[keep]
+    run_starts = np.flatnonzero(np.r_[True, pair_key[1:] != pair_key[:-1]]) if len(pair_key) else np.array([], int)
+    run_ends = np.r_[run_starts[1:], len(pair_key)]
+    pair_users, pair_videos = user_codes[keep][run_starts], video_codes[keep][run_starts]
+    confidence_values = scale(np.add.reduceat(signal, run_starts) if len(run_starts) else signal, confidence)
     positive = confidence_values > 0
+
+    # Re-index so that only users and videos with kept events get an index (order-preserving).
+    kept_users, user_index = _compact(pair_users, len(user_ids))
+    kept_videos, video_index = _compact(pair_videos, len(video_ids))
     interactions = pd.DataFrame(
         {
-            "user_index": (keys // len(kept_videos)).astype(np.int32),
-            "video_index": (keys % len(kept_videos)).astype(np.int32),
+            "user_index": user_index,
+            "video_index": video_index,
             "confidence": confidence_values.astype(np.float32),
-            "events": pairs["events"].to_numpy(np.int32),
-            "last_timestamp": pairs["last_timestamp"].to_numpy(np.int64),
+            "events": (run_ends - run_starts).astype(np.int32),
+            "last_timestamp": timestamps[run_ends - 1].astype(np.int64),
         }
     )[positive].reset_index(drop=True)
 
@@ -116,6 +117,14 @@ def build_features(
         video_ids=[str(v) for v in np.asarray(video_ids)[kept_videos]],
         report=report,
     )
+
+
+def _compact(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The codes in use (sorted), and each code's position among them: a gather, not a search."""
+    in_use = np.flatnonzero(np.bincount(codes, minlength=size))
+    position = np.zeros(size, dtype=np.int32)
+    position[in_use] = np.arange(len(in_use), dtype=np.int32)
+    return in_use, position[codes]
 
 
 def build_features_from_file(path: Path | str, input_format: str = "events", **options: object) -> FeatureSet:

@@ -48,12 +48,13 @@ class UnknownEventError(ValueError):
 def event_signal(events: pd.DataFrame, config: ConfidenceConfig) -> np.ndarray:
     """The per-event signal above, vectorised over a validated events frame."""
     if "event" in events.columns:
-        weights = events["event"].map(config.event_weights)
-        unknown = weights.isna().to_numpy()
+        codes, names = pd.factorize(events["event"])  # map the few distinct names, then gather
+        weights = np.array([config.event_weights.get(name, np.nan) for name in names], dtype=np.float64)
+        unknown = np.isnan(weights)[codes]
         if unknown.any():
             row = int(np.argmax(unknown))
             raise UnknownEventError(events["event"].iloc[row], row + 1, sorted(config.event_weights))
-        signal = weights.to_numpy(dtype=np.float64, copy=True)
+        signal = weights[codes]
     else:
         signal = np.ones(len(events), dtype=np.float64)
     if config.completion_weight and {"watch_seconds", "video_duration"} <= set(events.columns):

@@ -1,0 +1,29 @@
+"""Helpers shared by the benchmarks: a cache folder and consistent printing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "u.data"
+
+
+def cache_dir() -> Path:
+    CACHE.mkdir(exist_ok=True)
+    return CACHE
+
+
+def best_of(repeats: int, action: Callable[[], object]) -> float:
+    """Fastest wall time of `repeats` runs, in seconds (the least disturbed by the machine)."""
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
+def report(name: str, value: float, unit: str, target: str = "") -> None:
+    print(f"{name:<58} {value:>14,.3f} {unit:<10} {target}", flush=True)
