@@ -36,4 +36,5 @@ test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup
-	$(PY) -m bench.run_all
+	$(PY) -m bench.offline
+	$(PY) -m bench.server

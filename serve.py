@@ -7,7 +7,6 @@ python serve.py [serve]     # uvicorn on 0.0.0.0:$SAGEMAKER_BIND_TO_PORT (8080) 
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads, in this process and every worker
@@ -16,29 +15,13 @@ USAGE = "usage: serve.py [serve]\n  serve  start the inference server on $SAGEMA
 
 
 def serve() -> int:
-    import uvicorn
-
     from serving.environment import Settings
     from serving.logs import configure_logging
+    from serving.worker import Supervisor
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-    # uvicorn drains on SIGTERM, then restores this handler and re-raises the signal: a drained stop exits 0.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
-        "serving.app:create_app",
-        factory=True,
-        host="0.0.0.0",
-        port=settings.port,
-        workers=settings.workers,
-        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
-        log_config=None,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        backlog=2048,
-        timeout_keep_alive=75,  # longer than SageMaker's and common load balancers' idle timeouts
-    )
+    Supervisor(settings).run()  # returns only by sys.exit: 0 after a graceful SIGTERM drain
     return 0
 
 

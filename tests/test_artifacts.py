@@ -30,10 +30,12 @@ def test_latest_points_at_the_new_version(model_dir):
     assert (model_dir.parent / "latest").resolve() == model_dir.resolve()
 
 
-def test_factors_load_memory_mapped(model_dir):
+def test_arrays_load_memory_mapped_so_workers_share_them(model_dir):
     artifacts = load_model_dir(model_dir)
     assert isinstance(artifacts.item_factors, np.memmap)
     assert isinstance(artifacts.user_factors, np.memmap)
+    for part in (artifacts.user_items.indptr, artifacts.user_items.indices, artifacts.user_items.data):
+        assert isinstance(part.base, np.memmap)
 
 
 def test_corrupted_file_fails_its_checksum(model_copy):
@@ -46,9 +48,9 @@ def test_corrupted_file_fails_its_checksum(model_copy):
 
 
 def test_truncated_file_is_reported_with_sizes(model_copy):
-    path = model_copy / "user_items.npz"
+    path = model_copy / "user_items_indices.npy"
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(ModelArtifactError, match=r"user_items\.npz: 100 bytes, manifest says \d+ \(truncated"):
+    with pytest.raises(ModelArtifactError, match=r"user_items_indices\.npy: 100 bytes, manifest says \d+ \(truncated"):
         load_model_dir(model_copy)
 
 

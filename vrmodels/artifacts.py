@@ -6,7 +6,8 @@ A model directory holds
                          metrics of ALS and the most-popular baseline, and size + sha256 of every file
     user_factors.npy     float32 users × factors   (memory-mappable, shared by server workers)
     item_factors.npy     float32 videos × factors  (memory-mappable)
-    user_items.npz       scipy CSR users × videos confidences: filters watched videos, drives fold-in
+    user_items_indptr.npy, user_items_indices.npy, user_items_data.npy
+                         CSR users × videos confidences (memory-mappable): filters watched videos, drives fold-in
     popularity.npy       float32 per video: distinct users who interacted (fallback ranking)
     user_ids.json        position = user index
     video_ids.json       position = video index
@@ -27,17 +28,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import csr_matrix, load_npz, save_npz
+from scipy.sparse import csr_matrix
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 USER_FACTORS_FILE = "user_factors.npy"
 ITEM_FACTORS_FILE = "item_factors.npy"
-USER_ITEMS_FILE = "user_items.npz"
+USER_ITEMS_FILES = {
+    "indptr": "user_items_indptr.npy",
+    "indices": "user_items_indices.npy",
+    "data": "user_items_data.npy",
+}
 POPULARITY_FILE = "popularity.npy"
 USER_IDS_FILE = "user_ids.json"
 VIDEO_IDS_FILE = "video_ids.json"
-DATA_FILES = (USER_FACTORS_FILE, ITEM_FACTORS_FILE, USER_ITEMS_FILE, POPULARITY_FILE, USER_IDS_FILE, VIDEO_IDS_FILE)
+DATA_FILES = (
+    USER_FACTORS_FILE,
+    ITEM_FACTORS_FILE,
+    *USER_ITEMS_FILES.values(),
+    POPULARITY_FILE,
+    USER_IDS_FILE,
+    VIDEO_IDS_FILE,
+)
 
 
 class ModelArtifactError(RuntimeError):
@@ -65,7 +77,10 @@ def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
     try:
         np.save(staging / USER_FACTORS_FILE, np.ascontiguousarray(artifacts.user_factors, dtype=np.float32))
         np.save(staging / ITEM_FACTORS_FILE, np.ascontiguousarray(artifacts.item_factors, dtype=np.float32))
-        save_npz(staging / USER_ITEMS_FILE, artifacts.user_items.astype(np.float32), compressed=False)
+        user_items = csr_matrix(artifacts.user_items, dtype=np.float32)
+        user_items.sort_indices()
+        for part, name in USER_ITEMS_FILES.items():
+            np.save(staging / name, getattr(user_items, part))
         np.save(staging / POPULARITY_FILE, artifacts.popularity.astype(np.float32))
         (staging / USER_IDS_FILE).write_text(json.dumps(artifacts.user_ids))
         (staging / VIDEO_IDS_FILE).write_text(json.dumps(artifacts.video_ids))
@@ -121,27 +136,30 @@ def verify_model_dir(directory: Path | str) -> dict:
 
 
 def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
-    """Verify and load; factors are memory-mapped so several processes share one copy in the page cache.
+    """Verify and load; the arrays are memory-mapped so several processes share one copy in the page cache.
 
     The map is copy-on-write ("c"), not read-only: implicit's Cython solvers demand writable buffers,
-    though they never write to the item factors, so the pages stay shared and the file untouched.
+    though they never write to them, so the pages stay shared and the files untouched.
     """
     directory = Path(directory)
     manifest = verify_model_dir(directory)
     mode = "c" if mmap else None
     try:
+        user_ids = json.loads((directory / USER_IDS_FILE).read_text())
+        video_ids = json.loads((directory / VIDEO_IDS_FILE).read_text())
+        parts = {part: np.load(directory / name, mmap_mode=mode) for part, name in USER_ITEMS_FILES.items()}
         artifacts = ModelArtifacts(
             user_factors=np.load(directory / USER_FACTORS_FILE, mmap_mode=mode),
             item_factors=np.load(directory / ITEM_FACTORS_FILE, mmap_mode=mode),
-            user_items=csr_matrix(load_npz(directory / USER_ITEMS_FILE)),
+            user_items=_csr(parts, (len(user_ids), len(video_ids)), directory),
             popularity=np.load(directory / POPULARITY_FILE),
-            user_ids=json.loads((directory / USER_IDS_FILE).read_text()),
-            video_ids=json.loads((directory / VIDEO_IDS_FILE).read_text()),
+            user_ids=user_ids,
+            video_ids=video_ids,
             manifest=manifest,
         )
     except (ValueError, OSError) as exc:
         raise ModelArtifactError(f"{directory}: a file matches its checksum but cannot be read: {exc}") from exc
-    users, videos = len(artifacts.user_ids), len(artifacts.video_ids)
+    users, videos = len(user_ids), len(video_ids)
     shapes = {
         USER_FACTORS_FILE: (artifacts.user_factors.shape[0], users),
         ITEM_FACTORS_FILE: (artifacts.item_factors.shape[0], videos),
@@ -150,11 +168,21 @@ def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
     for name, (rows, expected) in shapes.items():
         if rows != expected:
             raise ModelArtifactError(f"{directory / name}: {rows} rows, id maps say {expected}")
-    if artifacts.user_items.shape != (users, videos):
-        raise ModelArtifactError(
-            f"{directory / USER_ITEMS_FILE}: shape {artifacts.user_items.shape}, expected {(users, videos)}"
-        )
     return artifacts
+
+
+def _csr(parts: dict[str, np.ndarray], shape: tuple[int, int], directory: Path) -> csr_matrix:
+    """A CSR over the mapped arrays as they are (no copy), after checking they fit together."""
+    indptr, indices, data = (np.asarray(parts[p]) for p in ("indptr", "indices", "data"))
+    if len(indptr) != shape[0] + 1 or indptr[-1] != len(indices) or len(indices) != len(data):
+        raise ModelArtifactError(
+            f"{directory / USER_ITEMS_FILES['indptr']}: CSR arrays do not fit {shape[0]} users "
+            f"(indptr {len(indptr)}, indices {len(indices)}, data {len(data)})"
+        )
+    matrix = csr_matrix(shape, dtype=np.float32)
+    matrix.indptr, matrix.indices, matrix.data = indptr, indices, data
+    matrix.has_sorted_indices = True
+    return matrix
 
 
 def package_model_dir(directory: Path | str, archive: Path | str) -> Path:

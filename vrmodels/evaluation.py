@@ -7,10 +7,14 @@ MAP@k = sum of precision at each hit / min(k, |R|). Averaged over users with at 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 from implicit.cpu.topk import topk
 from scipy.sparse import csr_matrix
+
+if TYPE_CHECKING:  # the server imports this module's FILTERED_SCORE; keep pandas out of its workers
+    import pandas as pd
 
 # implicit marks filtered items with this score when fewer than k items remain.
 FILTERED_SCORE = -1e38

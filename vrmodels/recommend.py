@@ -18,6 +18,8 @@ from scipy.sparse import csr_matrix
 from vrmodels.artifacts import ModelArtifactError, ModelArtifacts, load_model_dir
 from vrmodels.evaluation import FILTERED_SCORE
 
+_NO_VIDEOS = np.zeros(0, dtype=np.int64)
+
 __all__ = ["ModelArtifactError", "Recommendation", "Recommendations", "Recommender", "UnknownVideoError"]
 
 
@@ -56,8 +58,9 @@ class Recommender:
             alpha=parameters.get("alpha", 1.0),
             num_threads=num_threads,
         )
-        self._model.user_factors = artifacts.user_factors
-        self._model.item_factors = artifacts.item_factors
+        # Plain ndarray views of the memory maps: same shared pages, without np.memmap's per-slice cost.
+        self._model.user_factors = np.asarray(artifacts.user_factors)
+        self._model.item_factors = np.asarray(artifacts.item_factors)
         self._user_items = artifacts.user_items
         self._video_ids = np.asarray(artifacts.video_ids, dtype=object)
         self._user_index = {user_id: index for index, user_id in enumerate(artifacts.user_ids)}
@@ -99,7 +102,7 @@ class Recommender:
             query: int | np.ndarray = 0
             recalculate = True
         else:
-            row = self._user_items[[user]]
+            row = self._user_row(user)
             query = user
             recalculate = False
         excluded = self._known_indices(exclude)
@@ -158,6 +161,14 @@ class Recommender:
         keep = ids != video
         return self._to_items(ids[keep][:k], scores[keep][:k])
 
+    def _user_row(self, user: int) -> csr_matrix:
+        """One user's training row as a 1-row CSR, sliced from the arrays (scipy's row indexing is slow)."""
+        start, end = self._user_items.indptr[user], self._user_items.indptr[user + 1]
+        return csr_matrix(
+            (self._user_items.data[start:end], self._user_items.indices[start:end], np.array([0, end - start])),
+            shape=(1, self.video_count),
+        )
+
     def _history_row(self, user: int | None, history: np.ndarray) -> csr_matrix:
         """The user's training row (if any) plus the history videos, as a 1-row CSR for fold-in."""
         confidences = np.zeros(self.video_count, dtype=np.float32)
@@ -179,7 +190,7 @@ class Recommender:
         return np.unique(np.asarray(known, dtype=np.int64)), unknown
 
     def _known_indices(self, video_ids: Iterable[str]) -> np.ndarray:
-        return self._indices(video_ids)[0]
+        return self._indices(video_ids)[0] if video_ids else _NO_VIDEOS
 
     def _to_items(self, ids: np.ndarray, scores: np.ndarray) -> list[Recommendation]:
         keep = scores > FILTERED_SCORE  # implicit pads with filtered items when fewer than k remain

@@ -1,0 +1,65 @@
+"""Process model: gunicorn forks uvicorn workers from a master that has already imported everything.
+
+Forking after the imports (gunicorn's preload) lets workers share the interpreter, NumPy, SciPy, implicit
+and FastAPI pages copy-on-write; the model's arrays are memory-mapped, so they are shared too. Each worker
+still loads (maps) the model itself after the fork, so /ping reflects its own readiness.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from gunicorn.app.base import BaseApplication
+from uvicorn_worker import UvicornWorker
+
+from serving.environment import Settings
+
+
+class RecommenderWorker(UvicornWorker):
+    CONFIG_KWARGS: ClassVar[dict[str, str]] = {"loop": "uvloop", "http": "httptools"}
+
+
+class Supervisor(BaseApplication):
+    """gunicorn configured from `Settings` alone (no config file, no command-line parsing)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        settings = self.settings
+        options = {
+            "bind": f"0.0.0.0:{settings.port}",
+            "workers": settings.workers,
+            "worker_class": f"{RecommenderWorker.__module__}.{RecommenderWorker.__qualname__}",
+            "preload_app": True,
+            "graceful_timeout": int(settings.graceful_shutdown_seconds),
+            "timeout": max(60, int(settings.timeout_seconds) * 2),  # heartbeat; scoring runs off the loop
+            "keepalive": 75,  # longer than SageMaker's and common load balancers' idle timeouts
+            "backlog": 2048,
+            "accesslog": None,
+            "control_socket_disable": True,  # no runtime control channel inside an inference container
+            "logconfig_dict": _json_logging(settings.log_level),
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from serving.app import create_app
+
+        return create_app(self.settings)
+
+
+def _json_logging(level: str) -> dict:
+    handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "serving.logs.JsonFormatter"}},
+        "handlers": {"stdout": handler},
+        "root": {"level": level, "handlers": ["stdout"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
+            "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+        },
+    }
