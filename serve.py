@@ -11,7 +11,9 @@ import sys
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads, in this process and every worker
 
-USAGE = "usage: serve.py [serve]\n  serve  start the inference server on $SAGEMAKER_BIND_TO_PORT (default 8080)"
+USAGE = """usage: serve.py [serve|train]
+  serve  start the inference server on $SAGEMAKER_BIND_TO_PORT (default 8080); the default
+  train  run a SageMaker training job: events from /opt/ml/input/data/<channel>/, model to /opt/ml/model"""
 
 
 def serve() -> int:
@@ -25,7 +27,13 @@ def serve() -> int:
     return 0
 
 
-COMMANDS = {"serve": serve}
+def train() -> int:
+    from vrmodels.training_job import main as training_job
+
+    return training_job()
+
+
+COMMANDS = {"serve": serve, "train": train}
 
 
 def main(argv: list[str]) -> int:

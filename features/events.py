@@ -109,8 +109,10 @@ def _timestamps(values: pd.Series, path: Path | str) -> pd.Series:
     numeric = pd.to_numeric(values, errors="coerce")
     if not numeric.isna().any():
         return numeric.astype(np.int64)
-    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
-    bad = parsed.isna().to_numpy()
+    not_numeric = numeric.isna().to_numpy()
+    parsed = pd.to_datetime(values[not_numeric], errors="coerce", utc=True, format="ISO8601")
+    bad = np.zeros(len(values), dtype=bool)
+    bad[not_numeric] = parsed.isna().to_numpy()
     if bad.any():
         row = int(np.argmax(bad))
         raise EventsFileError(
@@ -119,7 +121,9 @@ def _timestamps(values: pd.Series, path: Path | str) -> pd.Series:
             row=row + 1,
             column="timestamp",
         )
-    return parsed.dt.tz_localize(None).astype("datetime64[s]").astype(np.int64)
+    seconds = numeric.to_numpy(np.float64, na_value=np.nan, copy=True)
+    seconds[not_numeric] = parsed.dt.tz_localize(None).astype("datetime64[s]").astype(np.int64).to_numpy()
+    return pd.Series(seconds.astype(np.int64), index=values.index)
 
 
 def _numbers(values: pd.Series, column: str, path: Path | str) -> pd.Series:

@@ -5,7 +5,14 @@ import tarfile
 import numpy as np
 import pytest
 
-from vrmodels.artifacts import DATA_FILES, MANIFEST_FILE, ModelArtifactError, load_model_dir, package_model_dir
+from vrmodels.artifacts import (
+    DATA_FILES,
+    MANIFEST_FILE,
+    ModelArtifactError,
+    load_model_dir,
+    package_model_dir,
+    write_model_dir,
+)
 
 
 @pytest.fixture
@@ -79,3 +86,18 @@ def test_package_puts_files_at_the_archive_root(tmp_path, model_dir):
         assert sorted(tar.getnames()) == sorted([MANIFEST_FILE, *DATA_FILES])
         tar.extractall(tmp_path / "opt-ml-model", filter="data")
     assert load_model_dir(tmp_path / "opt-ml-model").manifest["model_version"] == model_dir.name
+
+
+def test_writing_into_an_existing_empty_directory_stages_inside_it(tmp_path, model_dir):
+    """SageMaker's /opt/ml/model exists (often as a mount): staging beside it would cross devices."""
+    artifacts = load_model_dir(model_dir, mmap=False)
+    target = tmp_path / "model"
+    target.mkdir()
+    write_model_dir(artifacts, target)
+    assert sorted(p.name for p in target.iterdir()) == sorted([MANIFEST_FILE, *DATA_FILES])
+    assert load_model_dir(target).manifest["model_version"] == model_dir.name
+
+
+def test_writing_into_a_non_empty_directory_is_refused(tmp_path, model_dir):
+    with pytest.raises(ModelArtifactError, match="not empty; model directories are never overwritten"):
+        write_model_dir(load_model_dir(model_dir, mmap=False), model_dir)

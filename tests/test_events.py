@@ -81,3 +81,14 @@ def test_movielens_adapter_reads_tab_separated_ratings(tmp_path):
     assert events["video_id"].tolist() == ["242", "302"]
     assert events["rating"].tolist() == [3.0, 3.0]
     assert events["event"].tolist() == ["rating", "rating"]
+
+
+def test_bad_timestamp_among_epoch_seconds_names_its_own_row(tmp_path):
+    path = write(tmp_path, "u1,v1,100,view,,\nu2,v1,2025-01-01T00:00:00Z,view,,\nu3,v1,later,view,,\n")
+    with pytest.raises(EventsFileError, match=r"row 3, column 'timestamp': unparseable timestamp 'later'"):
+        read_events(path)
+
+
+def test_epoch_and_iso_timestamps_may_mix(tmp_path):
+    path = write(tmp_path, "u1,v1,100,view,,\nu2,v1,2025-01-01T00:00:00Z,view,,\n")
+    assert read_events(path)["timestamp"].tolist() == [100, 1735689600]

@@ -68,12 +68,18 @@ class ModelArtifacts:
 
 
 def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
-    """Write every file, then the manifest with their checksums, into a new directory atomically."""
+    """Write every file, then the manifest with their checksums, into a new or empty directory.
+
+    Files are staged and moved in at the end, so a failed write leaves nothing behind.
+    """
     directory = Path(directory)
-    if directory.exists():
-        raise ModelArtifactError(f"{directory}: already exists; model directories are never overwritten")
+    if directory.exists() and any(directory.iterdir()):
+        raise ModelArtifactError(f"{directory}: not empty; model directories are never overwritten")
+    # Stage on the target's own filesystem: inside it when it already exists (it may be a mount point, such
+    # as SageMaker's /opt/ml/model), beside it otherwise; renames never cross devices.
+    existing = directory.exists()
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=directory if existing else directory.parent))
     try:
         np.save(staging / USER_FACTORS_FILE, np.ascontiguousarray(artifacts.user_factors, dtype=np.float32))
         np.save(staging / ITEM_FACTORS_FILE, np.ascontiguousarray(artifacts.item_factors, dtype=np.float32))
@@ -92,7 +98,12 @@ def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
         os.chmod(staging, 0o755)
-        staging.rename(directory)
+        if existing:
+            for name in (*DATA_FILES, MANIFEST_FILE):  # the manifest last: it vouches for the rest
+                (staging / name).rename(directory / name)
+            staging.rmdir()
+        else:
+            staging.rename(directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

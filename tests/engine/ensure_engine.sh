@@ -52,7 +52,7 @@ fi
 
 log "$BASE_IMAGE cannot be pulled: building a local stand-in with debootstrap (about a minute)"
 mkdir -p "$CACHE"
-TARBALL="$CACHE/bookworm-python3-rootfs.tar"
+TARBALL="$CACHE/bookworm-python3-slim-rootfs-v2.tar"
 if [ ! -s "$TARBALL" ]; then
   command -v debootstrap >/dev/null || apt_install debootstrap
   ROOTFS="$(mktemp -d)"
@@ -67,7 +67,9 @@ if [ ! -s "$TARBALL" ]; then
   rm -f "$ROOTFS"/usr/lib/python3*/EXTERNALLY-MANAGED
   ln -sf /usr/bin/python3 "$ROOTFS/usr/local/bin/python"
   ln -sf /usr/bin/pip3 "$ROOTFS/usr/local/bin/pip"
-  rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*
+  # As lean as the real slim image: no apt caches or lists, documentation, man pages or translations.
+  rm -rf "$ROOTFS"/var/cache/apt/* "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/usr/share/doc/* \
+    "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/locale/* "$ROOTFS"/usr/share/info/*
   tar -C "$ROOTFS" -cf "$TARBALL.tmp" .
   mv "$TARBALL.tmp" "$TARBALL"
 fi

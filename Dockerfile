@@ -1,0 +1,59 @@
+# Video recommender: a SageMaker bring-your-own container that serves (default, or `serve`) and trains (`train`).
+#
+#   DOCKER_BUILDKIT=1 docker build --platform linux/amd64 -t video-recommender .
+#   docker run -p 8080:8080 video-recommender
+#
+# BASE_IMAGE must be a Debian-based Python 3.11 image; the tests build a local stand-in when Docker Hub is out of reach.
+ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${BASE_IMAGE} AS runtime
+# implicit's wheel links OpenMP (libgomp1), which slim images lack. Debian's security updates decide the version.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/*
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Dependencies in their own layer, before any code: editing code does not reinstall them. Test suites and the
+# pyarrow parts nothing here loads (Flight RPC, S3 filesystem; ~50 MB) are left out. Parquet stays.
+FROM runtime AS dependencies
+COPY requirements.txt /tmp/requirements.txt
+RUN python -m venv /opt/venv \
+    && pip install --no-cache-dir -r /tmp/requirements.txt \
+    && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
+    && pyarrow=/opt/venv/lib/python3.11/site-packages/pyarrow \
+    && rm -rf "$pyarrow/include" "$pyarrow"/libarrow_flight.so* "$pyarrow"/_flight*.so \
+              "$pyarrow"/libarrow_s3.so* "$pyarrow"/_s3fs*.so
+
+# The default model, trained on the bundled sample so the image serves on its own.
+FROM dependencies AS default-model
+WORKDIR /build
+COPY features/ features/
+COPY vrmodels/ vrmodels/
+COPY data/sample/ data/sample/
+RUN python -m features.build_features data/sample/events.csv.gz --out /tmp/features \
+    && python -m vrmodels.train_model --features /tmp/features --models-root /tmp/models \
+    && cp -rL /tmp/models/latest /opt/default-model
+
+FROM runtime
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
+      org.opencontainers.image.title="video-recommender" \
+      org.opencontainers.image.description="ALS video recommendations behind SageMaker's /ping and /invocations"
+COPY --from=dependencies /opt/venv /opt/venv
+COPY --from=default-model /opt/default-model /opt/program/model
+WORKDIR /opt/program
+COPY serve.py ./
+COPY serving/ serving/
+COPY vrmodels/ vrmodels/
+COPY features/ features/
+# A model SageMaker extracts into /opt/ml/model takes precedence over this one.
+ENV VR_MODEL_DIR=/opt/program/model
+EXPOSE 8080
+# Exec form: the server itself receives SIGTERM. SageMaker appends `serve` or `train`; plain `docker run` serves.
+ENTRYPOINT ["/opt/venv/bin/python", "/opt/program/serve.py"]
+CMD ["serve"]

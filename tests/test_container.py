@@ -1,0 +1,187 @@
+"""The image, built and run by a real Docker engine the way SageMaker runs it.
+
+The session fixture installs and starts the engine when needed (tests/engine/ensure_engine.sh), including a
+local stand-in for python:3.11-slim when Docker Hub is out of reach. Set VR_SKIP_CONTAINER_TESTS=1 to skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import httpx
+import pytest
+
+from features.build_features import build_features
+from features.events import validate_events
+from features.sample_events import generate_events
+from tests.conftest import SMALL_PARAMS
+from tests.container import PROJECT_ROOT, build_image, docker, ensure_engine, run_server
+from vrmodels.artifacts import load_model_dir, write_model_dir
+from vrmodels.train_model import to_artifacts, train
+
+pytestmark = [
+    pytest.mark.container,
+    pytest.mark.skipif(os.environ.get("VR_SKIP_CONTAINER_TESTS") == "1", reason="VR_SKIP_CONTAINER_TESTS=1"),
+]
+IMAGE = "vr-recommender:test"
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    ensure_engine()
+    seconds, size = build_image(IMAGE)
+    print(f"\nimage {IMAGE}: built in {seconds:.1f}s, {size / 1e6:.0f} MB")
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def mounted_model(tmp_path_factory) -> str:
+    """A model whose ids differ from the baked one's, so answers show which model served them."""
+    events = generate_events(users=300, videos=60, seed=21)
+    events["user_id"] = "m-" + events["user_id"]
+    events["video_id"] = "m-" + events["video_id"]
+    features = build_features(validate_events(events, "mounted"))
+    directory = tmp_path_factory.mktemp("mounted") / "model"
+    write_model_dir(to_artifacts(train(features, SMALL_PARAMS), features), directory)
+    return str(directory)
+
+
+def recommend(url: str, user_id: str) -> dict:
+    response = httpx.post(f"{url}/invocations", json={"user_id": user_id, "k": 3}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_image_is_amd64_with_sagemaker_metadata(image):
+    config = json.loads(docker("image", "inspect", image).stdout)[0]
+    assert config["Architecture"] == "amd64" and config["Os"] == "linux"
+    assert config["Config"]["Labels"]["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
+    assert "8080/tcp" in config["Config"]["ExposedPorts"]
+    assert config["Config"]["Entrypoint"] == ["/opt/venv/bin/python", "/opt/program/serve.py"]
+    assert {"OPENBLAS_NUM_THREADS=1", "PYTHONUNBUFFERED=1"} <= set(config["Config"]["Env"])
+
+
+def test_image_carries_no_compiler_and_no_deploy_or_test_tools(image):
+    probe = (
+        "import importlib.util, shutil; "
+        "print([m for m in ('boto3', 'sagemaker', 'moto', 'pytest', 'awscli') if importlib.util.find_spec(m)], "
+        "[c for c in ('gcc', 'cc', 'g++', 'make') if shutil.which(c)])"
+    )
+    assert docker("run", "--rm", "--entrypoint", "python", image, "-c", probe).stdout.strip() == "[] []"
+
+
+def test_serve_answers_from_the_model_mounted_at_opt_ml_model(image, mounted_model):
+    container = run_server(image, "vr-test-mounted", "serve", options=("-v", f"{mounted_model}:/opt/ml/model:ro"))
+    try:
+        assert container.wait_ready(timeout=20) < 10
+        answer = recommend(container.url, "m-u001")
+        assert "fallback" not in answer
+        assert all(item["videoId"].startswith("m-v") for item in answer["recommendations"])
+    finally:
+        container.remove()
+
+
+def test_plain_docker_run_serves_the_baked_model(image):
+    container = run_server(image, "vr-test-baked")
+    try:
+        container.wait_ready()
+        answer = recommend(container.url, "u001")
+        assert "fallback" not in answer and len(answer["recommendations"]) == 3
+    finally:
+        container.remove()
+
+
+def test_server_honours_sagemaker_bind_to_port(image):
+    container = run_server(image, "vr-test-port", "serve", port=9090, options=("-e", "SAGEMAKER_BIND_TO_PORT=9090"))
+    try:
+        container.wait_ready()
+    finally:
+        container.remove()
+
+
+def test_docker_stop_drains_the_in_flight_request_and_exits_0(image):
+    container = run_server(image, "vr-test-stop", "serve")
+    try:
+        container.wait_ready()
+        body = "\n".join(json.dumps({"history": ["v005", "v007"], "k": 50}) for _ in range(10_000))
+        outcome: dict = {}
+
+        def call() -> None:
+            response = httpx.post(
+                f"{container.url}/invocations",
+                content=body,
+                headers={"Content-Type": "application/jsonlines"},
+                timeout=60,
+            )
+            outcome["status"], outcome["lines"] = response.status_code, len(response.text.splitlines())
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        docker("stop", "-t", "30", container.name)
+        stopped_after = time.monotonic() - started
+        caller.join(timeout=60)
+        exit_code = docker("inspect", container.name, "--format", "{{.State.ExitCode}}").stdout.strip()
+        assert exit_code == "0", container.logs()
+        assert stopped_after < 30
+        assert outcome == {"status": 200, "lines": 10_000}
+    finally:
+        container.remove()
+
+
+@pytest.fixture
+def opt_ml(tmp_path, sample_events):
+    root = tmp_path / "opt-ml"
+    (root / "input" / "data" / "training").mkdir(parents=True)
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "model").mkdir()
+    (root / "output").mkdir()
+    sample_events.to_parquet(root / "input" / "data" / "training" / "events.parquet")
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps({"factors": "16", "iterations": "8"}))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _train(image: str, root) -> int:
+    result = docker(
+        "run", "--rm",
+        "-v", f"{root / 'input'}:/opt/ml/input:ro",
+        "-v", f"{root / 'model'}:/opt/ml/model",
+        "-v", f"{root / 'output'}:/opt/ml/output",
+        image, "train",
+        check=False,
+    )  # fmt: skip
+    return result.returncode
+
+
+def test_train_writes_a_valid_model_from_a_parquet_channel(image, opt_ml):
+    assert _train(image, opt_ml) == 0
+    manifest = load_model_dir(opt_ml / "model").manifest
+    assert manifest["parameters"]["factors"] == 16
+    assert not (opt_ml / "output" / "failure").exists()
+
+
+def test_train_on_broken_input_writes_the_failure_and_exits_non_zero(image, opt_ml):
+    (opt_ml / "input" / "data" / "training" / "events.parquet").unlink()
+    (opt_ml / "input" / "data" / "training" / "events.csv").write_text("user_id,video_id\nu1,v1\n")
+    assert _train(image, opt_ml) != 0
+    assert "missing required column(s) 'timestamp'" in (opt_ml / "output" / "failure").read_text()
+
+
+def test_unknown_argument_exits_non_zero_with_usage(image):
+    result = docker("run", "--rm", image, "bogus", check=False)
+    assert result.returncode != 0
+    assert "usage: serve.py [serve|train]" in result.stderr
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint") or str(PROJECT_ROOT / ".venv" / "bin" / "hadolint")
+    result = subprocess.run([hadolint, str(PROJECT_ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

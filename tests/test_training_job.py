@@ -1,0 +1,73 @@
+"""The SageMaker training-job contract of `serve.py train`, run in-process on a temporary /opt/ml root."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.server import PROJECT_ROOT
+from vrmodels.artifacts import load_model_dir
+from vrmodels.training_job import main
+
+
+@pytest.fixture
+def opt_ml(tmp_path, monkeypatch, sample_events):
+    (tmp_path / "input" / "data" / "training").mkdir(parents=True)
+    (tmp_path / "input" / "config").mkdir(parents=True)
+    (tmp_path / "model").mkdir()  # SageMaker creates it, empty
+    sample_events.to_csv(tmp_path / "input" / "data" / "training" / "events.csv", index=False)
+    monkeypatch.setenv("VR_OPT_ML", str(tmp_path))
+    return tmp_path
+
+
+def set_hyperparameters(opt_ml, values: dict[str, str]) -> None:
+    (opt_ml / "input" / "config" / "hyperparameters.json").write_text(json.dumps(values))
+
+
+def test_string_hyperparameters_train_a_model_into_opt_ml_model(opt_ml):
+    set_hyperparameters(opt_ml, {"factors": "16", "iterations": "8", "regularization": "5", "seed": "9"})
+    assert main() == 0
+    manifest = load_model_dir(opt_ml / "model").manifest
+    assert manifest["parameters"] == {"factors": 16, "regularization": 5.0, "alpha": 1.0, "iterations": 8, "seed": 9}
+    assert not (opt_ml / "output" / "failure").exists()
+
+
+def test_bad_hyperparameter_writes_the_failure_reason(opt_ml):
+    set_hyperparameters(opt_ml, {"factors": "lots"})
+    assert main() == 1
+    assert (
+        opt_ml / "output" / "failure"
+    ).read_text() == "TrainingJobError: hyperparameter factors='lots': expected int\n"
+    assert not any((opt_ml / "model").iterdir())
+
+
+def test_bad_event_file_failure_names_file_row_and_column(opt_ml):
+    broken = opt_ml / "input" / "data" / "training" / "events.csv"
+    broken.write_text("user_id,video_id,timestamp\nu1,v1,100\nu2,v2,later\n")
+    assert main() == 1
+    assert (
+        "events.csv, row 2, column 'timestamp': unparseable timestamp 'later'"
+        in (opt_ml / "output" / "failure").read_text()
+    )
+
+
+def test_missing_channel_is_reported(opt_ml):
+    set_hyperparameters(opt_ml, {"channel": "train-events"})
+    assert main() == 1
+    assert "train-events: channel directory missing" in (opt_ml / "output" / "failure").read_text()
+
+
+def test_serve_py_train_runs_the_job(opt_ml):
+    set_hyperparameters(opt_ml, {"factors": "8", "iterations": "5"})
+    result = subprocess.run(
+        [sys.executable, "serve.py", "train"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={"VR_OPT_ML": str(opt_ml), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert (opt_ml / "model" / "manifest.json").is_file()

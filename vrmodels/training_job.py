@@ -1,0 +1,142 @@
+"""SageMaker training-job contract, run by `serve.py train` (what `docker run IMAGE train` starts).
+
+Reads every CSV/CSV.gz/Parquet file (or MovieLens `u.data`) of channel `<root>/input/data/<channel>/`,
+hyperparameters from `<root>/input/config/hyperparameters.json` (SageMaker sends every value as a string),
+builds features, trains with the quality gate, and writes the model files straight into `<root>/model`,
+which SageMaker tars into `model.tar.gz`. On failure the reason goes to `<root>/output/failure` (SageMaker
+shows its first 1024 characters) and the exit status is non-zero. `<root>` is `$VR_OPT_ML` or `/opt/ml`.
+
+Hyperparameters (all optional): factors, regularization, alpha, iterations, seed, tune, tune_trials,
+allow_worse, channel (default "training"), input_format ("events" or "movielens"), min_user_events,
+min_video_events, scaling, completion_weight, rating_weight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from dataclasses import fields
+from pathlib import Path
+
+import pandas as pd
+
+from features.build_features import build_features
+from features.confidence import ConfidenceConfig
+from features.events import read_events, read_movielens, validate_events
+from vrmodels.artifacts import write_model_dir
+from vrmodels.train_model import TrainParams, to_artifacts, train
+
+EVENT_SUFFIXES = (".csv", ".gz", ".parquet")
+
+
+class TrainingJobError(ValueError):
+    """Bad input to the job: its message is what SageMaker shows as the failure reason."""
+
+
+def hyperparameters(root: Path) -> dict[str, str]:
+    path = root / "input" / "config" / "hyperparameters.json"
+    if not path.exists():
+        return {}
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TrainingJobError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(values, dict):
+        raise TrainingJobError(f"{path}: must be a JSON object of name → string value")
+    return {str(key): str(value) for key, value in values.items()}
+
+
+def read_channel(directory: Path, input_format: str) -> pd.DataFrame:
+    if not directory.is_dir():
+        raise TrainingJobError(f"{directory}: channel directory missing; give the job an input channel")
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if input_format == "movielens":
+        frames = [read_movielens(path) for path in files]
+    else:
+        frames = [read_events(path) for path in files if path.name.endswith(EVENT_SUFFIXES)]
+    if not frames:
+        raise TrainingJobError(f"{directory}: no event files (expected {', '.join(EVENT_SUFFIXES)})")
+    return validate_events(pd.concat(frames, ignore_index=True), directory) if len(frames) > 1 else frames[0]
+
+
+def run(root: Path) -> None:
+    values = hyperparameters(root)
+    parsed = _typed(values)
+    params = TrainParams(**{f.name: parsed[f.name] for f in fields(TrainParams) if f.name in parsed})
+    channel = root / "input" / "data" / values.get("channel", "training")
+    events = read_channel(channel, values.get("input_format", "events"))
+    confidence = ConfidenceConfig(
+        **{key: parsed[key] for key in ("completion_weight", "rating_weight", "scaling") if key in parsed}
+    )
+    features = build_features(
+        events,
+        confidence,
+        min_user_events=parsed.get("min_user_events", 1),
+        min_video_events=parsed.get("min_video_events", 1),
+        source=str(channel),
+    )
+    print(json.dumps({"features": features.report}), flush=True)
+    result = train(
+        features,
+        params,
+        tune_trials=parsed.get("tune_trials", 20) if parsed.get("tune", False) else 0,
+        allow_worse=parsed.get("allow_worse", False),
+    )
+    directory = write_model_dir(to_artifacts(result, features), root / "model")
+    print(json.dumps({"model_dir": str(directory), "metrics": result.metrics}), flush=True)
+
+
+_TYPES = {
+    "factors": int,
+    "iterations": int,
+    "seed": int,
+    "tune_trials": int,
+    "min_user_events": int,
+    "min_video_events": int,
+    "regularization": float,
+    "alpha": float,
+    "completion_weight": float,
+    "rating_weight": float,
+    "scaling": str,
+    "tune": "bool",
+    "allow_worse": "bool",
+}
+
+
+def _typed(values: dict[str, str]) -> dict:
+    typed = {}
+    for name, kind in _TYPES.items():
+        if name not in values:
+            continue
+        raw = values[name].strip()
+        try:
+            if kind == "bool":
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                typed[name] = raw.lower() in ("true", "1", "yes")
+            else:
+                typed[name] = kind(raw)
+        except ValueError:
+            expected = "true or false" if kind == "bool" else kind.__name__
+            raise TrainingJobError(f"hyperparameter {name}={raw!r}: expected {expected}") from None
+    return typed
+
+
+def main() -> int:
+    root = Path(os.environ.get("VR_OPT_ML", "/opt/ml"))
+    try:
+        run(root)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        print(traceback.format_exc(), file=sys.stderr, flush=True)
+        failure = root / "output" / "failure"
+        failure.parent.mkdir(parents=True, exist_ok=True)
+        failure.write_text(reason + "\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
