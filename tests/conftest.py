@@ -11,9 +11,11 @@ from features.build_features import build_features
 from features.events import validate_events
 from features.feature_set import FeatureSet
 from features.sample_events import generate_events
+from tests.container import build_image, ensure_engine
 from vrmodels.train_model import TrainParams, save_versioned, to_artifacts, train
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+IMAGE = "vr-recommender:test"
 SMALL_PARAMS = TrainParams(factors=16, regularization=5.0, alpha=1.0, iterations=10, seed=3)
 
 
@@ -32,3 +34,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, sample_features: Feature
     """A real, trained, versioned model directory (read-only for the tests that use it)."""
     result = train(sample_features, SMALL_PARAMS)
     return save_versioned(to_artifacts(result, sample_features), tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """The project's image, built by a real Docker engine (installed and started when needed)."""
+    ensure_engine()
+    seconds, size = build_image(IMAGE)
+    print(f"\nimage {IMAGE}: built in {seconds:.1f}s, {size / 1e6:.0f} MB")
+    return IMAGE

@@ -20,7 +20,7 @@ from features.build_features import build_features
 from features.events import validate_events
 from features.sample_events import generate_events
 from tests.conftest import SMALL_PARAMS
-from tests.container import PROJECT_ROOT, build_image, docker, ensure_engine, run_server
+from tests.container import PROJECT_ROOT, docker, run_server
 from vrmodels.artifacts import load_model_dir, write_model_dir
 from vrmodels.train_model import to_artifacts, train
 
@@ -28,16 +28,7 @@ pytestmark = [
     pytest.mark.container,
     pytest.mark.skipif(os.environ.get("VR_SKIP_CONTAINER_TESTS") == "1", reason="VR_SKIP_CONTAINER_TESTS=1"),
 ]
-IMAGE = "vr-recommender:test"
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    ensure_engine()
-    seconds, size = build_image(IMAGE)
-    print(f"\nimage {IMAGE}: built in {seconds:.1f}s, {size / 1e6:.0f} MB")
-    return IMAGE
 
 
 @pytest.fixture(scope="module")

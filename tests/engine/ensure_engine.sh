@@ -4,7 +4,7 @@
 #
 #   tests/engine/ensure_engine.sh [BASE_IMAGE]      (default python:3.11-slim)
 #
-# 1. Installs Debian's docker.io if missing and starts dockerd in the background with its own data root and
+# 1. Installs Debian's docker.io (and docker-registry, for the deploy tests) if missing, and starts dockerd in the background with its own data root and
 #    log file (no systemd here), unless a daemon already answers.
 # 2. If BASE_IMAGE is absent and cannot be pulled, builds a LOCAL STAND-IN under that name with debootstrap
 #    (bookworm minbase + python3, venv, pip, CA certificates incl. the host's extra CAs so pip can verify TLS
@@ -30,6 +30,10 @@ apt_install() {
 if ! command -v dockerd >/dev/null || ! command -v /usr/bin/docker >/dev/null; then
   log "installing docker.io"
   apt_install docker.io
+fi
+if ! command -v docker-registry >/dev/null; then  # the deploy tests' stand-in for ECR's registry
+  log "installing docker-registry"
+  apt_install docker-registry
 fi
 
 if ! /usr/bin/docker info >/dev/null 2>&1; then
