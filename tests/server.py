@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,3 +62,28 @@ def start_server(log_path: Path, env: dict[str, str], wait_ready: bool = True, t
         time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"server not ready in {timeout}s:\n{log_path.read_text()}")
+
+
+SLOW_REQUEST_LINES = 10_000
+
+
+class InFlightRequest:
+    """A slow JSON Lines request (10,000 fold-ins, ~2 s) sent in the background, for shutdown tests."""
+
+    def __init__(self, url: str):
+        self.outcome: dict = {}
+        body = "\n".join(json.dumps({"history": ["v005", "v007"], "k": 50}) for _ in range(SLOW_REQUEST_LINES))
+
+        def call() -> None:
+            response = httpx.post(
+                f"{url}/invocations", content=body, headers={"Content-Type": "application/jsonlines"}, timeout=60
+            )
+            self.outcome = {"status": response.status_code, "lines": len(response.text.splitlines())}
+
+        self._thread = threading.Thread(target=call)
+        self._thread.start()
+        time.sleep(0.5)  # now it is in flight
+
+    def result(self) -> dict:
+        self._thread.join(timeout=60)
+        return self.outcome

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 
 import httpx
@@ -21,6 +20,7 @@ from features.events import validate_events
 from features.sample_events import generate_events
 from tests.conftest import SMALL_PARAMS
 from tests.container import PROJECT_ROOT, docker, run_server
+from tests.server import SLOW_REQUEST_LINES, InFlightRequest
 from vrmodels.artifacts import load_model_dir, write_model_dir
 from vrmodels.train_model import to_artifacts, train
 
@@ -100,29 +100,14 @@ def test_docker_stop_drains_the_in_flight_request_and_exits_0(image):
     container = run_server(image, "vr-test-stop", "serve")
     try:
         container.wait_ready()
-        body = "\n".join(json.dumps({"history": ["v005", "v007"], "k": 50}) for _ in range(10_000))
-        outcome: dict = {}
-
-        def call() -> None:
-            response = httpx.post(
-                f"{container.url}/invocations",
-                content=body,
-                headers={"Content-Type": "application/jsonlines"},
-                timeout=60,
-            )
-            outcome["status"], outcome["lines"] = response.status_code, len(response.text.splitlines())
-
-        caller = threading.Thread(target=call)
-        caller.start()
-        time.sleep(0.5)
+        request = InFlightRequest(container.url)
         started = time.monotonic()
         docker("stop", "-t", "30", container.name)
         stopped_after = time.monotonic() - started
-        caller.join(timeout=60)
         exit_code = docker("inspect", container.name, "--format", "{{.State.ExitCode}}").stdout.strip()
         assert exit_code == "0", container.logs()
         assert stopped_after < 30
-        assert outcome == {"status": 200, "lines": 10_000}
+        assert request.result() == {"status": 200, "lines": SLOW_REQUEST_LINES}
     finally:
         container.remove()
 

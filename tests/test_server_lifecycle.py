@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 import httpx
@@ -15,7 +13,7 @@ import pytest
 
 from serving.app import create_app
 from serving.environment import Settings
-from tests.server import PROJECT_ROOT, start_server
+from tests.server import PROJECT_ROOT, SLOW_REQUEST_LINES, InFlightRequest, start_server
 
 
 def test_ping_is_503_until_the_model_is_loaded_and_warm(model_dir, tmp_path):
@@ -94,25 +92,10 @@ def test_unknown_argument_exits_non_zero_with_usage():
 def test_sigterm_drains_the_in_flight_request_and_exits_cleanly(model_dir, tmp_path, workers):
     env = {"VR_MODEL_DIR": str(model_dir), "VR_OPT_ML": str(tmp_path), "SAGEMAKER_MODEL_SERVER_WORKERS": workers}
     server = start_server(tmp_path / "log", env)
-    slow_body = "\n".join(json.dumps({"history": ["v005", "v007"], "k": 50}) for _ in range(10_000))
-    outcome: dict = {}
-
-    def call():
-        response = httpx.post(
-            f"{server.url}/invocations",
-            content=slow_body,
-            headers={"Content-Type": "application/jsonlines"},
-            timeout=60,
-        )
-        outcome["status"], outcome["lines"] = response.status_code, len(response.text.splitlines())
-
-    caller = threading.Thread(target=call)
-    caller.start()
-    time.sleep(0.5)  # the request is in flight
+    request = InFlightRequest(server.url)
     started = time.monotonic()
     server.process.terminate()
     exit_code = server.process.wait(timeout=30)
-    caller.join(timeout=30)
     assert exit_code == 0
     assert time.monotonic() - started < 25
-    assert outcome == {"status": 200, "lines": 10_000}
+    assert request.result() == {"status": 200, "lines": SLOW_REQUEST_LINES}
