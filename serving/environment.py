@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vrmodels.artifacts import MANIFEST_FILE
+from vrmodels.recommend import is_model_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "artifacts" / "models" / "latest"
@@ -47,7 +47,7 @@ class Settings:
     def model_dir(self) -> Path:
         """`<opt_ml>/model` when SageMaker put a model there, else the configured fallback."""
         sagemaker_dir = self.opt_ml / "model"
-        return sagemaker_dir if (sagemaker_dir / MANIFEST_FILE).is_file() else self.fallback_model_dir
+        return sagemaker_dir if is_model_dir(sagemaker_dir) else self.fallback_model_dir
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

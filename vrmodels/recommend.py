@@ -15,12 +15,24 @@ import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
 from scipy.sparse import csr_matrix
 
-from vrmodels.artifacts import ModelArtifactError, ModelArtifacts, load_model_dir
+from vrmodels.artifacts import MANIFEST_FILE, ModelArtifactError, ModelArtifacts, load_model_dir
 from vrmodels.evaluation import FILTERED_SCORE
 
 _NO_VIDEOS = np.zeros(0, dtype=np.int64)
 
-__all__ = ["ModelArtifactError", "Recommendation", "Recommendations", "Recommender", "UnknownVideoError"]
+__all__ = [
+    "ModelArtifactError",
+    "Recommendation",
+    "Recommendations",
+    "Recommender",
+    "UnknownVideoError",
+    "is_model_dir",
+]
+
+
+def is_model_dir(directory: Path | str) -> bool:
+    """True when `directory` holds a model (a manifest), e.g. one SageMaker extracted into /opt/ml/model."""
+    return (Path(directory) / MANIFEST_FILE).is_file()
 
 
 class UnknownVideoError(KeyError):
