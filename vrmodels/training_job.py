@@ -24,7 +24,7 @@ import pandas as pd
 
 from features.build_features import build_features
 from features.confidence import ConfidenceConfig
-from features.events import read_events, read_movielens, validate_events
+from features.events import read_events, read_movielens
 from vrmodels.artifacts import write_model_dir
 from vrmodels.train_model import TrainParams, to_artifacts, train
 
@@ -58,7 +58,7 @@ def read_channel(directory: Path, input_format: str) -> pd.DataFrame:
         frames = [read_events(path) for path in files if path.name.endswith(EVENT_SUFFIXES)]
     if not frames:
         raise TrainingJobError(f"{directory}: no event files (expected {', '.join(EVENT_SUFFIXES)})")
-    return validate_events(pd.concat(frames, ignore_index=True), directory) if len(frames) > 1 else frames[0]
+    return pd.concat(frames, ignore_index=True)  # each file was validated, with its own name and rows
 
 
 def run(root: Path) -> None:
