@@ -71,3 +71,15 @@ def test_serve_py_train_runs_the_job(opt_ml):
     )
     assert result.returncode == 0, result.stderr
     assert (opt_ml / "model" / "manifest.json").is_file()
+
+
+def test_every_file_of_the_channel_is_read(opt_ml, sample_events):
+    channel = opt_ml / "input" / "data" / "training"
+    (channel / "events.csv").unlink()
+    half = len(sample_events) // 2
+    sample_events.iloc[:half].to_csv(channel / "part-1.csv", index=False)
+    sample_events.iloc[half:].to_parquet(channel / "part-2.parquet")
+    set_hyperparameters(opt_ml, {"factors": "8", "iterations": "5"})
+    assert main() == 0
+    report = load_model_dir(opt_ml / "model").manifest["data"]["features"]
+    assert report["input_events"] == len(sample_events)
