@@ -27,6 +27,11 @@ account_id() {
     || die "cannot call STS: are AWS credentials configured (aws configure, AWS_PROFILE, or a role)?"
 }
 
+# True when the SageMaker resource ARN carries the tag managed-by=vr-deploy (created by these scripts).
+managed_by_us() {
+  [ "$(aws_api sagemaker list-tags --resource-arn "$1" --query "Tags[?Key=='managed-by'].Value" --output text 2>/dev/null)" = "vr-deploy" ]
+}
+
 # Parses the options every script shares; sets SHIFT to how many arguments were consumed (0 if none matched).
 common_option() {
   SHIFT=0

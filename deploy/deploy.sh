@@ -116,9 +116,10 @@ aws_api sagemaker create-model --cli-input-json "file://$WORK/model.json" >/dev/
 log "creating endpoint config $CONFIG_NAME"
 aws_api sagemaker create-endpoint-config --cli-input-json "file://$WORK/endpoint-config.json" >/dev/null
 
-if status="$(aws_api sagemaker describe-endpoint --endpoint-name "$ENDPOINT_NAME" --query EndpointStatus --output text 2>"$WORK/describe.err")"; then
-  tags="$(aws_api sagemaker list-tags --resource-arn "$(aws_api sagemaker describe-endpoint --endpoint-name "$ENDPOINT_NAME" --query EndpointArn --output text)" --query "Tags[?Key=='managed-by'].Value" --output text)"
-  [ "$tags" = "vr-deploy" ] || die "endpoint $ENDPOINT_NAME exists but was not created by these scripts; refusing to update it"
+if existing="$(aws_api sagemaker describe-endpoint --endpoint-name "$ENDPOINT_NAME" \
+    --query '[EndpointStatus, EndpointArn]' --output text 2>"$WORK/describe.err")"; then
+  read -r status endpoint_arn <<<"$existing"
+  managed_by_us "$endpoint_arn" || die "endpoint $ENDPOINT_NAME exists but was not created by these scripts; refusing to update it"
   log "endpoint $ENDPOINT_NAME is $status: updating it to $CONFIG_NAME (no downtime)"
   aws_api sagemaker update-endpoint --endpoint-name "$ENDPOINT_NAME" --endpoint-config-name "$CONFIG_NAME" >/dev/null
 elif grep -q "Could not find endpoint" "$WORK/describe.err"; then

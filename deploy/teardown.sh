@@ -38,10 +38,6 @@ while [ $# -gt 0 ]; do
 done
 need aws "pip install -r requirements-dev.txt"
 
-ours() {  # ours ARN: true when the resource carries managed-by=vr-deploy
-  [ "$(aws_api sagemaker list-tags --resource-arn "$1" --query "Tags[?Key=='managed-by'].Value" --output text 2>/dev/null)" = "vr-deploy" ]
-}
-
 if [ "$YES" != 1 ]; then
   [ -t 0 ] || die "refusing to delete without --yes when not run interactively"
   read -r -p "Delete endpoint $ENDPOINT_NAME and its configs and models in $REGION? [y/N] " answer
@@ -49,7 +45,7 @@ if [ "$YES" != 1 ]; then
 fi
 
 if ENDPOINT_ARN="$(aws_api sagemaker describe-endpoint --endpoint-name "$ENDPOINT_NAME" --query EndpointArn --output text 2>/dev/null)"; then
-  ours "$ENDPOINT_ARN" || die "endpoint $ENDPOINT_NAME was not created by these scripts (no managed-by=vr-deploy tag); not deleting it"
+  managed_by_us "$ENDPOINT_ARN" || die "endpoint $ENDPOINT_NAME was not created by these scripts (no managed-by=vr-deploy tag); not deleting it"
   RESOURCE="endpoint/$ENDPOINT_NAME/variant/AllTraffic"
   aws_api application-autoscaling delete-scaling-policy --service-namespace sagemaker --resource-id "$RESOURCE" \
     --scalable-dimension sagemaker:variant:DesiredInstanceCount --policy-name "$ENDPOINT_NAME-invocations" >/dev/null 2>&1 || true
@@ -69,7 +65,7 @@ delete_tagged() {  # delete_tagged KIND LIST-COMMAND COLLECTION NAME-FIELD ARN-F
       if [ -z "$resource_name" ] || [ "$resource_name" = "None" ] || [[ "$resource_name" != "$prefix"* ]]; then
         continue
       fi
-      if ours "$resource_arn"; then
+      if managed_by_us "$resource_arn"; then
         log "deleting $kind $resource_name"
         aws_api sagemaker "delete-$kind" "--$kind-name" "$resource_name" >/dev/null 2>&1 || log "$kind $resource_name: already gone"
       else

@@ -8,11 +8,13 @@ import time
 from dataclasses import dataclass
 
 import httpx
+import pytest
 
 from tests.server import PROJECT_ROOT
 
 DOCKER = os.environ.get("VR_DOCKER", "/usr/bin/docker")  # Debian's client: builds with BuildKit, no buildx
 ENSURE_ENGINE = PROJECT_ROOT / "tests" / "engine" / "ensure_engine.sh"
+needs_engine = pytest.mark.skipif(os.environ.get("VR_SKIP_CONTAINER_TESTS") == "1", reason="VR_SKIP_CONTAINER_TESTS=1")
 
 
 def docker(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:

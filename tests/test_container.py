@@ -7,7 +7,6 @@ local stand-in for python:3.11-slim when Docker Hub is out of reach. Set VR_SKIP
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -19,14 +18,14 @@ from features.build_features import build_features
 from features.events import validate_events
 from features.sample_events import generate_events
 from tests.conftest import SMALL_PARAMS
-from tests.container import PROJECT_ROOT, docker, run_server
+from tests.container import PROJECT_ROOT, docker, needs_engine, run_server
 from tests.server import SLOW_REQUEST_LINES, InFlightRequest
 from vrmodels.artifacts import load_model_dir, write_model_dir
 from vrmodels.train_model import to_artifacts, train
 
 pytestmark = [
     pytest.mark.container,
-    pytest.mark.skipif(os.environ.get("VR_SKIP_CONTAINER_TESTS") == "1", reason="VR_SKIP_CONTAINER_TESTS=1"),
+    needs_engine,
 ]
 JSON = {"Content-Type": "application/json"}
 

@@ -25,13 +25,13 @@ import pytest
 from deploy.client import RecommenderClient, RecommenderModelError
 from deploy.local_runtime import serve as serve_runtime
 from tests import moto_update_endpoint
-from tests.container import run_server
+from tests.container import needs_engine, run_server
 from tests.server import PROJECT_ROOT, free_port
 
 pytestmark = [
     pytest.mark.aws,
     pytest.mark.container,
-    pytest.mark.skipif(os.environ.get("VR_SKIP_CONTAINER_TESTS") == "1", reason="VR_SKIP_CONTAINER_TESTS=1"),
+    needs_engine,
 ]
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

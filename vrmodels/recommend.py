@@ -173,22 +173,22 @@ class Recommender:
         keep = ids != video
         return self._to_items(ids[keep][:k], scores[keep][:k])
 
-    def _user_row(self, user: int) -> csr_matrix:
-        """One user's training row as a 1-row CSR, sliced from the arrays (scipy's row indexing is slow)."""
+    def _user_videos(self, user: int) -> tuple[np.ndarray, np.ndarray]:
+        """One user's training videos and confidences, sliced from the CSR arrays (scipy's row indexing is slow)."""
         start, end = self._user_items.indptr[user], self._user_items.indptr[user + 1]
-        return csr_matrix(
-            (self._user_items.data[start:end], self._user_items.indices[start:end], np.array([0, end - start])),
-            shape=(1, self.video_count),
-        )
+        return self._user_items.indices[start:end], self._user_items.data[start:end]
+
+    def _user_row(self, user: int) -> csr_matrix:
+        videos, confidences = self._user_videos(user)
+        return csr_matrix((confidences, videos, np.array([0, len(videos)])), shape=(1, self.video_count))
 
     def _history_row(self, user: int | None, history: np.ndarray) -> csr_matrix:
         """The user's training row (if any) plus the history videos, as a 1-row CSR for fold-in."""
         confidences = np.zeros(self.video_count, dtype=np.float32)
         confidences[history] = self._history_confidence
         if user is not None:
-            start, end = self._user_items.indptr[user], self._user_items.indptr[user + 1]
-            known = self._user_items.indices[start:end]
-            confidences[known] = np.maximum(confidences[known], self._user_items.data[start:end])
+            known, known_confidences = self._user_videos(user)
+            confidences[known] = np.maximum(confidences[known], known_confidences)
         return csr_matrix(confidences.reshape(1, -1))
 
     def _indices(self, video_ids: Iterable[str]) -> tuple[np.ndarray, list[str]]:
