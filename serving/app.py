@@ -1,15 +1,16 @@
 """The FastAPI app: SageMaker's /ping and /invocations, plus /execution-parameters for Batch Transform.
 
-The model loads in a background thread so the port accepts connections at once, as SageMaker expects;
-/ping says 503 until the model is loaded and a warm-up prediction succeeded. Scoring runs in worker
-threads so that /ping stays fast while /invocations is saturated.
+Each worker loads and warms its model before it accepts a connection: the listening socket belongs to the
+gunicorn master, so the kernel accepts connections at once (as SageMaker expects) and queues them for a worker
+that can serve. /ping is therefore never 200 from a worker that would answer /invocations with 503, even while
+other workers are still loading. A worker whose load failed still serves, answering 503 with the reason.
+Scoring runs in worker threads so that /ping stays fast while /invocations is saturated.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        threading.Thread(target=state.load, name="model-load", daemon=True).start()
+        await run_in_threadpool(state.load)
         yield
 
     app = FastAPI(

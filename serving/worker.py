@@ -34,7 +34,9 @@ class Supervisor(BaseApplication):
             "worker_class": f"{RecommenderWorker.__module__}.{RecommenderWorker.__qualname__}",
             "preload_app": True,
             "graceful_timeout": int(settings.graceful_shutdown_seconds),
-            "timeout": max(60, int(settings.timeout_seconds) * 2),  # heartbeat; scoring runs off the loop
+            # A worker's heartbeat starts after it has loaded its model, so this must outlast a load (SageMaker
+            # allows up to ContainerStartupHealthCheckTimeoutInSeconds); scoring itself never blocks the loop.
+            "timeout": max(600, int(settings.timeout_seconds) * 2),
             "keepalive": 75,  # longer than SageMaker's and common load balancers' idle timeouts
             "backlog": 2048,
             "accesslog": None,

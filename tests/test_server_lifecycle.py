@@ -35,6 +35,33 @@ def test_ping_is_503_until_the_model_is_loaded_and_warm(model_dir, tmp_path):
     assert after.status_code == 200
 
 
+def test_a_worker_finishes_starting_only_once_its_model_is_warm(model_dir, tmp_path):
+    """uvicorn accepts connections after the app's startup: loading must be part of it, not run beside it."""
+    app = create_app(Settings(opt_ml=tmp_path, fallback_model_dir=model_dir))
+
+    async def start_up() -> str:
+        async with app.router.lifespan_context(app):
+            return app.state.model.status
+
+    assert asyncio.run(start_up()) == "ready"
+
+
+def test_no_worker_answers_503_once_ping_said_200(model_dir, tmp_path):
+    """With several workers, /ping 200 from one must not hide another that is still loading."""
+    env = {"VR_MODEL_DIR": str(model_dir), "VR_OPT_ML": str(tmp_path), "SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
+    server = start_server(tmp_path / "log", env)
+    try:
+        statuses = {
+            httpx.post(
+                f"{server.url}/invocations", json={"user_id": "u001"}, headers={"Connection": "close"}
+            ).status_code
+            for _ in range(40)
+        }
+        assert statuses == {200}
+    finally:
+        server.stop()
+
+
 def test_broken_model_keeps_ping_at_503_with_the_reason(model_dir, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(model_dir, broken)
