@@ -1,7 +1,7 @@
 """Events → user–video confidence table and id maps.
 
     python -m features.build_features EVENTS --out DIR [--format events|movielens]
-        [--min-user-events N] [--min-video-events N] [--scaling log|linear] ...
+        [--min-user-events N] [--min-video-events N] [--skip-below C] [--skip-weight W] ...
 
 Exact duplicate events and events of users/videos under the minimum counts are dropped on purpose;
 each drop is counted in `report.json` and printed, never lost silently.
@@ -23,13 +23,14 @@ from features.confidence import (
     SCALINGS,
     ConfidenceConfig,
     UnknownEventError,
-    event_signal,
-    scale,
+    check_event_names,
+    completion,
 )
 from features.events import EventsFileError, read_events, read_movielens
-from features.feature_set import FeatureSet
+from features.feature_set import FeatureSet, PairEvents
 
 READERS = {"events": read_events, "movielens": read_movielens}
+NO_EVENT_COLUMN = "view"  # what an event is when the file has no `event` column
 
 
 def build_features(
@@ -41,21 +42,27 @@ def build_features(
 ) -> FeatureSet:
     """Aggregate validated events (see `features.events`) into one confidence per user–video pair."""
     confidence = confidence or ConfidenceConfig()
-    try:
-        signal = event_signal(events, confidence)
-    except UnknownEventError as exc:
-        raise EventsFileError(source, str(exc), row=exc.row, column="event") from exc
+    if "event" in events.columns:
+        event_codes, event_names = pd.factorize(events["event"])
+        first_rows = np.unique(event_codes, return_index=True)[1] + 1
+        try:
+            check_event_names(list(event_names), first_rows.tolist(), confidence)
+        except UnknownEventError as exc:
+            raise EventsFileError(source, str(exc), row=exc.row, column="event") from exc
+        event_names = [str(name) for name in event_names]
+    else:
+        event_codes, event_names = np.zeros(len(events), np.int64), [NO_EVENT_COLUMN]
 
     user_codes, user_ids = pd.factorize(events["user_id"], sort=True)
     video_codes, video_ids = pd.factorize(events["video_id"], sort=True)
-    event_codes = pd.factorize(events["event"])[0] if "event" in events.columns else np.zeros(len(events), np.int64)
 
     # One sort by (pair, time, event) serves everything below: exact duplicates become neighbours, and each
     # pair's events a contiguous run ending with its latest event.
+    timestamps = events["timestamp"].to_numpy()
     pair_key = user_codes.astype(np.int64) * len(video_ids) + video_codes
-    order = np.lexsort((event_codes, events["timestamp"].to_numpy(), pair_key))
+    order = np.lexsort((event_codes, timestamps, pair_key))
     pair_key, user_codes, video_codes = pair_key[order], user_codes[order], video_codes[order]
-    timestamps, signal, event_codes = events["timestamp"].to_numpy()[order], signal[order], event_codes[order]
+    timestamps, event_codes = timestamps[order], event_codes[order]
 
     duplicate = np.zeros(len(order), dtype=bool)
     duplicate[1:] = (
@@ -69,26 +76,32 @@ def build_features(
     rare_video = keep & (video_counts[video_codes] < min_video_events)
     keep &= ~rare_video
 
-    pair_key, signal, timestamps = pair_key[keep], signal[keep], timestamps[keep]
-    run_starts = np.flatnonzero(np.r_[True, pair_key[1:] != pair_key[:-1]]) if len(pair_key) else np.array([], int)
-    run_ends = np.r_[run_starts[1:], len(pair_key)]
-    pair_users, pair_videos = user_codes[keep][run_starts], video_codes[keep][run_starts]
-    confidence_values = scale(np.add.reduceat(signal, run_starts) if len(run_starts) else signal, confidence)
-    positive = confidence_values > 0
+    kept = order[keep]
+    pair_key, timestamps = pair_key[keep], timestamps[keep]
+    starts_flag = np.r_[True, pair_key[1:] != pair_key[:-1]] if len(pair_key) else np.zeros(0, dtype=bool)
+    run_starts = np.flatnonzero(starts_flag)
+    run_ends = np.r_[run_starts[1:], len(pair_key)].astype(np.int64)
+    ratings = events["rating"].to_numpy(np.float32)[kept] if "rating" in events.columns else None
+    pair_events = PairEvents(
+        pair=(np.cumsum(starts_flag) - 1).astype(np.int32),
+        event_codes=event_codes[keep].astype(np.int16),
+        event_names=event_names,
+        completion=completion(events)[kept],
+        rating=ratings,
+    )
 
     # Re-index so that only users and videos with kept events get an index (order-preserving).
-    kept_users, user_index = _compact(pair_users, len(user_ids))
-    kept_videos, video_index = _compact(pair_videos, len(video_ids))
+    kept_users, user_index = _compact(user_codes[keep][run_starts], len(user_ids))
+    kept_videos, video_index = _compact(video_codes[keep][run_starts], len(video_ids))
     interactions = pd.DataFrame(
         {
             "user_index": user_index,
             "video_index": video_index,
-            "confidence": confidence_values.astype(np.float32),
+            "confidence": pair_events.confidence(confidence),
             "events": (run_ends - run_starts).astype(np.int32),
             "last_timestamp": timestamps[run_ends - 1].astype(np.int64),
         }
-    )[positive].reset_index(drop=True)
-
+    )
     report = {
         "source": str(source),
         "input_events": len(events),
@@ -96,23 +109,23 @@ def build_features(
             "duplicate_events": int(duplicate.sum()),
             "events_of_users_under_min": int(rare_user.sum()),
             "events_of_videos_under_min": int(rare_video.sum()),
-            "zero_confidence_pairs": int((~positive).sum()),
+            "zero_confidence_pairs": int((interactions["confidence"] <= 0).sum()),
         },
         "kept_events": int(keep.sum()),
         "users": len(kept_users),
         "videos": len(kept_videos),
-        "pairs": int(positive.sum()),
+        "pairs": len(interactions),
+        "events_with_watch_time": int((~np.isnan(pair_events.completion)).sum()),
+        "event_counts": dict(
+            zip(event_names, np.bincount(pair_events.event_codes, minlength=len(event_names)).tolist())
+        ),
         "min_user_events": min_user_events,
         "min_video_events": min_video_events,
-        "confidence": {
-            "event_weights": confidence.event_weights,
-            "completion_weight": confidence.completion_weight,
-            "rating_weight": confidence.rating_weight,
-            "scaling": confidence.scaling,
-        },
+        "confidence": confidence.to_dict(),
     }
     return FeatureSet(
         interactions=interactions,
+        pair_events=pair_events,
         user_ids=[str(u) for u in np.asarray(user_ids)[kept_users]],
         video_ids=[str(v) for v in np.asarray(video_ids)[kept_videos]],
         report=report,
@@ -131,6 +144,38 @@ def build_features_from_file(path: Path | str, input_format: str = "events", **o
     return build_features(READERS[input_format](path), source=str(path), **options)
 
 
+def confidence_arguments(parser: argparse.ArgumentParser) -> None:
+    """The confidence options, shared by every command that builds features."""
+    defaults = ConfidenceConfig()
+    group = parser.add_argument_group("confidence (see features/confidence.py)")
+    group.add_argument("--scaling", choices=SCALINGS, default=defaults.scaling)
+    group.add_argument("--completion-weight", type=float, default=defaults.completion_weight)
+    group.add_argument(
+        "--skip-below", type=float, default=defaults.skip_below, help="completion under which a view is a skip"
+    )
+    group.add_argument(
+        "--skip-weight", type=float, default=defaults.skip_weight, help="share of its weight a skip keeps"
+    )
+    group.add_argument("--rating-weight", type=float, default=defaults.rating_weight)
+    group.add_argument(
+        "--event-weights",
+        type=json.loads,
+        default=DEFAULT_EVENT_WEIGHTS,
+        help=f"JSON object of event → weight (default {json.dumps(DEFAULT_EVENT_WEIGHTS)})",
+    )
+
+
+def confidence_from_arguments(args: argparse.Namespace) -> ConfidenceConfig:
+    return ConfidenceConfig(
+        event_weights=args.event_weights,
+        completion_weight=args.completion_weight,
+        skip_below=args.skip_below,
+        skip_weight=args.skip_weight,
+        rating_weight=args.rating_weight,
+        scaling=args.scaling,
+    )
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("events", type=Path, help="CSV (optionally .gz) or Parquet events, or MovieLens u.data")
@@ -138,15 +183,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--format", choices=sorted(READERS), default="events")
     parser.add_argument("--min-user-events", type=int, default=1)
     parser.add_argument("--min-video-events", type=int, default=1)
-    parser.add_argument("--scaling", choices=SCALINGS, default=ConfidenceConfig.scaling)
-    parser.add_argument("--completion-weight", type=float, default=ConfidenceConfig.completion_weight)
-    parser.add_argument("--rating-weight", type=float, default=ConfidenceConfig.rating_weight)
-    parser.add_argument(
-        "--event-weights",
-        type=json.loads,
-        default=DEFAULT_EVENT_WEIGHTS,
-        help=f"JSON object of event → weight (default {json.dumps(DEFAULT_EVENT_WEIGHTS)})",
-    )
+    confidence_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -154,16 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     started = time.perf_counter()
     try:
-        confidence = ConfidenceConfig(
-            event_weights=args.event_weights,
-            completion_weight=args.completion_weight,
-            rating_weight=args.rating_weight,
-            scaling=args.scaling,
-        )
         features = build_features_from_file(
             args.events,
             args.format,
-            confidence=confidence,
+            confidence=confidence_from_arguments(args),
             min_user_events=args.min_user_events,
             min_video_events=args.min_video_events,
         )

@@ -1,19 +1,31 @@
-"""How much an event says about a user's interest in a video.
+"""How much a user's events say about their interest in a video: the confidence ALS learns from.
 
-Each event earns a signal
+Each event earns a signal, where `c` is its completion `min(watch_seconds / video_duration, 1)`:
 
-    signal = event_weights[event]                                   (1.0 when there is no `event` column)
-           + completion_weight * clip(watch_seconds / video_duration, 0, 1)   (0 when either is missing)
-           + rating_weight * rating                                          (0 when missing)
+    skipped = c is known and c < skip_below
+    signal  = event_weights[event] × (skip_weight if skipped else 1)      (weight 1 when there is no `event` column)
+            + completion_weight × c                   (only when c is known and not skipped)
+            + rating_weight × rating                  (0 when there is no rating)
 
-and a user–video pair's confidence is the sum of its events' signals, passed through `scaling`:
-`log` gives log1p(sum) so that the tenth replay counts for less than the first; `linear` keeps the sum.
-ALS then multiplies this by its own `alpha`.
+A pair's confidence is the sum of its events' signals through `scaling`: `log` gives log1p(sum), so a replay
+adds less than the first watch did and a like on top of a full watch adds less than either alone; `linear`
+keeps the sum. ALS multiplies it by its own `alpha`; implicit then weighs a pair by `alpha × confidence`
+against a weight of 1 for every unwatched video, so a skip that earns almost nothing is almost ignored.
+
+Why these defaults (measured by grids on the bundled sample with three generator seeds, and on MovieLens-100K;
+see README): a view abandoned under 80% says almost nothing about interest (clickbait is clicked by everyone
+and abandoned), so it keeps 5% of its weight; that alone lifts NDCG@10 on satisfying watches by about a third
+over a skip-blind confidence. A view watched through earns its weight 1, a `complete` event 2 more, a like 4,
+a share 6. A completion bonus above the floor adds nothing the floor has not said (best at 0). Ratings add a
+quarter point per star (MovieLens: which films a user rates matters more than the stars).
+
+One definition serves every trainer: `ConfidenceConfig` holds the parameters, `pair_confidence` is the
+NumPy implementation, and the Spark trainer builds the same expression from the same dataclass.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -25,16 +37,26 @@ SCALINGS = ("log", "linear")
 @dataclass(frozen=True)
 class ConfidenceConfig:
     event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
-    completion_weight: float = 2.0
-    rating_weight: float = 0.0
+    completion_weight: float = 0.0
+    skip_below: float = 0.8
+    skip_weight: float = 0.05
+    rating_weight: float = 0.25
     scaling: str = "log"
 
     def __post_init__(self) -> None:
         if self.scaling not in SCALINGS:
             raise ValueError(f"scaling must be one of {SCALINGS}, got {self.scaling!r}")
-        negative = {name: w for name, w in self.event_weights.items() if w < 0}
-        if negative or self.completion_weight < 0 or self.rating_weight < 0:
-            raise ValueError("confidence weights must be non-negative")
+        negative = sorted(name for name, weight in self.event_weights.items() if weight < 0)
+        if negative:
+            raise ValueError(f"event weights must be non-negative: {', '.join(negative)}")
+        for name in ("completion_weight", "skip_weight", "rating_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if not 0.0 <= self.skip_below <= 1.0:
+            raise ValueError(f"skip_below is a completion between 0 and 1, got {self.skip_below}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 class UnknownEventError(ValueError):
@@ -45,27 +67,50 @@ class UnknownEventError(ValueError):
         self.event, self.row = event, row
 
 
-def event_signal(events: pd.DataFrame, config: ConfidenceConfig) -> np.ndarray:
-    """The per-event signal above, vectorised over a validated events frame."""
-    if "event" in events.columns:
-        codes, names = pd.factorize(events["event"])  # map the few distinct names, then gather
-        weights = np.array([config.event_weights.get(name, np.nan) for name in names], dtype=np.float64)
-        unknown = np.isnan(weights)[codes]
-        if unknown.any():
-            row = int(np.argmax(unknown))
-            raise UnknownEventError(events["event"].iloc[row], row + 1, sorted(config.event_weights))
-        signal = weights[codes]
+def completion(events: pd.DataFrame) -> np.ndarray:
+    """Per event: watch_seconds / video_duration clipped to 0..1, NaN where the event carries no watch time.
+
+    `features.events` guarantees a positive duration wherever watch_seconds is given.
+    """
+    if "watch_seconds" not in events.columns or "video_duration" not in events.columns:
+        return np.full(len(events), np.nan, dtype=np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = events["watch_seconds"].to_numpy(np.float64) / events["video_duration"].to_numpy(np.float64)
+    return np.clip(ratio, 0.0, 1.0).astype(np.float32)
+
+
+def check_event_names(names: list[str] | np.ndarray, first_rows: list[int], config: ConfidenceConfig) -> None:
+    """Raise UnknownEventError for the first name the weights do not cover (rows are 1-based data rows)."""
+    unknown = [(row, name) for name, row in zip(names, first_rows) if name not in config.event_weights]
+    if unknown:
+        row, name = min(unknown)
+        raise UnknownEventError(name, row, sorted(config.event_weights))
+
+
+def event_signal(
+    event_names: list[str] | np.ndarray,
+    event_codes: np.ndarray | None,
+    completions: np.ndarray,
+    ratings: np.ndarray | None,
+    config: ConfidenceConfig,
+) -> np.ndarray:
+    """The per-event signal above; `event_codes` index `event_names` (None: no event column)."""
+    if event_codes is None:
+        signal = np.ones(len(completions), dtype=np.float64)
     else:
-        signal = np.ones(len(events), dtype=np.float64)
-    if config.completion_weight and {"watch_seconds", "video_duration"} <= set(events.columns):
-        duration = events["video_duration"].to_numpy()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.clip(events["watch_seconds"].to_numpy() / duration, 0.0, 1.0)
-        signal += config.completion_weight * np.nan_to_num(np.where(duration > 0, ratio, 0.0))
-    if config.rating_weight and "rating" in events.columns:
-        signal += config.rating_weight * np.nan_to_num(events["rating"].to_numpy())
+        weights = np.array([config.event_weights[name] for name in event_names], dtype=np.float64)
+        signal = weights[event_codes] if len(weights) else np.zeros(len(event_codes))
+    known = ~np.isnan(completions)
+    skipped = known & (completions < config.skip_below)
+    signal = np.where(skipped, signal * config.skip_weight, signal)
+    watched = known & ~skipped
+    signal = signal + np.where(watched, config.completion_weight * np.nan_to_num(completions), 0.0)
+    if config.rating_weight and ratings is not None:
+        signal = signal + config.rating_weight * np.nan_to_num(ratings)
     return signal
 
 
-def scale(total_signal: np.ndarray, config: ConfidenceConfig) -> np.ndarray:
-    return np.log1p(total_signal) if config.scaling == "log" else total_signal
+def pair_confidence(pair: np.ndarray, pairs: int, signal: np.ndarray, config: ConfidenceConfig) -> np.ndarray:
+    """Sum each pair's event signals (`pair[i]` is event i's pair) and apply the scaling."""
+    total = np.bincount(pair, weights=signal, minlength=pairs)
+    return (np.log1p(total) if config.scaling == "log" else total).astype(np.float32)

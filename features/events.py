@@ -87,7 +87,23 @@ def validate_events(frame: pd.DataFrame, path: Path | str) -> pd.DataFrame:
     for column in NUMERIC_COLUMNS:
         if column in frame.columns:
             out[column] = _numbers(_numpy_backed(frame[column]), column, path)
+    if "watch_seconds" in out.columns:
+        _check_durations(out, path)
     return out.reset_index(drop=True)
+
+
+def _check_durations(events: pd.DataFrame, path: Path | str) -> None:
+    """Watch time means nothing without the video's length: completion is watch_seconds / video_duration."""
+    watched = events["watch_seconds"].notna().to_numpy()
+    if not watched.any():
+        return
+    if "video_duration" not in events.columns:
+        raise EventsFileError(
+            path, "column 'watch_seconds' needs a 'video_duration' column (completion = watch_seconds / video_duration)"
+        )
+    duration = events["video_duration"].to_numpy()
+    _fail_on_first(watched & np.isnan(duration), path, "video_duration", "missing where watch_seconds is given")
+    _fail_on_first(watched & (duration == 0), path, "video_duration", "must be positive where watch_seconds is given")
 
 
 def _ids(values: pd.Series, column: str, path: Path | str) -> pd.Series:

@@ -92,3 +92,27 @@ def test_bad_timestamp_among_epoch_seconds_names_its_own_row(tmp_path):
 def test_epoch_and_iso_timestamps_may_mix(tmp_path):
     path = write(tmp_path, "u1,v1,100,view,,\nu2,v1,2025-01-01T00:00:00Z,view,,\n")
     assert read_events(path)["timestamp"].tolist() == [100, 1735689600]
+
+
+def test_negative_video_duration_names_row_and_column(tmp_path):
+    path = write(tmp_path, "u1,v1,100,view,10,60\nu1,v2,101,view,10,-60\n")
+    with pytest.raises(EventsFileError, match=r"row 2, column 'video_duration': negative value"):
+        read_events(path)
+
+
+def test_watch_time_without_a_duration_names_row_and_column(tmp_path):
+    path = write(tmp_path, "u1,v1,100,like,,\nu1,v2,101,view,30,\n")
+    with pytest.raises(EventsFileError, match=r"row 2, column 'video_duration': missing where watch_seconds is given"):
+        read_events(path)
+
+
+def test_watch_time_with_a_zero_duration_is_refused(tmp_path):
+    path = write(tmp_path, "u1,v1,100,view,30,0\n")
+    with pytest.raises(EventsFileError, match=r"row 1, column 'video_duration': must be positive"):
+        read_events(path)
+
+
+def test_watch_time_without_a_duration_column_is_refused(tmp_path):
+    path = write(tmp_path, "u1,v1,100,view,30\n", header="user_id,video_id,timestamp,event,watch_seconds\n")
+    with pytest.raises(EventsFileError, match=r"column 'watch_seconds' needs a 'video_duration' column"):
+        read_events(path)
