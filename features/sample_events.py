@@ -1,9 +1,16 @@
-"""Deterministic synthetic video events with real structure, for the bundled sample and benchmarks.
+"""Deterministic synthetic watch logs that behave like real ones, for the bundled sample and benchmarks.
 
-Users belong to taste clusters (each prefers one or two genres), videos have a genre and a
-power-law popularity within it, users' activity is heavy-tailed, and engagement (completion,
-likes, shares) is higher inside a user's taste. Collaborative filtering can therefore beat
-most-popular here, which pure noise would not allow.
+What makes it realistic, and hard for a click counter:
+- users have topic tastes (a few topics each, Dirichlet-distributed) and heavy-tailed activity;
+- videos have a topic, a duration (log-normal, 20 s to 3 h), a quality and a power-law popularity;
+- a click becomes a watch whose completion depends on the user's affinity for the topic and on the
+  video's quality: many clicks end in an early skip (under 15% watched);
+- `complete`, `like` and `share` events follow satisfying watches, more often the stronger the affinity;
+- a few popular clickbait videos are clicked by everyone, whatever their taste, and rarely finished;
+- satisfied users sometimes come back and watch a video again (replays).
+
+Rows: `user_id, video_id, timestamp, event, watch_seconds, video_duration`. A `view` row carries how long
+the video was watched; `complete`, `like` and `share` rows follow it with empty watch columns.
 
     python -m features.sample_events --out data/sample/events.csv.gz
 """
@@ -19,65 +26,144 @@ import pandas as pd
 
 START = 1_735_689_600  # 2025-01-01T00:00:00Z
 SPAN_SECONDS = 60 * 24 * 3600
+EARLY_SKIP = 0.15  # an early skip watches at most this share of the video
 
 
 def generate_events(
-    users: int = 2000, videos: int = 400, mean_events: float = 20.0, genres: int = 16, seed: int = 7
+    users: int = 3000,
+    videos: int = 600,
+    mean_events: float = 20.0,
+    topics: int = 16,
+    clickbait_share: float = 0.015,
+    clickbait_clicks: float = 0.12,
+    seed: int = 7,
 ) -> pd.DataFrame:
+    """About `mean_events` clicks per user (each a `view`, plus the explicit events that follow it)."""
     rng = np.random.default_rng(seed)
-    video_genre = rng.integers(0, genres, size=videos)
-    popularity = 1.0 / np.arange(1, videos + 1) ** 0.7
-    popularity = popularity[rng.permutation(videos)]
-    duration = rng.integers(30, 1800, size=videos).astype(np.float64)
+    catalogue = _catalogue(rng, videos, topics, clickbait_share)
+    taste = rng.dirichlet(np.full(topics, 0.3), size=users)  # most weight on a few topics
+    clicks_per_user = np.maximum(2, rng.lognormal(np.log(mean_events) - 0.5, 1.0, size=users).astype(np.int64))
+    user = np.repeat(np.arange(users), clicks_per_user)
+    video = _choose_videos(rng, user, taste, catalogue, clickbait_clicks)
 
-    taste = np.stack([rng.integers(0, genres, size=users), rng.integers(0, genres, size=users)], axis=1)
-    activity = np.maximum(2, rng.lognormal(np.log(mean_events) - 0.5, 1.0, size=users).astype(np.int64))
-    user_of_event = np.repeat(np.arange(users), activity)
-    n = len(user_of_event)
+    # Affinity in 0..1: the user's taste for the video's topic relative to their favourite topic.
+    affinity = taste[user, catalogue["topic"][video]] / taste[user].max(axis=1)
+    satisfaction = 1 / (1 + np.exp(-6 * (0.55 * affinity + 0.6 * catalogue["quality"][video] - 0.6)))
+    satisfaction = np.clip(satisfaction + rng.normal(0, 0.08, size=len(user)), 0, 1)
+    skipped = rng.random(len(user)) > satisfaction
+    completion = np.where(
+        skipped,
+        rng.uniform(0.01, EARLY_SKIP, size=len(user)),
+        np.clip(rng.beta(1 + 8 * satisfaction, 1 + 2 * (1 - satisfaction)), 0.2, 1.0),
+    )
+    time = _timestamps(rng, user, users)
 
-    in_taste = rng.random(n) < 0.9
-    second_genre = rng.random(n) < 0.35
-    genre = np.where(second_genre, taste[user_of_event, 1], taste[user_of_event, 0])
-    genre = np.where(in_taste, genre, rng.integers(0, genres, size=n))
+    views = pd.DataFrame({"user": user, "video": video, "timestamp": time, "event": "view", "completion": completion})
+    # Replays: a satisfying watch is sometimes watched again later, usually to the end.
+    replayed = ~skipped & (rng.random(len(user)) < 0.25 * satisfaction)
+    replays = views[replayed].assign(
+        timestamp=lambda f: f.timestamp + rng.integers(3600, 14 * 24 * 3600, size=len(f)),
+        completion=lambda f: np.clip(rng.beta(6, 1.5, size=len(f)), 0.3, 1.0),
+    )
+    views = pd.concat([views, replays], ignore_index=True)
+    views = views[views.timestamp < START + SPAN_SECONDS]
 
-    # Pick a video of the chosen genre by popularity: sample within each genre's cumulative weights.
-    order = np.argsort(video_genre, kind="stable")
-    genre_start = np.searchsorted(video_genre[order], np.arange(genres))
-    genre_end = np.searchsorted(video_genre[order], np.arange(genres), side="right")
-    cumulative = np.cumsum(popularity[order])
-    low = np.where(genre_start > 0, cumulative[genre_start - 1], 0.0)
-    high = cumulative[genre_end - 1]
-    draw = low[genre] + rng.random(n) * (high[genre] - low[genre])
-    video = order[np.minimum(np.searchsorted(cumulative, draw, side="right"), genre_end[genre] - 1)]
+    satisfied = views.completion.to_numpy() >= 0.95
+    engaged = (views.completion.to_numpy() >= 0.5) * satisfaction_of(views, catalogue, taste)
+    explicit = [
+        views[satisfied].assign(event="complete"),
+        views[rng.random(len(views)) < 0.30 * engaged].assign(event="like"),
+        views[rng.random(len(views)) < 0.05 * engaged].assign(event="share"),
+    ]
+    offset = np.round(views.completion * catalogue["duration"][views.video]).astype(np.int64)
+    explicit = [frame.assign(timestamp=frame.timestamp + offset[frame.index] + 1) for frame in explicit]
 
-    engaged = np.where(in_taste, 0.7, 0.25)
-    completion = np.clip(rng.beta(2, 2, size=n) * 0.6 + engaged * rng.random(n), 0.02, 1.0)
-    event = np.full(n, "view", dtype=object)
-    event[completion > 0.9] = "complete"
-    event[rng.random(n) < engaged * 0.15] = "like"
-    event[rng.random(n) < engaged * 0.03] = "share"
-
-    timestamps = START + np.sort(rng.integers(0, SPAN_SECONDS, size=n))
-    timestamps = timestamps[rng.permutation(n)]
+    rows = pd.concat([views, *explicit], ignore_index=True)
+    duration = catalogue["duration"][rows.video.to_numpy()]
+    is_view = (rows.event == "view").to_numpy()
     frame = pd.DataFrame(
         {
-            "user_id": np.char.add("u", np.char.zfill((user_of_event + 1).astype(str), 3)),
-            "video_id": np.char.add("v", np.char.zfill((video + 1).astype(str), 3)),
-            "timestamp": timestamps,
-            "event": event,
-            "watch_seconds": np.round(completion * duration[video], 1),
-            "video_duration": duration[video],
+            "user_id": _ids("u", rows.user.to_numpy()),
+            "video_id": _ids("v", rows.video.to_numpy()),
+            "timestamp": rows.timestamp.to_numpy(),
+            "event": rows.event.to_numpy(),
+            "watch_seconds": np.where(is_view, np.round(rows.completion.to_numpy() * duration, 1), np.nan),
+            "video_duration": np.where(is_view, duration, np.nan),
         }
     )
-    return frame.sort_values(["timestamp", "user_id"], kind="stable").reset_index(drop=True)
+    return frame.sort_values(["timestamp", "user_id", "event"], kind="stable").reset_index(drop=True)
+
+
+def satisfaction_of(views: pd.DataFrame, catalogue: dict[str, np.ndarray], taste: np.ndarray) -> np.ndarray:
+    """How much a watch pleased: affinity and quality, without the per-watch noise (drives likes and shares)."""
+    video, user = views.video.to_numpy(), views.user.to_numpy()
+    affinity = taste[user, catalogue["topic"][video]] / taste[user].max(axis=1)
+    return affinity * catalogue["quality"][video]
+
+
+def _catalogue(rng: np.random.Generator, videos: int, topics: int, clickbait_share: float) -> dict[str, np.ndarray]:
+    popularity = 1.0 / np.arange(1, videos + 1) ** 0.8
+    popularity = popularity[rng.permutation(videos)]
+    clickbait = np.zeros(videos, dtype=bool)
+    clickbait[np.argsort(-popularity)[: max(3, int(videos * clickbait_share))]] = True  # among the most clicked
+    quality = np.where(clickbait, rng.uniform(0.0, 0.15, size=videos), rng.beta(4, 2, size=videos))
+    return {
+        "topic": rng.integers(0, topics, size=videos),
+        "popularity": popularity,
+        "clickbait": clickbait,
+        "quality": quality,
+        "duration": np.clip(np.round(rng.lognormal(np.log(360), 0.9, size=videos)), 20, 3 * 3600),
+    }
+
+
+def _choose_videos(
+    rng: np.random.Generator,
+    user: np.ndarray,
+    taste: np.ndarray,
+    catalogue: dict[str, np.ndarray],
+    clickbait_clicks: float,
+) -> np.ndarray:
+    """A topic from the user's taste (10% exploration), then a video of it by popularity; or clickbait."""
+    n, topics = len(user), taste.shape[1]
+    cumulative_taste = np.cumsum(taste, axis=1)
+    topic = np.minimum((cumulative_taste[user] < rng.random(n)[:, None]).sum(axis=1), topics - 1)
+    explore = rng.random(n) < 0.10
+    topic[explore] = rng.integers(0, topics, size=int(explore.sum()))
+
+    video = np.empty(n, dtype=np.int64)
+    regular = ~catalogue["clickbait"]
+    for t in range(topics):
+        chosen = topic == t
+        pool = np.flatnonzero(regular & (catalogue["topic"] == t))
+        if len(pool) == 0:
+            pool = np.flatnonzero(regular)
+        weights = catalogue["popularity"][pool]
+        video[chosen] = rng.choice(pool, size=int(chosen.sum()), p=weights / weights.sum())
+    baited = rng.random(n) < clickbait_clicks
+    pool = np.flatnonzero(catalogue["clickbait"])
+    weights = catalogue["popularity"][pool]
+    video[baited] = rng.choice(pool, size=int(baited.sum()), p=weights / weights.sum())
+    return video
+
+
+def _timestamps(rng: np.random.Generator, user: np.ndarray, users: int) -> np.ndarray:
+    """Each user is active over a random window of the span; events spread uniformly inside it."""
+    start = rng.integers(0, SPAN_SECONDS // 2, size=users)
+    length = rng.integers(SPAN_SECONDS // 6, SPAN_SECONDS // 2, size=users)
+    return START + start[user] + (rng.random(len(user)) * length[user]).astype(np.int64)
+
+
+def _ids(prefix: str, indices: np.ndarray) -> np.ndarray:
+    """u001, u002, ... u999, u1000: the ids the tutorial's requests use."""
+    return np.char.add(prefix, np.char.zfill((indices + 1).astype(str), 3))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help=".csv, .csv.gz or .parquet")
-    parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--videos", type=int, default=400)
-    parser.add_argument("--mean-events", type=float, default=20.0, help="mean events per user")
+    parser.add_argument("--users", type=int, default=3000)
+    parser.add_argument("--videos", type=int, default=600)
+    parser.add_argument("--mean-events", type=float, default=20.0, help="mean clicks per user")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     frame = generate_events(args.users, args.videos, args.mean_events, seed=args.seed)
