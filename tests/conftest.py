@@ -33,7 +33,7 @@ def sample_features(sample_events: pd.DataFrame) -> FeatureSet:
 def model_dir(tmp_path_factory: pytest.TempPathFactory, sample_features: FeatureSet) -> Path:
     """A real, trained, versioned model directory (read-only for the tests that use it)."""
     result = train(sample_features, SMALL_PARAMS)
-    return save_versioned(to_artifacts(result, sample_features), tmp_path_factory.mktemp("models"))
+    return save_versioned(to_artifacts(result), tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="session")

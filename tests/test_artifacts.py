@@ -24,13 +24,38 @@ def model_copy(tmp_path, model_dir):
 
 def test_manifest_records_parameters_data_metrics_and_checksums(model_dir):
     manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["model_version"] == model_dir.name
     assert set(manifest["parameters"]) == {"factors", "regularization", "alpha", "iterations", "seed"}
-    assert set(manifest["metrics"]) == {"als", "most_popular"}
+    assert set(manifest["confidence"]) == {
+        "event_weights", "completion_weight", "skip_below", "skip_weight", "rating_weight", "scaling"
+    }  # fmt: skip
+    assert set(manifest["metrics"]) == {"als", "most_popular", "most_watched"}
+    assert manifest["evaluation"]["relevance"]["kind"] == "satisfying_watch"
+    assert len(manifest["evaluation"]["curves"]["als"]["ndcg"]) == 50
     assert manifest["data"]["features"]["dropped"]["duplicate_events"] >= 0
-    assert set(manifest["files"]) == set(DATA_FILES)
+    assert set(manifest["files"]) == {*DATA_FILES, "evaluation.html", "evaluation.png"}
     assert all(len(entry["sha256"]) == 64 for entry in manifest["files"].values())
+
+
+def test_the_evaluation_report_names_its_metrics_and_relevance(model_dir):
+    page = (model_dir / "evaluation.html").read_text()
+    for words in ("NDCG@k and recall@k, k = 1..50", "ndcg@10", "recall@10", "coverage@10", "popular_share@10"):
+        assert words in page
+    assert "satisfying watches: completion ≥ 0.8 or a complete/like/share event" in page
+    assert '<img src="evaluation.png"' in page
+    assert (model_dir / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_format_1_directory_still_loads(model_copy):
+    """Written before the report existed: no report files, format_version 1."""
+    manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
+    for name in ("evaluation.html", "evaluation.png"):
+        (model_copy / name).unlink()
+        del manifest["files"][name]
+    manifest["format_version"] = 1
+    (model_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert load_model_dir(model_copy).manifest["format_version"] == 1
 
 
 def test_latest_points_at_the_new_version(model_dir):
@@ -74,16 +99,16 @@ def test_missing_manifest_says_what_the_directory_should_be(tmp_path):
 
 def test_newer_format_version_is_refused(model_copy):
     manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
-    manifest["format_version"] = 2
+    manifest["format_version"] = 99
     (model_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(ModelArtifactError, match="format_version 2, this code reads 1"):
+    with pytest.raises(ModelArtifactError, match="format_version 99, this code reads 1, 2"):
         load_model_dir(model_copy)
 
 
 def test_package_puts_files_at_the_archive_root(tmp_path, model_dir):
     archive = package_model_dir(model_dir, tmp_path / "model.tar.gz")
     with tarfile.open(archive) as tar:
-        assert sorted(tar.getnames()) == sorted([MANIFEST_FILE, *DATA_FILES])
+        assert sorted(tar.getnames()) == sorted([MANIFEST_FILE, *DATA_FILES, "evaluation.html", "evaluation.png"])
         tar.extractall(tmp_path / "opt-ml-model", filter="data")
     assert load_model_dir(tmp_path / "opt-ml-model").manifest["model_version"] == model_dir.name
 
@@ -94,7 +119,7 @@ def test_writing_into_an_existing_empty_directory_stages_inside_it(tmp_path, mod
     target = tmp_path / "model"
     target.mkdir()
     write_model_dir(artifacts, target)
-    assert sorted(p.name for p in target.iterdir()) == sorted([MANIFEST_FILE, *DATA_FILES])
+    assert sorted(p.name for p in target.iterdir()) == sorted([MANIFEST_FILE, *DATA_FILES])  # no reports given
     assert load_model_dir(target).manifest["model_version"] == model_dir.name
 
 

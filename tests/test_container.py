@@ -38,7 +38,7 @@ def mounted_model(tmp_path_factory) -> str:
     events["video_id"] = "m-" + events["video_id"]
     features = build_features(validate_events(events, "mounted"))
     directory = tmp_path_factory.mktemp("mounted") / "model"
-    write_model_dir(to_artifacts(train(features, SMALL_PARAMS), features), directory)
+    write_model_dir(to_artifacts(train(features, SMALL_PARAMS)), directory)
     return str(directory)
 
 
@@ -57,10 +57,11 @@ def test_image_is_amd64_with_sagemaker_metadata(image):
     assert {"OPENBLAS_NUM_THREADS=1", "PYTHONUNBUFFERED=1"} <= set(config["Config"]["Env"])
 
 
-def test_image_carries_no_compiler_and_no_deploy_or_test_tools(image):
+def test_image_carries_no_compiler_and_no_deploy_test_or_plotting_tools(image):
+    modules = ("boto3", "sagemaker", "moto", "pytest", "awscli", "matplotlib")
     probe = (
         "import importlib.util, shutil; "
-        "print([m for m in ('boto3', 'sagemaker', 'moto', 'pytest', 'awscli') if importlib.util.find_spec(m)], "
+        f"print([m for m in {modules} if importlib.util.find_spec(m)], "
         "[c for c in ('gcc', 'cc', 'g++', 'make') if shutil.which(c)])"
     )
     assert docker("run", "--rm", "--entrypoint", "python", image, "-c", probe).stdout.strip() == "[] []"

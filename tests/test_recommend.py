@@ -103,3 +103,15 @@ def test_similar_videos_exclude_the_video_and_rank_by_cosine(recommender):
 def test_similar_for_an_unknown_video_raises(recommender):
     with pytest.raises(UnknownVideoError, match="'nope' is not in the model"):
         recommender.similar("nope")
+
+
+def test_the_popular_fallback_ranks_by_watching_through_not_by_clicks(recommender, sample_events):
+    """Clickbait is the most clicked and the least finished: an unknown user must not be served it."""
+    views = sample_events[sample_events.event == "view"]
+    completion = (views.watch_seconds / views.video_duration).groupby(views.video_id).mean()
+    most_clicked = views.video_id.value_counts().index[:10]
+    clickbait = set(most_clicked[completion[most_clicked] < 0.25])
+    assert clickbait  # the sample's clickbait is among the most clicked
+    fallback = ids(recommender.recommend("never-seen", k=5))
+    assert not set(fallback) & clickbait
+    assert completion[fallback].min() > 0.5

@@ -1,13 +1,19 @@
+from dataclasses import asdict, replace
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.sparse import csr_matrix
 
-from features.build_features import build_features
+from features.build_features import build_features, build_features_from_file
 from features.events import validate_events
+from features.feature_set import FeatureSet
 from tests.conftest import SMALL_PARAMS
-from vrmodels.evaluation import ranking_metrics, temporal_split
-from vrmodels.train_model import QualityGateError, fit_als, main, train, tune
+from vrmodels.als import fit_als
+from vrmodels.evaluation import holdout, ranking_metrics, temporal_split
+from vrmodels.relevance import Relevance
+from vrmodels.train_model import QualityGateError, main, train
+from vrmodels.tuning import Trial, search_space, tune
 
 
 def popularity_only_events(users: int = 400, videos: int = 80, per_user: int = 15, seed: int = 5) -> pd.DataFrame:
@@ -89,21 +95,123 @@ def test_cli_gate_failure_exits_non_zero_and_writes_nothing(tmp_path):
     assert not (tmp_path / "models").exists()
 
 
-def test_tuning_never_sees_the_test_part(sample_features, monkeypatch):
-    test_rows = temporal_split(sample_features.interactions)
-    seen: list[np.ndarray] = []
-    import vrmodels.train_model as train_model
+def watch_events(rows: list[tuple]) -> FeatureSet:
+    columns = ["user_id", "video_id", "timestamp", "event", "watch_seconds", "video_duration"]
+    return build_features(validate_events(pd.DataFrame(rows, columns=columns), "watch log"))
 
-    real_compare = train_model.compare_with_popular
 
-    def recording_compare(features, train_rows, held_out_rows, params, show_progress=False):
-        seen.append(train_rows | held_out_rows)
-        return real_compare(features, train_rows, held_out_rows, params, show_progress)
-
-    monkeypatch.setattr(train_model, "compare_with_popular", recording_compare)
-    best, history = tune(sample_features, ~test_rows, trials=4, base=SMALL_PARAMS)
-    assert len(history) == len(seen) >= 2
-    assert all(not (rows & test_rows).any() for rows in seen)
-    assert max(entry["validation_ndcg"] for entry in history) == next(
-        entry["validation_ndcg"] for entry in history if entry["params"] == best.__dict__
+def test_a_clickbait_view_is_not_a_hit_and_a_completed_one_is():
+    features = watch_events(
+        [
+            ("u1", "clickbait", 1, "view", 12, 120),  # abandoned after 10%
+            ("u1", "documentary", 2, "view", 1140, 1200),  # 95% watched
+            ("u1", "short", 3, "view", 5, 60),  # skipped, but liked: a satisfying outcome all the same
+            ("u1", "short", 4, "like", None, None),
+        ]
     )
+    relevance = Relevance.for_events(features.pair_events)
+    relevant = dict(
+        zip(np.asarray(features.video_ids)[features.interactions.video_index], relevance.mask(features.pair_events))
+    )
+    assert relevant == {"clickbait": False, "documentary": True, "short": True}
+    assert relevance.to_dict()["description"] == "satisfying watches: completion ≥ 0.8 or a complete/like/share event"
+
+
+def test_rating_data_counts_every_held_out_rating_unless_a_minimum_is_set(tmp_path):
+    path = tmp_path / "u.data"
+    path.write_text("1\t10\t5\t100\n1\t11\t2\t101\n")
+    features = build_features_from_file(path, "movielens")
+    assert Relevance.for_events(features.pair_events).mask(features.pair_events).tolist() == [True, True]
+    strict = Relevance.for_events(features.pair_events, min_rating=4)
+    assert strict.mask(features.pair_events).tolist() == [True, False]
+    assert strict.describe() == "held-out ratings ≥ 4"
+
+
+def test_held_out_pairs_that_are_not_relevant_stay_out_of_both_parts(sample_features):
+    relevant = Relevance.for_events(sample_features.pair_events).mask(sample_features.pair_events)
+    split = holdout(sample_features.interactions, relevant, 0.2)
+    not_relevant_held_out = split.test_rows & ~relevant
+    assert not_relevant_held_out.any() and split.relevant_rows.any()
+    assert not (split.train_rows & split.test_rows).any()
+    assert (split.train_rows | split.test_rows).all()
+    assert not (split.relevant_rows & not_relevant_held_out).any()
+    train = sample_features.to_csr(split.train_rows)
+    users, videos = (
+        sample_features.interactions[column].to_numpy()[split.test_rows] for column in ("user_index", "video_index")
+    )
+    assert not np.asarray(train[users, videos]).any()  # no held-out pair, relevant or not, is trained on
+
+
+def test_tuning_results_do_not_depend_on_the_test_part(sample_features):
+    relevant = Relevance.for_events(sample_features.pair_events).mask(sample_features.pair_events)
+    split = holdout(sample_features.interactions, relevant, 0.2)
+    # Scramble everything about the held-out pairs: their videos and how they were watched.
+    rng = np.random.default_rng(0)
+    scrambled_interactions = sample_features.interactions.copy()
+    scrambled_interactions.loc[split.test_rows, "video_index"] = rng.permutation(
+        scrambled_interactions.loc[split.test_rows, "video_index"].to_numpy()
+    )
+    held_out_events = split.test_rows[sample_features.pair_events.pair]
+    completion = sample_features.pair_events.completion.copy()
+    completion[held_out_events] = rng.random(int(held_out_events.sum()))
+    scrambled = replace(
+        sample_features,
+        interactions=scrambled_interactions,
+        pair_events=replace(sample_features.pair_events, completion=completion),
+    )
+    base = Trial(SMALL_PARAMS, sample_features.confidence_config)
+    _, history = tune(sample_features, split.train_rows, relevant, 4, base)
+    _, scrambled_history = tune(scrambled, split.train_rows, relevant, 4, base)
+    assert history == scrambled_history
+
+
+def test_tuning_is_never_worse_than_trial_0_on_validation(sample_features):
+    relevant = Relevance.for_events(sample_features.pair_events).mask(sample_features.pair_events)
+    split = holdout(sample_features.interactions, relevant, 0.2)
+    base = Trial(SMALL_PARAMS, sample_features.confidence_config)
+    best, history = tune(sample_features, split.train_rows, relevant, 6, base)
+    scores = [entry["validation_ndcg@10"] for entry in history]
+    assert history[0]["params"] == asdict(SMALL_PARAMS)
+    assert history[0]["confidence"] == sample_features.confidence_config.to_dict()
+    assert max(scores) >= scores[0]
+    best_entry = history[int(np.argmax(scores))]
+    assert (asdict(best.params), best.confidence.to_dict()) == (best_entry["params"], best_entry["confidence"])
+
+
+def test_tuning_varies_confidence_parameters_only_where_the_data_can_inform_them(sample_features, tmp_path):
+    base = Trial(SMALL_PARAMS, sample_features.confidence_config)
+    watch_space = search_space(base, sample_features)
+    assert {"skip_below", "skip_weight", "completion_weight", "w[like]"} <= set(watch_space)
+    assert "rating_weight" not in watch_space
+    path = tmp_path / "u.data"
+    path.write_text("1\t10\t5\t100\n1\t11\t2\t101\n2\t10\t3\t102\n")
+    rating_space = search_space(base, build_features_from_file(path, "movielens"))
+    assert "rating_weight" in rating_space and "skip_below" not in rating_space
+    assert all(base.values()[name] in choices for name, choices in watch_space.items())
+
+
+def test_cli_refuses_a_relevance_threshold_outside_0_to_1_and_writes_nothing(tmp_path, sample_features, capsys):
+    sample_features.save(tmp_path / "features")
+    code = main(
+        [
+            "--features",
+            str(tmp_path / "features"),
+            "--models-root",
+            str(tmp_path / "models"),
+            "--relevant-completion",
+            "1.5",
+        ]
+    )
+    assert code == 2
+    assert "relevant completion must be between 0 and 1, got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()
+
+
+def test_cli_links_the_evaluation_report(tmp_path, sample_features, capsys):
+    sample_features.save(tmp_path / "features")
+    args = ["--features", str(tmp_path / "features"), "--models-root", str(tmp_path / "models"), "--factors", "16"]
+    assert main([*args, "--regularization", "5", "--iterations", "10"]) == 0
+    output = capsys.readouterr().out
+    assert "relevance: satisfying watches: completion ≥ 0.8 or a complete/like/share event" in output
+    report = (tmp_path / "models" / "latest" / "evaluation.html").resolve()
+    assert f"evaluation report: {report.as_uri()}" in output

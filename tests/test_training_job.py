@@ -23,6 +23,9 @@ def opt_ml(tmp_path, monkeypatch, sample_events):
     return tmp_path
 
 
+SMALL = {"factors": "16", "regularization": "5", "iterations": "10"}  # fast, and good enough for the gate
+
+
 def set_hyperparameters(opt_ml, values: dict[str, str]) -> None:
     (opt_ml / "input" / "config" / "hyperparameters.json").write_text(json.dumps(values))
 
@@ -31,7 +34,7 @@ def test_string_hyperparameters_train_a_model_into_opt_ml_model(opt_ml):
     set_hyperparameters(opt_ml, {"factors": "16", "iterations": "8", "regularization": "5", "seed": "9"})
     assert main() == 0
     manifest = load_model_dir(opt_ml / "model").manifest
-    assert manifest["parameters"] == {"factors": 16, "regularization": 5.0, "alpha": 1.0, "iterations": 8, "seed": 9}
+    assert manifest["parameters"] == {"factors": 16, "regularization": 5.0, "alpha": 5.0, "iterations": 8, "seed": 9}
     assert not (opt_ml / "output" / "failure").exists()
 
 
@@ -61,7 +64,7 @@ def test_missing_channel_is_reported(opt_ml):
 
 
 def test_serve_py_train_runs_the_job(opt_ml):
-    set_hyperparameters(opt_ml, {"factors": "8", "iterations": "5"})
+    set_hyperparameters(opt_ml, SMALL)
     result = subprocess.run(
         [sys.executable, "serve.py", "train"],
         cwd=PROJECT_ROOT,
@@ -79,7 +82,25 @@ def test_every_file_of_the_channel_is_read(opt_ml, sample_events):
     half = len(sample_events) // 2
     sample_events.iloc[:half].to_csv(channel / "part-1.csv", index=False)
     sample_events.iloc[half:].to_parquet(channel / "part-2.parquet")
-    set_hyperparameters(opt_ml, {"factors": "8", "iterations": "5"})
+    set_hyperparameters(opt_ml, SMALL)
     assert main() == 0
     report = load_model_dir(opt_ml / "model").manifest["data"]["features"]
     assert report["input_events"] == len(sample_events)
+
+
+def test_confidence_and_relevance_hyperparameters_reach_the_model(opt_ml):
+    set_hyperparameters(
+        opt_ml,
+        {**SMALL, "skip_below": "0.5", "skip_weight": "0.1", "relevant_completion": "0.9"},
+    )
+    assert main() == 0
+    manifest = load_model_dir(opt_ml / "model").manifest
+    assert (manifest["confidence"]["skip_below"], manifest["confidence"]["skip_weight"]) == (0.5, 0.1)
+    assert manifest["evaluation"]["relevance"]["min_completion"] == 0.9
+
+
+def test_a_relevance_threshold_outside_0_to_1_fails_the_job_with_the_reason(opt_ml):
+    set_hyperparameters(opt_ml, {"relevant_completion": "80"})
+    assert main() == 1
+    assert "relevant completion must be between 0 and 1, got 80.0" in (opt_ml / "output" / "failure").read_text()
+    assert not any((opt_ml / "model").iterdir())

@@ -8,10 +8,15 @@ A model directory holds
     item_factors.npy     float32 videos × factors  (memory-mappable)
     user_items_indptr.npy, user_items_indices.npy, user_items_data.npy
                          CSR users × videos confidences (memory-mappable): filters watched videos, drives fold-in
-    popularity.npy       float32 per video: distinct users who interacted (fallback ranking)
+    popularity.npy       float32 per video: the fallback ranking (format 2: engagement, the sum of confidence;
+                         format 1: distinct users)
     user_ids.json        position = user index
     video_ids.json       position = video index
+    evaluation.html, evaluation.png
+                         the evaluation report (format 2 on, optional: the PNG needs matplotlib)
 
+Format history: 1 the files above but the report; 2 adds the report, the confidence parameters and the
+relevance definition to the manifest. Every version listed in REQUIRED_FILES still loads.
 The loader never writes to the directory: SageMaker mounts `/opt/ml/model` read-only.
 """
 
@@ -23,14 +28,14 @@ import os
 import shutil
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from scipy.sparse import csr_matrix
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_FILE = "manifest.json"
 USER_FACTORS_FILE = "user_factors.npy"
 ITEM_FACTORS_FILE = "item_factors.npy"
@@ -42,6 +47,8 @@ USER_ITEMS_FILES = {
 POPULARITY_FILE = "popularity.npy"
 USER_IDS_FILE = "user_ids.json"
 VIDEO_IDS_FILE = "video_ids.json"
+REPORT_HTML_FILE = "evaluation.html"
+REPORT_PNG_FILE = "evaluation.png"
 DATA_FILES = (
     USER_FACTORS_FILE,
     ITEM_FACTORS_FILE,
@@ -50,6 +57,9 @@ DATA_FILES = (
     USER_IDS_FILE,
     VIDEO_IDS_FILE,
 )
+# Per format version: the files a model directory must have, and those it may have.
+REQUIRED_FILES = {1: DATA_FILES, 2: DATA_FILES}
+OPTIONAL_FILES = {1: (), 2: (REPORT_HTML_FILE, REPORT_PNG_FILE)}
 
 
 class ModelArtifactError(RuntimeError):
@@ -65,6 +75,8 @@ class ModelArtifacts:
     user_ids: list[str]
     video_ids: list[str]
     manifest: dict
+    reports: dict[str, bytes] = field(default_factory=dict)
+    """Optional report files (name → content), written and checksummed with the rest."""
 
 
 def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
@@ -90,16 +102,22 @@ def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
         np.save(staging / POPULARITY_FILE, artifacts.popularity.astype(np.float32))
         (staging / USER_IDS_FILE).write_text(json.dumps(artifacts.user_ids))
         (staging / VIDEO_IDS_FILE).write_text(json.dumps(artifacts.video_ids))
+        unknown = set(artifacts.reports) - set(OPTIONAL_FILES[FORMAT_VERSION])
+        if unknown:
+            raise ModelArtifactError(f"{directory}: {', '.join(sorted(unknown))} is not part of the model format")
+        for name, content in artifacts.reports.items():
+            (staging / name).write_bytes(content)
+        names = (*DATA_FILES, *artifacts.reports)
         manifest = {
             "format_version": FORMAT_VERSION,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             **artifacts.manifest,
-            "files": {name: _describe(staging / name) for name in DATA_FILES},
+            "files": {name: _describe(staging / name) for name in names},
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
         os.chmod(staging, 0o755)
         if existing:
-            for name in (*DATA_FILES, MANIFEST_FILE):  # the manifest last: it vouches for the rest
+            for name in (*names, MANIFEST_FILE):  # the manifest last: it vouches for the rest
                 (staging / name).rename(directory / name)
             staging.rmdir()
         else:
@@ -118,13 +136,17 @@ def read_manifest(directory: Path | str) -> dict:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ModelArtifactError(f"{path}: not valid JSON ({exc})") from exc
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelArtifactError(
-            f"{path}: format_version {manifest.get('format_version')!r}, this code reads {FORMAT_VERSION}"
-        )
+    version = manifest.get("format_version")
+    if version not in REQUIRED_FILES:
+        readable = ", ".join(str(v) for v in REQUIRED_FILES)
+        raise ModelArtifactError(f"{path}: format_version {version!r}, this code reads {readable}")
     files = manifest.get("files")
-    if not isinstance(files, dict) or set(files) != set(DATA_FILES):
-        raise ModelArtifactError(f"{path}: 'files' must list exactly {', '.join(DATA_FILES)}")
+    required, optional = set(REQUIRED_FILES[version]), set(OPTIONAL_FILES[version])
+    if not isinstance(files, dict) or not required <= set(files) <= required | optional:
+        raise ModelArtifactError(
+            f"{path}: 'files' must list {', '.join(sorted(required))}"
+            + (f", and may list {', '.join(sorted(optional))}" if optional else "")
+        )
     return manifest
 
 
@@ -199,10 +221,10 @@ def _csr(parts: dict[str, np.ndarray], shape: tuple[int, int], directory: Path) 
 def package_model_dir(directory: Path | str, archive: Path | str) -> Path:
     """Write `model.tar.gz` with the files at its root, the layout SageMaker extracts into /opt/ml/model."""
     directory, archive = Path(directory), Path(archive)
-    verify_model_dir(directory)
     archive.parent.mkdir(parents=True, exist_ok=True)
+    manifest = verify_model_dir(directory)
     with tarfile.open(archive, "w:gz") as tar:
-        for name in (MANIFEST_FILE, *DATA_FILES):
+        for name in (MANIFEST_FILE, *manifest["files"]):
             tar.add(directory / name, arcname=name)
     return archive
 

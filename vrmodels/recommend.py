@@ -78,7 +78,7 @@ class Recommender:
         self._user_index = {user_id: index for index, user_id in enumerate(artifacts.user_ids)}
         self._video_index = {video_id: index for index, video_id in enumerate(artifacts.video_ids)}
         self._popular_order = np.argsort(-artifacts.popularity, kind="stable")
-        self._popular_share = artifacts.popularity / max(1, len(artifacts.user_ids))
+        self._popular_score = artifacts.popularity / max(1e-12, float(artifacts.popularity.max(initial=0.0)))
         # A history video the model has not seen weighted like a typical training interaction.
         self._history_confidence = float(np.median(artifacts.user_items.data)) if artifacts.user_items.nnz else 1.0
 
@@ -157,11 +157,11 @@ class Recommender:
         return results  # type: ignore[return-value]
 
     def popular(self, k: int = 10, exclude: Iterable[str] = ()) -> Recommendations:
-        """Most-watched videos; score = share of training users who watched each."""
+        """Most-watched videos; score = popularity relative to the most popular video (1.0)."""
         excluded = set(self._known_indices(exclude).tolist())
         chosen = [i for i in self._popular_order[: k + len(excluded)] if i not in excluded][:k]
         return Recommendations(
-            [Recommendation(self._video_ids[i], float(self._popular_share[i])) for i in chosen], fallback=True
+            [Recommendation(self._video_ids[i], float(self._popular_score[i])) for i in chosen], fallback=True
         )
 
     def similar(self, video_id: str, k: int = 10) -> list[Recommendation]:

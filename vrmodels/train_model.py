@@ -1,10 +1,12 @@
 """Train implicit ALS on a feature directory, evaluate it against most-popular, ship a model directory.
 
     python -m vrmodels.train_model --features DIR --models-root DIR [--tune] [--allow-worse] [--package FILE]
+        [--relevant-completion 0.8] [--relevant-min-rating R]
 
-Steps: hold out each user's latest 20% → fit ALS on the rest → compare NDCG@10 with most-popular
-(the quality gate) → refit on all data → write `<models-root>/<version>/` and point `<models-root>/latest`
-at it. `--tune` picks parameters by random search on a validation split carved from the training part only.
+Steps: hold out each user's latest 20% → fit ALS on the rest → compare NDCG@10 on the relevant held-out pairs
+with most-popular and most-watched (the quality gate; `vrmodels.relevance` says what is relevant) → refit on all
+data → write `<models-root>/<version>/` with its evaluation report and point `<models-root>/latest` at it.
+`--tune` searches ALS and confidence parameters on a validation split carved from the training part only.
 """
 
 from __future__ import annotations
@@ -14,111 +16,52 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
 
+from features.confidence import ConfidenceConfig
 from features.feature_set import FeatureSet
+from vrmodels import report
+from vrmodels.als import (
+    BASELINES,
+    CURVE_MAX_K,
+    MAX_EVALUATED_USERS,
+    K,
+    SplitEvaluation,
+    TrainParams,
+    evaluate_split,
+    fit_als,
+    metrics_table,
+)
 from vrmodels.artifacts import ModelArtifacts, package_model_dir, write_model_dir
-from vrmodels.evaluation import popularity, rank_by_popularity, ranking_metrics, temporal_split
+from vrmodels.evaluation import engagement, holdout
+from vrmodels.relevance import DEFAULT_MIN_COMPLETION, Relevance
+from vrmodels.tuning import DEFAULT_TUNE_TRIALS, Trial, tune
 
-K = 10
 TEST_FRACTION = 0.2
-MAX_EVALUATED_USERS = 20_000
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    """Defaults measured on MovieLens-100K and the bundled sample (see README, "Model quality")."""
-
-    factors: int = 64
-    regularization: float = 5.0
-    alpha: float = 1.0
-    iterations: int = 15
-    seed: int = 42
-
-
-TUNE_SPACE = {
-    "factors": [16, 32, 64, 128],
-    "regularization": [0.1, 1.0, 3.0, 5.0, 10.0, 20.0, 50.0],
-    "alpha": [0.5, 1.0, 2.0, 5.0, 10.0, 40.0],
-    "iterations": [10, 15, 25],
-}
 
 
 class QualityGateError(RuntimeError):
-    """ALS did not beat most-popular on held-out NDCG@10."""
+    """ALS did not beat both popularity baselines on held-out NDCG@10."""
 
 
 @dataclass
 class TrainResult:
     model: AlternatingLeastSquares
     params: TrainParams
-    metrics: dict[str, dict[str, float]]
+    confidence: ConfidenceConfig
+    features: FeatureSet
+    """The features the model was fitted on (re-aggregated when tuning chose other confidence parameters)."""
+    relevance: Relevance
+    evaluation: SplitEvaluation
     tuning: list[dict] | None
 
-
-def fit_als(user_items, params: TrainParams, show_progress: bool = False) -> AlternatingLeastSquares:
-    model = AlternatingLeastSquares(
-        factors=params.factors,
-        regularization=params.regularization,
-        alpha=params.alpha,
-        iterations=params.iterations,
-        random_state=int(params.seed),
-        num_threads=0,
-    )
-    model.fit(user_items, show_progress=show_progress)
-    return model
-
-
-def compare_with_popular(
-    features: FeatureSet,
-    train_rows: np.ndarray,
-    test_rows: np.ndarray,
-    params: TrainParams,
-    show_progress: bool = False,
-) -> dict[str, dict[str, float]]:
-    """NDCG/MAP/precision/recall@K of ALS and of most-popular, both trained on `train_rows` only."""
-    train, test = features.to_csr(train_rows), features.to_csr(test_rows)
-    users = np.flatnonzero(np.diff(test.indptr))
-    if len(users) > MAX_EVALUATED_USERS:  # scoring every user would cost more than the fits themselves
-        users = np.sort(np.random.default_rng(params.seed).choice(users, MAX_EVALUATED_USERS, replace=False))
-    model = fit_als(train, params, show_progress)
-    als_ids, als_scores = model.recommend(users, train[users], N=K, filter_already_liked_items=True)
-    pop_ids, pop_scores = rank_by_popularity(popularity(train), train[users], K)
-    return {
-        "als": ranking_metrics(als_ids, als_scores, test[users], K),
-        "most_popular": ranking_metrics(pop_ids, pop_scores, test[users], K),
-    }
-
-
-def tune(
-    features: FeatureSet, train_rows: np.ndarray, trials: int, base: TrainParams
-) -> tuple[TrainParams, list[dict]]:
-    """Random search scored on the latest 20% of the training part; the test part is never seen."""
-    inner = features.interactions[train_rows]
-    validation_in_inner = temporal_split(inner, TEST_FRACTION)
-    validation = np.zeros(len(train_rows), dtype=bool)
-    validation[np.flatnonzero(train_rows)[validation_in_inner]] = True
-    fit_rows = train_rows & ~validation
-
-    rng = np.random.default_rng(base.seed)
-    candidates = [base] + [
-        replace(base, **{name: values[rng.integers(len(values))] for name, values in TUNE_SPACE.items()})
-        for _ in range(max(0, trials - 1))
-    ]
-    history = []
-    for number, candidate in enumerate(dict.fromkeys(candidates), start=1):
-        ndcg = compare_with_popular(features, fit_rows, validation, candidate)["als"]["ndcg"]
-        history.append({"params": asdict(candidate), "validation_ndcg": ndcg})
-        print(
-            f"  tune {number}/{len(candidates)}: {_params_text(candidate)} → validation NDCG@{K} {ndcg:.4f}", flush=True
-        )
-    best = max(history, key=lambda entry: entry["validation_ndcg"])
-    return TrainParams(**best["params"]), history
+    @property
+    def metrics(self) -> dict[str, dict[str, float]]:
+        return self.evaluation.metrics
 
 
 def train(
@@ -127,60 +70,81 @@ def train(
     tune_trials: int = 0,
     allow_worse: bool = False,
     show_progress: bool = False,
+    relevant_completion: float = DEFAULT_MIN_COMPLETION,
+    relevant_min_rating: float | None = None,
 ) -> TrainResult:
-    test_rows = temporal_split(features.interactions, TEST_FRACTION)
-    train_rows = ~test_rows
-    tuning = None
+    relevance = Relevance.for_events(features.pair_events, relevant_completion, relevant_min_rating)
+    relevant = relevance.mask(features.pair_events)
+    split = holdout(features.interactions, relevant, TEST_FRACTION)
+    print(
+        f"[relevance] {relevance.describe()}: {int(split.relevant_rows.sum())} of {int(split.test_rows.sum())} "
+        "held-out pairs count as hits",
+        flush=True,
+    )
+    chosen, tuning = Trial(params, features.confidence_config), None
     if tune_trials:
         print(f"[tune] {tune_trials} trials on a validation split of the training part", flush=True)
-        params, tuning = tune(features, train_rows, tune_trials, params)
-        print(f"[tune] chosen: {_params_text(params)}", flush=True)
-    print(f"[evaluate] fitting on {int(train_rows.sum())} pairs, holding out {int(test_rows.sum())}", flush=True)
-    metrics = compare_with_popular(features, train_rows, test_rows, params, show_progress)
-    print(metrics_table(metrics), flush=True)
-    if metrics["als"]["ndcg"] <= metrics["most_popular"]["ndcg"]:
+        chosen, tuning = tune(features, split.train_rows, relevant, tune_trials, chosen)
+        features = features.with_confidence(chosen.confidence)
+    print(
+        f"[evaluate] fitting on {int(split.train_rows.sum())} pairs, holding out {int(split.test_rows.sum())}",
+        flush=True,
+    )
+    evaluation = evaluate_split(
+        features, split.train_rows, split.relevant_rows, chosen.params, max_k=CURVE_MAX_K, show_progress=show_progress
+    )
+    metrics = evaluation.metrics
+    print(f"relevance: {relevance.describe()}\n{metrics_table(metrics)}", flush=True)
+    baseline = max(BASELINES, key=lambda name: metrics[name]["ndcg"])
+    if metrics["als"]["ndcg"] <= metrics[baseline]["ndcg"]:
         message = (
-            f"quality gate: ALS NDCG@{K} {metrics['als']['ndcg']:.4f} does not beat most-popular "
-            f"{metrics['most_popular']['ndcg']:.4f}"
+            f"quality gate: ALS NDCG@{K} {metrics['als']['ndcg']:.4f} does not beat {baseline.replace('_', '-')} "
+            f"{metrics[baseline]['ndcg']:.4f} ({relevance.describe()})"
         )
         if not allow_worse:
             raise QualityGateError(message + "; nothing shipped (use --allow-worse to ship anyway)")
         print(f"warning: {message}; shipping because --allow-worse was given", flush=True)
     print(f"[refit] on all {len(features.interactions)} pairs", flush=True)
-    model = fit_als(features.to_csr(), params, show_progress)
-    return TrainResult(model=model, params=params, metrics=metrics, tuning=tuning)
+    model = fit_als(features.to_csr(), chosen.params, show_progress)
+    return TrainResult(model, chosen.params, chosen.confidence, features, relevance, evaluation, tuning)
 
 
-def to_artifacts(result: TrainResult, features: FeatureSet) -> ModelArtifacts:
+def to_artifacts(result: TrainResult) -> ModelArtifacts:
+    features = result.features
     user_items = features.to_csr()
     data_digest = hashlib.sha256(user_items.data.tobytes() + user_items.indices.tobytes()).hexdigest()[:8]
     version = f"als-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{data_digest}"
+    manifest = {
+        "model_version": version,
+        "algorithm": "implicit.als.AlternatingLeastSquares",
+        "parameters": asdict(result.params),
+        "confidence": result.confidence.to_dict(),
+        "data": {
+            "users": features.shape[0],
+            "videos": features.shape[1],
+            "pairs": int(user_items.nnz),
+            "features": features.report,
+        },
+        "evaluation": {
+            "k": K,
+            "test_fraction": TEST_FRACTION,
+            "split": "per-user latest by time",
+            "max_evaluated_users": MAX_EVALUATED_USERS,
+            "relevance": result.relevance.to_dict(),
+            "curves": result.evaluation.curves,
+        },
+        "metrics": result.metrics,
+        "tuning": result.tuning,
+    }
     return ModelArtifacts(
         user_factors=result.model.user_factors,
         item_factors=result.model.item_factors,
         user_items=user_items,
-        popularity=popularity(user_items),
+        popularity=engagement(user_items),
         user_ids=features.user_ids,
         video_ids=features.video_ids,
-        manifest={
-            "model_version": version,
-            "algorithm": "implicit.als.AlternatingLeastSquares",
-            "parameters": asdict(result.params),
-            "data": {
-                "users": features.shape[0],
-                "videos": features.shape[1],
-                "pairs": int(user_items.nnz),
-                "features": features.report,
-            },
-            "evaluation": {
-                "k": K,
-                "test_fraction": TEST_FRACTION,
-                "split": "per-user latest by time",
-                "max_evaluated_users": MAX_EVALUATED_USERS,
-            },
-            "metrics": result.metrics,
-            "tuning": result.tuning,
-        },
+        manifest=manifest,
+        reports=report.render(manifest),
     )
 
 
@@ -195,19 +159,6 @@ def save_versioned(artifacts: ModelArtifacts, models_root: Path) -> Path:
     return directory
 
 
-def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
-    header = f"{'model':<14}" + "".join(f"{name + '@' + str(K):>14}" for name in ("precision", "recall", "ndcg", "map"))
-    rows = [
-        f"{model:<14}" + "".join(f"{values[name]:>14.4f}" for name in ("precision", "recall", "ndcg", "map"))
-        for model, values in metrics.items()
-    ]
-    return "\n".join([header, *rows])
-
-
-def _params_text(params: TrainParams) -> str:
-    return ", ".join(f"{name}={value}" for name, value in asdict(params).items())
-
-
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults = TrainParams()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -218,8 +169,22 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, default=defaults.alpha)
     parser.add_argument("--iterations", type=int, default=defaults.iterations)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--tune", action="store_true", help="random search before the final fit")
-    parser.add_argument("--tune-trials", type=int, default=20, help="budget for --tune (default 20)")
+    parser.add_argument("--tune", action="store_true", help="search ALS and confidence parameters first")
+    parser.add_argument(
+        "--tune-trials",
+        type=int,
+        default=DEFAULT_TUNE_TRIALS,
+        help=f"budget for --tune (default {DEFAULT_TUNE_TRIALS})",
+    )
+    parser.add_argument(
+        "--relevant-completion",
+        type=float,
+        default=DEFAULT_MIN_COMPLETION,
+        help="with watch data, a held-out view counts as a hit from this completion on (default 0.8)",
+    )
+    parser.add_argument(
+        "--relevant-min-rating", type=float, help="with rating data, only held-out ratings ≥ this count as hits"
+    )
     parser.add_argument("--allow-worse", action="store_true", help="ship even if ALS loses to most-popular")
     parser.add_argument("--package", type=Path, help="also write this model.tar.gz for SageMaker")
     return parser.parse_args(argv)
@@ -229,20 +194,22 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     params = TrainParams(args.factors, args.regularization, args.alpha, args.iterations, args.seed)
     started = time.perf_counter()
-    features = FeatureSet.load(args.features)
     try:
         result = train(
-            features,
+            FeatureSet.load(args.features),
             params,
             tune_trials=args.tune_trials if args.tune else 0,
             allow_worse=args.allow_worse,
             show_progress=sys.stderr.isatty(),
+            relevant_completion=args.relevant_completion,
+            relevant_min_rating=args.relevant_min_rating,
         )
-    except QualityGateError as exc:
+    except (QualityGateError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 3
-    directory = save_versioned(to_artifacts(result, features), args.models_root)
+        return 3 if isinstance(exc, QualityGateError) else 2
+    directory = save_versioned(to_artifacts(result), args.models_root)
     print(f"model written to {directory} in {time.perf_counter() - started:.1f}s")
+    print(f"evaluation report: {(directory / report.HTML_FILE).resolve().as_uri()}")
     if args.package:
         print(f"packaged {package_model_dir(directory, args.package)}")
     print(json.dumps({"model_dir": str(directory), "params": asdict(result.params)}))

@@ -8,7 +8,8 @@ shows its first 1024 characters) and the exit status is non-zero. `<root>` is `$
 
 Hyperparameters (all optional): factors, regularization, alpha, iterations, seed, tune, tune_trials,
 allow_worse, channel (default "training"), input_format ("events" or "movielens"), min_user_events,
-min_video_events, scaling, completion_weight, rating_weight.
+min_video_events, scaling, completion_weight, skip_below, skip_weight, rating_weight, relevant_completion,
+relevant_min_rating.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from features.build_features import build_features
 from features.confidence import ConfidenceConfig
 from features.events import read_events, read_movielens
 from vrmodels.artifacts import write_model_dir
+from vrmodels.relevance import DEFAULT_MIN_COMPLETION
 from vrmodels.train_model import TrainParams, to_artifacts, train
+from vrmodels.tuning import DEFAULT_TUNE_TRIALS
 
 EVENT_SUFFIXES = (".csv", ".gz", ".parquet")
+CONFIDENCE_HYPERPARAMETERS = ("completion_weight", "skip_below", "skip_weight", "rating_weight", "scaling")
 
 
 class TrainingJobError(ValueError):
@@ -67,9 +71,7 @@ def run(root: Path) -> None:
     params = TrainParams(**{f.name: parsed[f.name] for f in fields(TrainParams) if f.name in parsed})
     channel = root / "input" / "data" / values.get("channel", "training")
     events = read_channel(channel, values.get("input_format", "events"))
-    confidence = ConfidenceConfig(
-        **{key: parsed[key] for key in ("completion_weight", "rating_weight", "scaling") if key in parsed}
-    )
+    confidence = ConfidenceConfig(**{key: parsed[key] for key in CONFIDENCE_HYPERPARAMETERS if key in parsed})
     features = build_features(
         events,
         confidence,
@@ -81,10 +83,12 @@ def run(root: Path) -> None:
     result = train(
         features,
         params,
-        tune_trials=parsed.get("tune_trials", 20) if parsed.get("tune", False) else 0,
+        tune_trials=parsed.get("tune_trials", DEFAULT_TUNE_TRIALS) if parsed.get("tune", False) else 0,
         allow_worse=parsed.get("allow_worse", False),
+        relevant_completion=parsed.get("relevant_completion", DEFAULT_MIN_COMPLETION),
+        relevant_min_rating=parsed.get("relevant_min_rating"),
     )
-    directory = write_model_dir(to_artifacts(result, features), root / "model")
+    directory = write_model_dir(to_artifacts(result), root / "model")
     print(json.dumps({"model_dir": str(directory), "metrics": result.metrics}), flush=True)
 
 
@@ -98,7 +102,11 @@ _TYPES = {
     "regularization": float,
     "alpha": float,
     "completion_weight": float,
+    "skip_below": float,
+    "skip_weight": float,
     "rating_weight": float,
+    "relevant_completion": float,
+    "relevant_min_rating": float,
     "scaling": str,
     "tune": "bool",
     "allow_worse": "bool",

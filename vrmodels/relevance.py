@@ -1,0 +1,65 @@
+"""What counts as a good outcome when a held-out user–video pair is judged.
+
+For a video product the goal is what people watch through, not what they click: with watch data, a held-out
+pair is relevant only when it was a satisfying watch (completion ≥ `min_completion`, or a `complete`, `like`
+or `share` event). A clickbait click abandoned after ten seconds is not a hit. Rating data (MovieLens) has no
+watch time: every held-out pair is relevant, or only those rated ≥ `min_rating` when that is set.
+
+Held-out pairs that are not relevant still belong to the held-out part: they never reach the training
+matrix (no leakage) and never count as hits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from features.feature_set import PairEvents
+
+SATISFYING_EVENTS = ("complete", "like", "share")
+DEFAULT_MIN_COMPLETION = 0.8
+
+
+@dataclass(frozen=True)
+class Relevance:
+    kind: str  # "satisfying_watch", "min_rating" or "any"
+    min_completion: float | None = None
+    events: tuple[str, ...] = ()
+    min_rating: float | None = None
+
+    @classmethod
+    def for_events(
+        cls, pair_events: PairEvents, min_completion: float = DEFAULT_MIN_COMPLETION, min_rating: float | None = None
+    ) -> Relevance:
+        """Satisfying watches when any event carries watch time; else ratings ≥ min_rating; else any pair."""
+        if not 0.0 <= min_completion <= 1.0:
+            raise ValueError(f"relevant completion must be between 0 and 1, got {min_completion}")
+        if min_rating is not None and not np.isfinite(min_rating):
+            raise ValueError(f"relevant minimum rating must be a number, got {min_rating}")
+        if np.isfinite(pair_events.completion).any():
+            return cls("satisfying_watch", min_completion=min_completion, events=SATISFYING_EVENTS)
+        if min_rating is not None:
+            return cls("min_rating", min_rating=min_rating)
+        return cls("any")
+
+    def mask(self, pair_events: PairEvents) -> np.ndarray:
+        """Per pair (row of the interactions table): whether it counts as a hit when held out."""
+        if self.kind == "satisfying_watch":
+            with np.errstate(invalid="ignore"):
+                watched_through = pair_events.max_completion() >= self.min_completion
+            return watched_through | pair_events.has_event(self.events)
+        if self.kind == "min_rating":
+            with np.errstate(invalid="ignore"):
+                return pair_events.max_rating() >= self.min_rating
+        return np.ones(pair_events.pairs, dtype=bool)
+
+    def describe(self) -> str:
+        if self.kind == "satisfying_watch":
+            return f"satisfying watches: completion ≥ {self.min_completion:g} or a {'/'.join(self.events)} event"
+        if self.kind == "min_rating":
+            return f"held-out ratings ≥ {self.min_rating:g}"
+        return "every held-out interaction"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "events": list(self.events), "description": self.describe()}
