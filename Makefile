@@ -11,7 +11,7 @@ PORT ?= 8080
 
 run: train serve
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-offline.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -37,4 +37,5 @@ test: lint
 
 bench: setup
 	$(PY) -m bench.offline
+	$(PY) -m bench.quality
 	$(PY) -m bench.server

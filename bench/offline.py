@@ -1,9 +1,9 @@
-"""Offline benchmarks: feature throughput, training overhead over bare implicit, MovieLens-100K quality.
+"""Offline speed benchmarks: feature throughput and training overhead over bare implicit.
 
-    python -m bench.offline [--skip-movielens]
+    python -m bench.offline
 
-Targets (issue 2): features ≥ 1M events/s on 5M events; training ≤ 1.15× bare implicit on the same matrix;
-MovieLens-100K (temporal per-user 80/20) NDCG@10 ≥ 0.17 with defaults and ≥ 0.19 with --tune.
+Targets (issue 2): features ≥ 1M events/s on 5M events; training ≤ 1.15× bare implicit on the same matrix.
+Model quality lives in `bench.quality`.
 """
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ import os
 
 from implicit.cpu.als import AlternatingLeastSquares  # after vrmodels: BLAS limited to one thread
 
-from bench.common import MOVIELENS, best_of, cache_dir, report
+from bench.common import best_of, cache_dir, report
 from features.build_features import build_features_from_file
 from features.feature_set import FeatureSet
 from features.sample_events import generate_events
-from vrmodels.train_model import TrainParams, fit_als, metrics_table, train
+from vrmodels.als import TrainParams, fit_als
+from vrmodels.train_model import train
 
 
 def feature_throughput() -> FeatureSet:
     path = cache_dir() / "events-5m.csv"
     if not path.exists():
         print("generating 5M events (cached in bench/.cache) ...", flush=True)
-        generate_events(users=270_000, videos=20_000, mean_events=20.0, genres=50, seed=1).head(5_000_000).to_csv(
+        generate_events(users=270_000, videos=20_000, mean_events=20.0, topics=50, seed=1).head(5_000_000).to_csv(
             path, index=False
         )
     features: list[FeatureSet] = []
@@ -60,42 +61,12 @@ def training_overhead(features: FeatureSet) -> None:
     report("training: full train() / two bare fits", full_seconds / (2 * bare_seconds), "×")
 
 
-def movielens_quality() -> None:
-    if not MOVIELENS.exists():
-        print(f"skipped MovieLens-100K: {MOVIELENS} not found")
-        return
-    features = build_features_from_file(MOVIELENS, "movielens")
-    default = train(features, TrainParams())
-    tuned = train(features, TrainParams(), tune_trials=20)
-    print(
-        metrics_table(
-            {
-                "default ALS": default.metrics["als"],
-                "tuned ALS": tuned.metrics["als"],
-                **{"most_popular": default.metrics["most_popular"]},
-            }
-        )
-    )
-    report("MovieLens-100K: NDCG@10 default", default.metrics["als"]["ndcg"], "", "target ≥ 0.17")
-    report("MovieLens-100K: NDCG@10 --tune", tuned.metrics["als"]["ndcg"], "", "target ≥ 0.19")
-    report("MovieLens-100K: NDCG@10 most-popular", default.metrics["most_popular"]["ndcg"], "", "(≈ 0.11)")
-    report(
-        "MovieLens-100K: default / most-popular",
-        default.metrics["als"]["ndcg"] / default.metrics["most_popular"]["ndcg"],
-        "×",
-    )
-    print(f"tuned parameters: {tuned.params}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--skip-movielens", action="store_true")
-    args = parser.parse_args()
+    parser.parse_args()
     print(f"cores: {os.cpu_count()}", flush=True)
     features = feature_throughput()
     training_overhead(features)
-    if not args.skip_movielens:
-        movielens_quality()
 
 
 if __name__ == "__main__":
