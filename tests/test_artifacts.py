@@ -1,3 +1,4 @@
+import hashlib
 import json
 import shutil
 import tarfile
@@ -24,7 +25,7 @@ def model_copy(tmp_path, model_dir):
 
 def test_manifest_records_parameters_data_metrics_and_checksums(model_dir):
     manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     assert manifest["model_version"] == model_dir.name
     assert set(manifest["parameters"]) == {"factors", "regularization", "alpha", "iterations", "seed"}
     assert set(manifest["confidence"]) == {
@@ -34,7 +35,7 @@ def test_manifest_records_parameters_data_metrics_and_checksums(model_dir):
     assert manifest["evaluation"]["relevance"]["kind"] == "satisfying_watch"
     assert len(manifest["evaluation"]["curves"]["als"]["ndcg"]) == 50
     assert manifest["data"]["features"]["dropped"]["duplicate_events"] >= 0
-    assert set(manifest["files"]) == {*DATA_FILES, "evaluation.html", "evaluation.png"}
+    assert set(manifest["files"]) == {*DATA_FILES, "evaluation.html", "evaluation.png", "topn.npy"}
     assert all(len(entry["sha256"]) == 64 for entry in manifest["files"].values())
 
 
@@ -47,15 +48,59 @@ def test_the_evaluation_report_names_its_metrics_and_relevance(model_dir):
     assert (model_dir / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_format_1_directory_still_loads(model_copy):
-    """Written before the report existed: no report files, format_version 1."""
-    manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
-    for name in ("evaluation.html", "evaluation.png"):
-        (model_copy / name).unlink()
+def downgrade(directory, version: int, drop: tuple[str, ...]) -> None:
+    """Make `directory` look as an older trainer wrote it: without the files that format did not have."""
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    for name in drop:
+        (directory / name).unlink()
         del manifest["files"][name]
-    manifest["format_version"] = 1
-    (model_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
-    assert load_model_dir(model_copy).manifest["format_version"] == 1
+    manifest["format_version"] = version
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("version", "drop"), [(1, ("evaluation.html", "evaluation.png", "topn.npy")), (2, ("topn.npy",))]
+)
+def test_older_format_directories_still_load(model_copy, version, drop):
+    downgrade(model_copy, version, drop)
+    artifacts = load_model_dir(model_copy)
+    assert artifacts.manifest["format_version"] == version and artifacts.topn is None
+
+
+def test_a_format_2_directory_may_not_list_topn(model_copy):
+    downgrade(model_copy, 2, ())
+    with pytest.raises(ModelArtifactError, match=r"manifest\.json: 'files' must list .*, and may list evaluation"):
+        load_model_dir(model_copy)
+
+
+def test_topn_lists_are_memory_mapped_and_checked_against_the_model(model_copy):
+    lists = load_model_dir(model_copy).topn
+    assert isinstance(lists, np.memmap) and lists.dtype == np.int32
+    bad = np.array(lists)
+    bad[0, 0] = 10_000_000
+    rewrite(model_copy, "topn.npy", bad)
+    with pytest.raises(ModelArtifactError, match=r"topn\.npy: video indices outside 0\.\.79"):
+        load_model_dir(model_copy)
+    rewrite(model_copy, "topn.npy", np.array(lists)[:-1])
+    with pytest.raises(ModelArtifactError, match=r"topn\.npy: 399 rows, id maps say 400"):
+        load_model_dir(model_copy)
+
+
+def test_factor_counts_of_users_and_videos_must_agree(model_copy):
+    rewrite(model_copy, "item_factors.npy", np.zeros((80, 3), dtype=np.float32))
+    with pytest.raises(ModelArtifactError, match=r"item_factors\.npy: 3 factors, user_factors\.npy has 16"):
+        load_model_dir(model_copy)
+
+
+def rewrite(directory, name: str, array: np.ndarray) -> None:
+    """Replace one array and re-sign the manifest, as a buggy trainer would: checksums pass, content does not."""
+    np.save(directory / name, array)
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    manifest["files"][name] = {
+        "bytes": (directory / name).stat().st_size,
+        "sha256": hashlib.sha256((directory / name).read_bytes()).hexdigest(),
+    }
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
 def test_latest_points_at_the_new_version(model_dir):
@@ -101,14 +146,16 @@ def test_newer_format_version_is_refused(model_copy):
     manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
     manifest["format_version"] = 99
     (model_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(ModelArtifactError, match="format_version 99, this code reads 1, 2"):
+    with pytest.raises(ModelArtifactError, match="format_version 99, this code reads 1, 2, 3"):
         load_model_dir(model_copy)
 
 
 def test_package_puts_files_at_the_archive_root(tmp_path, model_dir):
     archive = package_model_dir(model_dir, tmp_path / "model.tar.gz")
     with tarfile.open(archive) as tar:
-        assert sorted(tar.getnames()) == sorted([MANIFEST_FILE, *DATA_FILES, "evaluation.html", "evaluation.png"])
+        assert sorted(tar.getnames()) == sorted(
+            [MANIFEST_FILE, *DATA_FILES, "evaluation.html", "evaluation.png", "topn.npy"]
+        )
         tar.extractall(tmp_path / "opt-ml-model", filter="data")
     assert load_model_dir(tmp_path / "opt-ml-model").manifest["model_version"] == model_dir.name
 
@@ -119,7 +166,7 @@ def test_writing_into_an_existing_empty_directory_stages_inside_it(tmp_path, mod
     target = tmp_path / "model"
     target.mkdir()
     write_model_dir(artifacts, target)
-    assert sorted(p.name for p in target.iterdir()) == sorted([MANIFEST_FILE, *DATA_FILES])  # no reports given
+    assert sorted(p.name for p in target.iterdir()) == sorted([MANIFEST_FILE, *DATA_FILES, "topn.npy"])  # no reports
     assert load_model_dir(target).manifest["model_version"] == model_dir.name
 
 

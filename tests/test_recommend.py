@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vrmodels.recommend import Recommender, UnknownVideoError
+from vrmodels.recommend import Query, Recommender, SimilarQuery, UnknownVideoError
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +115,38 @@ def test_the_popular_fallback_ranks_by_watching_through_not_by_clicks(recommende
     fallback = ids(recommender.recommend("never-seen", k=5))
     assert not set(fallback) & clickbait
     assert completion[fallback].min() > 0.5
+
+
+def test_an_unknown_user_with_candidates_gets_only_candidates_by_popularity(recommender):
+    popular = ids(recommender.popular(10))
+    candidates = [popular[7], popular[2], "no-such-video", popular[5]]
+    result = recommender.recommend("never-seen", k=2, candidates=candidates)
+    assert result.fallback
+    assert ids(result) == [popular[2], popular[5]]
+    assert result.unknown_video_ids == ["no-such-video"]
+
+
+def test_an_unknown_user_whose_history_is_all_unknown_gets_the_fallback_and_the_ids(recommender):
+    result = recommender.recommend("never-seen", k=3, history=["ghost-1", "ghost-2"])
+    assert result.fallback and ids(result) == ids(recommender.popular(3))
+    assert result.unknown_video_ids == ["ghost-1", "ghost-2"]
+
+
+def test_one_batched_answer_equals_answering_one_by_one(recommender, watched):
+    queries = [
+        Query("u001", 5),
+        Query("u002", 5, exclude_watched=False),
+        Query("someone-new", 4, history=sorted(watched["u003"])[:5]),
+        Query("u004", 3, candidates=["v001", "v002", "v003", "v004"], exclude=["v002"]),
+        SimilarQuery("v005", 4),
+        SimilarQuery("no-such-video", 4),
+        Query("u005", 6, history=["v010"], exclude=["v011"]),
+    ]
+    together = recommender.answer(queries)
+    for query, answer in zip(queries, together):
+        alone = recommender.answer([query])[0]
+        if isinstance(alone, UnknownVideoError):
+            assert isinstance(answer, UnknownVideoError) and answer.video_id == "no-such-video"
+        else:
+            assert answer.video_ids == alone.video_ids
+            np.testing.assert_allclose(answer.scores, alone.scores, rtol=1e-5)

@@ -14,9 +14,11 @@ A model directory holds
     video_ids.json       position = video index
     evaluation.html, evaluation.png
                          the evaluation report (format 2 on, optional: the PNG needs matplotlib)
+    topn.npy             int32 users × N: each known user's best unwatched videos, best first, -1 padded
+                         (format 3 on, optional; memory-mapped, see vrmodels.topn)
 
-Format history: 1 the files above but the report; 2 adds the report, the confidence parameters and the
-relevance definition to the manifest. Every version listed in REQUIRED_FILES still loads.
+Format history: 1 the core files; 2 adds the report, the confidence parameters and the relevance definition
+to the manifest; 3 adds the precomputed top-N lists. Every version listed in REQUIRED_FILES still loads.
 The loader never writes to the directory: SageMaker mounts `/opt/ml/model` read-only.
 """
 
@@ -35,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from scipy.sparse import csr_matrix
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST_FILE = "manifest.json"
 USER_FACTORS_FILE = "user_factors.npy"
 ITEM_FACTORS_FILE = "item_factors.npy"
@@ -49,6 +51,7 @@ USER_IDS_FILE = "user_ids.json"
 VIDEO_IDS_FILE = "video_ids.json"
 REPORT_HTML_FILE = "evaluation.html"
 REPORT_PNG_FILE = "evaluation.png"
+TOPN_FILE = "topn.npy"
 DATA_FILES = (
     USER_FACTORS_FILE,
     ITEM_FACTORS_FILE,
@@ -58,8 +61,8 @@ DATA_FILES = (
     VIDEO_IDS_FILE,
 )
 # Per format version: the files a model directory must have, and those it may have.
-REQUIRED_FILES = {1: DATA_FILES, 2: DATA_FILES}
-OPTIONAL_FILES = {1: (), 2: (REPORT_HTML_FILE, REPORT_PNG_FILE)}
+REQUIRED_FILES = {1: DATA_FILES, 2: DATA_FILES, 3: DATA_FILES}
+OPTIONAL_FILES = {1: (), 2: (REPORT_HTML_FILE, REPORT_PNG_FILE), 3: (REPORT_HTML_FILE, REPORT_PNG_FILE, TOPN_FILE)}
 
 
 class ModelArtifactError(RuntimeError):
@@ -77,6 +80,8 @@ class ModelArtifacts:
     manifest: dict
     reports: dict[str, bytes] = field(default_factory=dict)
     """Optional report files (name → content), written and checksummed with the rest."""
+    topn: np.ndarray | None = None
+    """Optional precomputed top-N lists (see vrmodels.topn)."""
 
 
 def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
@@ -108,6 +113,9 @@ def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
         for name, content in artifacts.reports.items():
             (staging / name).write_bytes(content)
         names = (*DATA_FILES, *artifacts.reports)
+        if artifacts.topn is not None:
+            np.save(staging / TOPN_FILE, np.ascontiguousarray(artifacts.topn, dtype=np.int32))
+            names = (*names, TOPN_FILE)
         manifest = {
             "format_version": FORMAT_VERSION,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -189,6 +197,9 @@ def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
             user_ids=user_ids,
             video_ids=video_ids,
             manifest=manifest,
+            topn=np.load(directory / TOPN_FILE, mmap_mode="r" if mmap else None)
+            if TOPN_FILE in manifest["files"]
+            else None,
         )
     except (ValueError, OSError) as exc:
         raise ModelArtifactError(f"{directory}: a file matches its checksum but cannot be read: {exc}") from exc
@@ -198,10 +209,26 @@ def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
         ITEM_FACTORS_FILE: (artifacts.item_factors.shape[0], videos),
         POPULARITY_FILE: (artifacts.popularity.shape[0], videos),
     }
+    if artifacts.topn is not None:
+        shapes[TOPN_FILE] = (artifacts.topn.shape[0], users)
     for name, (rows, expected) in shapes.items():
         if rows != expected:
             raise ModelArtifactError(f"{directory / name}: {rows} rows, id maps say {expected}")
+    if artifacts.user_factors.shape[1] != artifacts.item_factors.shape[1]:
+        raise ModelArtifactError(
+            f"{directory / ITEM_FACTORS_FILE}: {artifacts.item_factors.shape[1]} factors, "
+            f"{USER_FACTORS_FILE} has {artifacts.user_factors.shape[1]}"
+        )
+    if artifacts.topn is not None:
+        _check_topn(artifacts.topn, videos, directory / TOPN_FILE)
     return artifacts
+
+
+def _check_topn(lists: np.ndarray, videos: int, path: Path) -> None:
+    if lists.ndim != 2 or lists.dtype != np.int32:
+        raise ModelArtifactError(f"{path}: expected a 2-D int32 array, got {lists.ndim}-D {lists.dtype}")
+    if lists.size and (lists.min() < -1 or lists.max() >= videos):
+        raise ModelArtifactError(f"{path}: video indices outside 0..{videos - 1}")
 
 
 def _csr(parts: dict[str, np.ndarray], shape: tuple[int, int], directory: Path) -> csr_matrix:

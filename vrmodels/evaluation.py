@@ -19,8 +19,8 @@ from scipy.sparse import csr_matrix
 if TYPE_CHECKING:
     import pandas as pd
 
-# implicit marks filtered items with this score when fewer than k items remain.
-FILTERED_SCORE = -1e38
+from vrmodels.recommend import FILTERED_SCORE
+
 METRICS = ("precision", "recall", "ndcg", "map")
 CURVE_METRICS = ("ndcg", "recall")
 POPULAR_TOP_FRACTION = 0.01

@@ -1,8 +1,14 @@
 """The recommend API: the only part of `vrmodels` that the server imports.
 
-Load a model directory once, then ask for top-k videos for a known user, for a watch history the
-model has never seen (fold-in), for many users at once, for the most popular videos, or for videos
-similar to one video. Ids in and out are the product's string ids.
+Load a model directory once, then ask for top-k videos for a known user, for a watch history the model has
+never seen (fold-in), for many users at once, for the most popular videos, or for videos similar to one video.
+Ids in and out are the product's string ids.
+
+Two entry points serve many callers cheaply:
+- `quick(query)` answers what needs no scoring pass: a known user from the precomputed top-N lists (a lookup
+  and k dot products) and an unknown user from the popularity ranking. It returns None otherwise.
+- `answer(queries)` scores everything else in one pass per kind: one fold-in solve for every history, one
+  top-k over the catalogue for every ranking, one similar-items call. Results are identical to asking one by one.
 """
 
 from __future__ import annotations
@@ -13,18 +19,24 @@ from pathlib import Path
 
 import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
+from implicit.cpu.topk import topk
 from scipy.sparse import csr_matrix
 
+from vrmodels import topn
 from vrmodels.artifacts import MANIFEST_FILE, ModelArtifactError, ModelArtifacts, load_model_dir
-from vrmodels.evaluation import FILTERED_SCORE
 
-_NO_VIDEOS = np.zeros(0, dtype=np.int64)
+FILTERED_SCORE = topn.FILTERED_SCORE
+_NO_VIDEOS = np.zeros(0, dtype=np.int32)
+_SCORING_CHUNK = 256  # queries per top-k call: bounds the scores buffer to 256 × videos floats
 
 __all__ = [
+    "FILTERED_SCORE",
     "ModelArtifactError",
+    "Query",
     "Recommendation",
     "Recommendations",
     "Recommender",
+    "SimilarQuery",
     "UnknownVideoError",
     "is_model_dir",
 ]
@@ -44,7 +56,7 @@ class UnknownVideoError(KeyError):
         return f"video {self.video_id!r} is not in the model"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Recommendation:
     video_id: str
     score: float
@@ -52,11 +64,39 @@ class Recommendation:
 
 @dataclass(frozen=True)
 class Recommendations:
-    items: list[Recommendation]
+    video_ids: list[str]
+    scores: list[float]
     fallback: bool = False
-    """True when the user was unknown and had no history, so these are the most popular videos."""
+    """True when the user was unknown and had no usable history, so these are the most popular videos."""
     unknown_video_ids: list[str] = field(default_factory=list)
     """Ids from `history` or `candidates` that the model does not know; they were not used."""
+
+    @property
+    def items(self) -> list[Recommendation]:
+        return [Recommendation(video, score) for video, score in zip(self.video_ids, self.scores)]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Top-k videos for a user (known, or described by `history`), optionally among `candidates` only."""
+
+    user_id: str | None = None
+    k: int = 10
+    exclude_watched: bool = True
+    exclude: Sequence[str] = ()
+    candidates: Sequence[str] | None = None
+    history: Sequence[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SimilarQuery:
+    """Top-k videos closest to one video by cosine of their factors."""
+
+    video_id: str
+    k: int = 10
+
+
+Answer = Recommendations | UnknownVideoError
 
 
 class Recommender:
@@ -64,6 +104,7 @@ class Recommender:
         parameters = artifacts.manifest.get("parameters", {})
         self.manifest = artifacts.manifest
         self.model_version: str = artifacts.manifest.get("model_version", "unknown")
+        self.num_threads = num_threads
         self._model = AlternatingLeastSquares(
             factors=artifacts.item_factors.shape[1],
             regularization=parameters.get("regularization", 0.01),
@@ -71,15 +112,18 @@ class Recommender:
             num_threads=num_threads,
         )
         # Plain ndarray views of the memory maps: same shared pages, without np.memmap's per-slice cost.
-        self._model.user_factors = np.asarray(artifacts.user_factors)
-        self._model.item_factors = np.asarray(artifacts.item_factors)
+        self._user_factors = np.asarray(artifacts.user_factors)
+        self._item_factors = np.asarray(artifacts.item_factors)
+        self._model.user_factors, self._model.item_factors = self._user_factors, self._item_factors
         self._user_items = artifacts.user_items
+        self._topn = None if artifacts.topn is None else np.asarray(artifacts.topn)
         self._video_ids = np.asarray(artifacts.video_ids, dtype=object)
         self._user_index = {user_id: index for index, user_id in enumerate(artifacts.user_ids)}
         self._video_index = {video_id: index for index, video_id in enumerate(artifacts.video_ids)}
+        self._popularity = artifacts.popularity
         self._popular_order = np.argsort(-artifacts.popularity, kind="stable")
         self._popular_score = artifacts.popularity / max(1e-12, float(artifacts.popularity.max(initial=0.0)))
-        # A history video the model has not seen weighted like a typical training interaction.
+        # A history video weighted like a typical training interaction.
         self._history_confidence = float(np.median(artifacts.user_items.data)) if artifacts.user_items.nnz else 1.0
 
     @classmethod
@@ -90,8 +134,63 @@ class Recommender:
     def video_count(self) -> int:
         return len(self._video_ids)
 
+    @property
+    def topn_size(self) -> int:
+        """N of the precomputed lists (0 when the model directory has none)."""
+        return 0 if self._topn is None else self._topn.shape[1]
+
     def knows_user(self, user_id: str) -> bool:
         return user_id in self._user_index
+
+    # ---- the two entry points ----
+
+    def quick(self, query: Query | SimilarQuery) -> Recommendations | None:
+        """The answer when it needs no scoring pass (precomputed top-N, popular fallback), else None."""
+        if isinstance(query, SimilarQuery):
+            return None
+        user = self._user_index.get(query.user_id) if query.user_id is not None else None
+        if user is None:
+            return self._popular(query) if not query.history else None
+        if query.history or query.candidates is not None or not query.exclude_watched or query.k > self.topn_size:
+            return None
+        excluded = set(self._known_indices(query.exclude).tolist()) if query.exclude else set()
+        videos = topn.lookup(self._topn, user, query.k, excluded)
+        if videos is None:
+            return None
+        scores = self._item_factors[videos] @ self._user_factors[user]
+        return Recommendations(self._video_ids[videos].tolist(), scores.tolist())
+
+    def answer(self, queries: Sequence[Query | SimilarQuery]) -> list[Answer]:
+        """Exact answers to many queries, scored together; an unknown `video_id` yields UnknownVideoError."""
+        results: list[Answer | None] = [None] * len(queries)
+        ranked: list[_Ranking] = []
+        similar: list[tuple[int, int, int]] = []
+        for slot, query in enumerate(queries):
+            if isinstance(query, SimilarQuery):
+                video = self._video_index.get(query.video_id)
+                if video is None:
+                    results[slot] = UnknownVideoError(query.video_id)
+                else:
+                    similar.append((slot, video, query.k))
+                continue
+            ranking = self._ranking(slot, query)
+            if isinstance(ranking, Recommendations):
+                results[slot] = ranking
+            else:
+                ranked.append(ranking)
+        self._fold_in(ranked)
+        for ranking in ranked:
+            if ranking.candidates is not None:
+                results[ranking.slot] = self._rank_candidates(ranking)
+        whole_catalogue = [ranking for ranking in ranked if ranking.candidates is None]
+        for start in range(0, len(whole_catalogue), _SCORING_CHUNK):
+            for ranking, answer in self._rank_catalogue(whole_catalogue[start : start + _SCORING_CHUNK]):
+                results[ranking.slot] = answer
+        for slot, answer in self._similar(similar):
+            results[slot] = answer
+        return results  # type: ignore[return-value]
+
+    # ---- the single-call API, built on the two entry points ----
 
     def recommend(
         self,
@@ -103,93 +202,142 @@ class Recommender:
         history: Sequence[str] | None = None,
     ) -> Recommendations:
         """Top-k for one user. `history` folds fresh watches in; unknown user and no history → popular."""
-        user = self._user_index.get(user_id) if user_id is not None else None
-        if user is None and not history:
-            return self.popular(k, exclude=exclude)
-        unknown: list[str] = []
-        if history:
-            known_history, unknown_history = self._indices(history)
-            unknown += unknown_history
-            row = self._history_row(user, known_history)
-            query: int | np.ndarray = 0
-            recalculate = True
-        else:
-            row = self._user_row(user)
-            query = user
-            recalculate = False
-        excluded = self._known_indices(exclude)
-        items = None
-        if candidates is not None:
-            known_candidates, unknown_candidates = self._indices(candidates)
-            unknown += unknown_candidates
-            items = np.setdiff1d(known_candidates, excluded)
-            if len(items) == 0:
-                return Recommendations([], unknown_video_ids=unknown)
-        ids, scores = self._model.recommend(
-            query,
-            row,
-            N=min(k, self.video_count),  # implicit pads with video 0 at score 0 past the catalogue
-            filter_already_liked_items=exclude_watched,
-            filter_items=excluded if items is None and len(excluded) else None,
-            recalculate_user=recalculate,
-            items=items,
-        )
-        return Recommendations(self._to_items(ids, scores), unknown_video_ids=unknown)
+        query = Query(user_id, k, exclude_watched, tuple(exclude), candidates, history)
+        return self.quick(query) or self.answer([query])[0]  # type: ignore[return-value]
 
     def recommend_batch(
         self, user_ids: Sequence[str], k: int = 10, exclude_watched: bool = True
     ) -> list[Recommendations]:
-        """Many users through implicit's batched top-k; unknown users get the popular fallback."""
-        results: list[Recommendations | None] = [None] * len(user_ids)
-        known = [(slot, self._user_index[u]) for slot, u in enumerate(user_ids) if u in self._user_index]
-        if known:
-            slots, users = (np.asarray(column) for column in zip(*known))
-            ids, scores = self._model.recommend(
-                users, self._user_items[users], N=min(k, self.video_count), filter_already_liked_items=exclude_watched
-            )
-            for slot, row_ids, row_scores in zip(slots, ids, scores):
-                results[slot] = Recommendations(self._to_items(row_ids, row_scores))
-        popular = None
-        for slot, result in enumerate(results):
-            if result is None:
-                popular = popular or self.popular(k)
-                results[slot] = popular
-        return results  # type: ignore[return-value]
+        """Many users at once; unknown users get the popular fallback."""
+        queries = [Query(user_id, k, exclude_watched) for user_id in user_ids]
+        answers: list = [self.quick(query) for query in queries]
+        pending = [slot for slot, answer in enumerate(answers) if answer is None]
+        for slot, answer in zip(pending, self.answer([queries[slot] for slot in pending])):
+            answers[slot] = answer
+        return answers
 
     def popular(self, k: int = 10, exclude: Iterable[str] = ()) -> Recommendations:
         """Most-watched videos; score = popularity relative to the most popular video (1.0)."""
-        excluded = set(self._known_indices(exclude).tolist())
-        chosen = [i for i in self._popular_order[: k + len(excluded)] if i not in excluded][:k]
-        return Recommendations(
-            [Recommendation(self._video_ids[i], float(self._popular_score[i])) for i in chosen], fallback=True
-        )
+        return self._popular(Query(None, k, exclude=tuple(exclude)))
 
     def similar(self, video_id: str, k: int = 10) -> list[Recommendation]:
         """Videos whose factors are closest by cosine, the video itself left out."""
-        video = self._video_index.get(video_id)
-        if video is None:
-            raise UnknownVideoError(video_id)
-        ids, scores = self._model.similar_items(video, N=min(k + 1, self.video_count))
-        keep = ids != video
-        return self._to_items(ids[keep][:k], scores[keep][:k])
+        answer = self.answer([SimilarQuery(video_id, k)])[0]
+        if isinstance(answer, UnknownVideoError):
+            raise answer
+        return answer.items
+
+    # ---- internals ----
+
+    def _popular(self, query: Query) -> Recommendations:
+        """The fallback: most popular videos, among `candidates` when given, without `exclude`."""
+        excluded = set(self._known_indices(query.exclude).tolist()) if query.exclude else set()
+        unknown: list[str] = []
+        if query.candidates is not None:
+            known, unknown = self._indices(query.candidates)
+            known = [video for video in known.tolist() if video not in excluded]
+            chosen = sorted(known, key=lambda video: (-self._popularity[video], video))[: query.k]
+        else:
+            chosen = [
+                video for video in self._popular_order[: query.k + len(excluded)].tolist() if video not in excluded
+            ]
+            chosen = chosen[: query.k]
+        scores = [float(self._popular_score[video]) for video in chosen]
+        return Recommendations(self._video_ids[chosen].tolist(), scores, fallback=True, unknown_video_ids=unknown)
+
+    def _ranking(self, slot: int, query: Query) -> _Ranking | Recommendations:
+        """What to score for one recommend query (or its popular answer when there is nothing to score from)."""
+        user = self._user_index.get(query.user_id) if query.user_id is not None else None
+        unknown: list[str] = []
+        history = _NO_VIDEOS
+        if query.history:
+            history, unknown = self._indices(query.history)
+        if user is None and len(history) == 0:
+            answer = self._popular(query)
+            return Recommendations(answer.video_ids, answer.scores, True, unknown + answer.unknown_video_ids)
+        candidates = None
+        if query.candidates is not None:
+            candidates, unknown_candidates = self._indices(query.candidates)
+            unknown += unknown_candidates
+        videos, confidences = self._user_videos(user) if user is not None else (_NO_VIDEOS, _NO_VIDEOS)
+        if len(history):
+            videos, confidences = _merge_history(videos, confidences, history, self._history_confidence)
+        return _Ranking(
+            slot=slot,
+            k=query.k,
+            user=user,
+            fold_in=len(history) > 0,
+            videos=videos,
+            confidences=confidences,
+            filtered=_union(videos if query.exclude_watched else _NO_VIDEOS, self._known_indices(query.exclude)),
+            candidates=candidates,
+            unknown=unknown,
+        )
+
+    def _fold_in(self, rankings: list[_Ranking]) -> None:
+        """User vectors for every ranking: the trained one, or one solve for all histories together."""
+        folded = [ranking for ranking in rankings if ranking.fold_in]
+        if folded:
+            rows = _csr(
+                [ranking.videos for ranking in folded], [ranking.confidences for ranking in folded], self.video_count
+            )
+            vectors = self._model.recalculate_user(np.arange(len(folded)), rows)
+            for ranking, vector in zip(folded, vectors):
+                ranking.vector = vector
+        for ranking in rankings:
+            if not ranking.fold_in:
+                ranking.vector = self._user_factors[ranking.user]
+
+    def _rank_candidates(self, ranking: _Ranking) -> Recommendations:
+        videos = np.setdiff1d(ranking.candidates, ranking.filtered, assume_unique=True)
+        scores = self._item_factors[videos] @ ranking.vector
+        best = np.argsort(-scores, kind="stable")[: ranking.k]
+        return Recommendations(
+            self._video_ids[videos[best]].tolist(), scores[best].tolist(), unknown_video_ids=ranking.unknown
+        )
+
+    def _rank_catalogue(self, rankings: list[_Ranking]) -> list[tuple[_Ranking, Recommendations]]:
+        if not rankings:
+            return []
+        k = min(max(ranking.k for ranking in rankings), self.video_count)
+        filters = _csr(
+            [r.filtered for r in rankings], [np.ones(len(r.filtered), np.float32) for r in rankings], self.video_count
+        )
+        ids, scores = topk(
+            self._item_factors,
+            np.stack([ranking.vector for ranking in rankings]).astype(np.float32, copy=False),
+            k,
+            filter_query_items=filters,
+            num_threads=self.num_threads,
+        )
+        answers = []
+        for ranking, row_ids, row_scores in zip(rankings, ids, scores):
+            keep = row_scores[: ranking.k] > FILTERED_SCORE
+            answer = Recommendations(
+                self._video_ids[row_ids[: ranking.k][keep]].tolist(),
+                row_scores[: ranking.k][keep].tolist(),
+                unknown_video_ids=ranking.unknown,
+            )
+            answers.append((ranking, answer))
+        return answers
+
+    def _similar(self, requests: list[tuple[int, int, int]]) -> list[tuple[int, Recommendations]]:
+        if not requests:
+            return []
+        videos = np.asarray([video for _, video, _ in requests])
+        n = min(max(k for _, _, k in requests) + 1, self.video_count)
+        ids, scores = self._model.similar_items(videos, N=n)
+        answers = []
+        for (slot, video, k), row_ids, row_scores in zip(requests, ids, scores):
+            keep = row_ids != video
+            chosen, chosen_scores = row_ids[keep][:k], row_scores[keep][:k]
+            answers.append((slot, Recommendations(self._video_ids[chosen].tolist(), chosen_scores.tolist())))
+        return answers
 
     def _user_videos(self, user: int) -> tuple[np.ndarray, np.ndarray]:
         """One user's training videos and confidences, sliced from the CSR arrays (scipy's row indexing is slow)."""
         start, end = self._user_items.indptr[user], self._user_items.indptr[user + 1]
         return self._user_items.indices[start:end], self._user_items.data[start:end]
-
-    def _user_row(self, user: int) -> csr_matrix:
-        videos, confidences = self._user_videos(user)
-        return csr_matrix((confidences, videos, np.array([0, len(videos)])), shape=(1, self.video_count))
-
-    def _history_row(self, user: int | None, history: np.ndarray) -> csr_matrix:
-        """The user's training row (if any) plus the history videos, as a 1-row CSR for fold-in."""
-        confidences = np.zeros(self.video_count, dtype=np.float32)
-        confidences[history] = self._history_confidence
-        if user is not None:
-            known, known_confidences = self._user_videos(user)
-            confidences[known] = np.maximum(confidences[known], known_confidences)
-        return csr_matrix(confidences.reshape(1, -1))
 
     def _indices(self, video_ids: Iterable[str]) -> tuple[np.ndarray, list[str]]:
         known, unknown = [], []
@@ -199,11 +347,51 @@ class Recommender:
                 unknown.append(video_id)
             else:
                 known.append(index)
-        return np.unique(np.asarray(known, dtype=np.int64)), unknown
+        return np.unique(np.asarray(known, dtype=np.int32)), unknown
 
     def _known_indices(self, video_ids: Iterable[str]) -> np.ndarray:
         return self._indices(video_ids)[0] if video_ids else _NO_VIDEOS
 
-    def _to_items(self, ids: np.ndarray, scores: np.ndarray) -> list[Recommendation]:
-        keep = scores > FILTERED_SCORE  # implicit pads with filtered items when fewer than k remain
-        return [Recommendation(v, float(s)) for v, s in zip(self._video_ids[ids[keep]], scores[keep])]
+
+@dataclass(eq=False, slots=True)
+class _Ranking:
+    """One recommend query, resolved to indices: whom to score, what to leave out, among what."""
+
+    slot: int
+    k: int
+    user: int | None
+    fold_in: bool
+    videos: np.ndarray  # the user's videos (training ∪ history), sorted
+    confidences: np.ndarray
+    filtered: np.ndarray  # sorted video indices never to return
+    candidates: np.ndarray | None
+    unknown: list[str]
+    vector: np.ndarray | None = None
+
+
+def _union(sorted_unique: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """np.union1d, skipped when one side is empty (the common case; union1d costs a sort even then)."""
+    if not len(other):
+        return sorted_unique
+    return np.union1d(sorted_unique, other) if len(sorted_unique) else other
+
+
+def _merge_history(
+    videos: np.ndarray, confidences: np.ndarray, history: np.ndarray, history_confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training videos plus fresh history; a video in both keeps the larger confidence."""
+    merged = np.union1d(videos, history)
+    values = np.zeros(len(merged), dtype=np.float32)
+    values[np.searchsorted(merged, history)] = history_confidence
+    trained = np.searchsorted(merged, videos)
+    values[trained] = np.maximum(values[trained], confidences)
+    return merged.astype(np.int32), values
+
+
+def _csr(rows: list[np.ndarray], values: list[np.ndarray], columns: int) -> csr_matrix:
+    """One CSR built from per-row sorted column indices and values, without a dense detour."""
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(row) for row in rows], out=indptr[1:])
+    indices = np.concatenate(rows).astype(np.int32, copy=False) if rows else _NO_VIDEOS
+    data = np.concatenate(values).astype(np.float32, copy=False) if values else np.zeros(0, np.float32)
+    return csr_matrix((data, indices, indptr), shape=(len(rows), columns))

@@ -39,6 +39,7 @@ from vrmodels.als import (
 from vrmodels.artifacts import ModelArtifacts, package_model_dir, write_model_dir
 from vrmodels.evaluation import engagement, holdout
 from vrmodels.relevance import DEFAULT_MIN_COMPLETION, Relevance
+from vrmodels.topn import DEFAULT_TOPN, build_topn
 from vrmodels.tuning import DEFAULT_TUNE_TRIALS, Trial, tune
 
 TEST_FRACTION = 0.2
@@ -109,7 +110,8 @@ def train(
     return TrainResult(model, chosen.params, chosen.confidence, features, relevance, evaluation, tuning)
 
 
-def to_artifacts(result: TrainResult) -> ModelArtifacts:
+def to_artifacts(result: TrainResult, topn_size: int = DEFAULT_TOPN) -> ModelArtifacts:
+    """The model directory's content; `topn_size` > 0 adds each user's precomputed top-N (vrmodels.topn)."""
     features = result.features
     user_items = features.to_csr()
     data_digest = hashlib.sha256(user_items.data.tobytes() + user_items.indices.tobytes()).hexdigest()[:8]
@@ -135,6 +137,7 @@ def to_artifacts(result: TrainResult) -> ModelArtifacts:
         },
         "metrics": result.metrics,
         "tuning": result.tuning,
+        "topn": topn_size,
     }
     return ModelArtifacts(
         user_factors=result.model.user_factors,
@@ -145,6 +148,9 @@ def to_artifacts(result: TrainResult) -> ModelArtifacts:
         video_ids=features.video_ids,
         manifest=manifest,
         reports=report.render(manifest),
+        topn=build_topn(result.model.user_factors, result.model.item_factors, user_items, topn_size)
+        if topn_size
+        else None,
     )
 
 
@@ -185,7 +191,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--relevant-min-rating", type=float, help="with rating data, only held-out ratings ≥ this count as hits"
     )
-    parser.add_argument("--allow-worse", action="store_true", help="ship even if ALS loses to most-popular")
+    parser.add_argument(
+        "--topn",
+        type=int,
+        default=DEFAULT_TOPN,
+        help=f"precompute each user's top N for serving (default {DEFAULT_TOPN}; 0: none, every request is scored)",
+    )
+    parser.add_argument("--allow-worse", action="store_true", help="ship even if ALS loses to the baselines")
     parser.add_argument("--package", type=Path, help="also write this model.tar.gz for SageMaker")
     return parser.parse_args(argv)
 
@@ -207,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     except (QualityGateError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3 if isinstance(exc, QualityGateError) else 2
-    directory = save_versioned(to_artifacts(result), args.models_root)
+    directory = save_versioned(to_artifacts(result, args.topn), args.models_root)
     print(f"model written to {directory} in {time.perf_counter() - started:.1f}s")
     print(f"evaluation report: {(directory / report.HTML_FILE).resolve().as_uri()}")
     if args.package:

@@ -9,7 +9,7 @@ shows its first 1024 characters) and the exit status is non-zero. `<root>` is `$
 Hyperparameters (all optional): factors, regularization, alpha, iterations, seed, tune, tune_trials,
 allow_worse, channel (default "training"), input_format ("events" or "movielens"), min_user_events,
 min_video_events, scaling, completion_weight, skip_below, skip_weight, rating_weight, relevant_completion,
-relevant_min_rating.
+relevant_min_rating, topn (precomputed top-N per user, default 100; 0 for none).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from features.confidence import ConfidenceConfig
 from features.events import read_events, read_movielens
 from vrmodels.artifacts import write_model_dir
 from vrmodels.relevance import DEFAULT_MIN_COMPLETION
+from vrmodels.topn import DEFAULT_TOPN
 from vrmodels.train_model import TrainParams, to_artifacts, train
 from vrmodels.tuning import DEFAULT_TUNE_TRIALS
 
@@ -88,7 +89,7 @@ def run(root: Path) -> None:
         relevant_completion=parsed.get("relevant_completion", DEFAULT_MIN_COMPLETION),
         relevant_min_rating=parsed.get("relevant_min_rating"),
     )
-    directory = write_model_dir(to_artifacts(result), root / "model")
+    directory = write_model_dir(to_artifacts(result, parsed.get("topn", DEFAULT_TOPN)), root / "model")
     print(json.dumps({"model_dir": str(directory), "metrics": result.metrics}), flush=True)
 
 
@@ -97,6 +98,7 @@ _TYPES = {
     "iterations": int,
     "seed": int,
     "tune_trials": int,
+    "topn": int,
     "min_user_events": int,
     "min_video_events": int,
     "regularization": float,
