@@ -12,10 +12,13 @@
 | `VR_MODEL_DIR` | artifacts/models/latest | model used when `<root>/model` holds none |
 | `VR_GRACEFUL_SHUTDOWN_SECONDS` | 20 | how long SIGTERM waits for in-flight requests |
 | `VR_LOG_LEVEL` | INFO | log level of the JSON logs |
+| `VR_BATCH_WAIT_MS` | 2 | longest a scoring request waits for others to join its batch |
+| `VR_MAX_BATCH` | 64 | most queries scored in one batch |
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,8 @@ class Settings:
     fallback_model_dir: Path = DEFAULT_MODEL_DIR
     graceful_shutdown_seconds: float = 20.0
     log_level: str = "INFO"
+    batch_wait_ms: float = 2.0
+    max_batch: int = 64
 
     @property
     def max_payload_bytes(self) -> int:
@@ -64,14 +69,33 @@ class Settings:
             fallback_model_dir=Path(env.get("VR_MODEL_DIR", str(DEFAULT_MODEL_DIR))),
             graceful_shutdown_seconds=_positive_float(env, "VR_GRACEFUL_SHUTDOWN_SECONDS", 20.0),
             log_level=env.get("VR_LOG_LEVEL", "INFO").upper(),
+            batch_wait_ms=_non_negative_float(env, "VR_BATCH_WAIT_MS", 2.0),
+            max_batch=_positive_int(env, "VR_MAX_BATCH", 64),
         )
 
 
 def _positive_int(env: dict[str, str], name: str, default: int) -> int:
-    return int(_positive_float(env, name, default))
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={raw!r} is not a whole number") from None
+    if value <= 0:
+        raise ValueError(f"environment variable {name}={raw!r} must be positive")
+    return value
 
 
 def _positive_float(env: dict[str, str], name: str, default: float) -> float:
+    return _float(env, name, default, allow_zero=False)
+
+
+def _non_negative_float(env: dict[str, str], name: str, default: float) -> float:
+    return _float(env, name, default, allow_zero=True)
+
+
+def _float(env: dict[str, str], name: str, default: float, allow_zero: bool) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -79,6 +103,6 @@ def _positive_float(env: dict[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError(f"environment variable {name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ValueError(f"environment variable {name}={raw!r} must be positive")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"environment variable {name}={raw!r} must be {'≥ 0' if allow_zero else 'positive'}")
     return value

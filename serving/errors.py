@@ -38,6 +38,12 @@ class InvalidRequest(ServingError):
     status = 422
 
 
+class InternalError(ServingError):
+    """A real fault: the body names the request id to look for in the logs, never the traceback."""
+
+    status = 500
+
+
 class ModelNotReady(ServingError):
     status = 503
 

@@ -29,6 +29,34 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class RequestLogger:
+    """One JSON line per request, in the same shape as JsonFormatter's, written straight to stdout.
+
+    Through the logging module a line costs about 10 µs (a LogRecord, a formatter, a handler lock); this costs
+    about 1 µs, which matters at several thousand requests per second. Only the event loop thread writes here.
+    """
+
+    name = "serving.requests"
+
+    def __init__(self) -> None:
+        self._logger = logging.getLogger(self.name)
+        self._second = -1
+        self._prefix = ""
+
+    def log(self, fields: dict) -> None:
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        now = time.time()
+        entry = {"time": self._timestamp(now), "level": "INFO", "logger": self.name, "message": "request", **fields}
+        sys.stdout.write(orjson.dumps(entry).decode() + "\n")
+
+    def _timestamp(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:
+            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
+
+
 def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())

@@ -1,79 +1,88 @@
-"""Validated requests → recommender calls → response objects (decode → predict → encode's middle step).
+"""Validated requests → recommender queries → response bodies: the predict step of decode → predict → encode.
 
-Plain known-user requests in one batch go through the recommender's batched top-k together; every
-other request is answered on its own. A failing request yields its error in its own slot.
+Answers that need no scoring pass (a known user's precomputed top-N, the popular fallback) are computed on the
+event loop for small requests: cheaper than a thread hop. Everything else, and every query of a large request,
+goes through the worker's micro-batcher to its scoring thread. A failing query yields its exception in its own
+slot; `serving.transform` turns exceptions into statuses.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Callable
 
-from serving.errors import NotFound, ServingError
-from serving.schemas import RecommendRequest, SimilarRequest, parse_request
-from vrmodels.recommend import Recommendation, Recommendations, Recommender, UnknownVideoError
+from serving.batcher import MicroBatcher
+from serving.errors import ServingError
+from serving.schemas import parse_request
+from vrmodels.recommend import Query, Recommendations, Recommender, SimilarQuery
 
-Result = dict | ServingError
+INLINE_LIMIT = 16  # queries a request may have and still get its cheap answers on the event loop
+
+Result = dict | Exception
 
 
 class Predictor:
-    def __init__(self, recommender: Recommender):
+    def __init__(self, recommender: Recommender, max_batch: int, max_wait: float, in_flight: Callable[[], int]):
         self.recommender = recommender
+        self._batcher: MicroBatcher[Query | SimilarQuery, Result] = MicroBatcher(
+            self.score, max_batch, max_wait, in_flight
+        )
 
-    def predict(self, payloads: list[object]) -> list[Result]:
+    async def predict(self, payloads: list[object]) -> list[Result]:
         results: list[Result | None] = [None] * len(payloads)
-        batchable: dict[tuple[int, bool], list[tuple[int, RecommendRequest]]] = defaultdict(list)
+        queries: list[tuple[int, Query | SimilarQuery]] = []
         for slot, payload in enumerate(payloads):
             try:
                 if isinstance(payload, ServingError):
                     raise payload
-                request = parse_request(payload)
-                if len(payloads) > 1 and isinstance(request, RecommendRequest) and request.is_plain:
-                    batchable[(request.k, request.exclude_watched)].append((slot, request))
-                else:
-                    results[slot] = self._answer(request)
+                queries.append((slot, parse_request(payload).to_query()))
             except ServingError as error:
                 results[slot] = error
-        for (k, exclude_watched), members in batchable.items():
-            user_ids = [request.user_id for _, request in members]
-            answers = self.recommender.recommend_batch(user_ids, k=k, exclude_watched=exclude_watched)
-            for (slot, request), answer in zip(members, answers):
-                results[slot] = recommendations_body(request.user_id, answer)
+        if len(queries) <= INLINE_LIMIT:
+            unanswered = []
+            for slot, query in queries:
+                answer = self.recommender.quick(query)
+                if answer is None:
+                    unanswered.append((slot, query))
+                else:
+                    results[slot] = body(query, answer)
+            queries = unanswered
+        if queries:
+            scored = await self._batcher.run([query for _, query in queries])
+            for (slot, _), result in zip(queries, scored):
+                results[slot] = result
         return results  # type: ignore[return-value]
 
+    def score(self, queries: list[Query | SimilarQuery]) -> list[Result]:
+        """Answers for one batch, on the scoring thread: cheap ones first, one exact pass for the rest."""
+        answers: list = [self.recommender.quick(query) for query in queries]
+        unanswered = [slot for slot, answer in enumerate(answers) if answer is None]
+        for slot, answer in zip(unanswered, self.recommender.answer([queries[slot] for slot in unanswered])):
+            answers[slot] = answer
+        return [answer if isinstance(answer, Exception) else body(q, answer) for q, answer in zip(queries, answers)]
+
     def warm_up(self) -> None:
-        """Touch every code path once (batched, fold-in, similar) so the first real request is not slow."""
-        some_video = self.recommender.popular(1).items[0].video_id
-        self.predict([{"user_id": "warm-up", "history": [some_video], "k": 1}, {"video_id": some_video, "k": 1}])
-        results = self.predict([{"user_id": "warm-up", "k": 1}] * 2)
+        """Touch every code path once (precomputed, fold-in, catalogue, similar) so the first request is not slow."""
+        some_video = self.recommender.popular(1).video_ids[0]
+        queries = [
+            Query("warm-up", 1, history=[some_video]),
+            Query("warm-up", 1),
+            SimilarQuery(some_video, 1),
+        ]
+        results = self.score(queries)
         if not all(isinstance(result, dict) for result in results):
             raise RuntimeError(f"warm-up prediction failed: {results}")
 
-    def _answer(self, request: RecommendRequest | SimilarRequest) -> dict:
-        if isinstance(request, SimilarRequest):
-            try:
-                similar = self.recommender.similar(request.video_id, k=request.k)
-            except UnknownVideoError as exc:
-                raise NotFound(f"video_id: {exc}") from None
-            return {"videoId": request.video_id, "similar": _items(similar)}
-        answer = self.recommender.recommend(
-            request.user_id,
-            k=request.k,
-            exclude_watched=request.exclude_watched,
-            exclude=request.exclude,
-            candidates=request.candidates,
-            history=request.history,
-        )
-        return recommendations_body(request.user_id, answer)
+    def close(self) -> None:
+        self._batcher.close()
 
 
-def recommendations_body(user_id: str | None, answer: Recommendations) -> dict:
-    body: dict = {"userId": user_id, "recommendations": _items(answer.items)}
+def body(query: Query | SimilarQuery, answer: Recommendations) -> dict:
+    items = [{"videoId": video, "score": round(score, 6)} for video, score in zip(answer.video_ids, answer.scores)]
+    if isinstance(query, SimilarQuery):
+        return {"videoId": query.video_id, "similar": items}
+    result: dict = {"userId": query.user_id, "recommendations": items}
     if answer.fallback:
-        body["fallback"] = True
+        result["fallback"] = True
     if answer.unknown_video_ids:
-        body["unknownVideoIds"] = answer.unknown_video_ids
-    return body
-
-
-def _items(items: list[Recommendation]) -> list[dict]:
-    return [{"videoId": item.video_id, "score": round(item.score, 6)} for item in items]
+        result["unknownVideoIds"] = answer.unknown_video_ids
+    return result

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, model_validator
 
 from serving.errors import InvalidRequest
+from vrmodels.recommend import Query, SimilarQuery
 
 MAX_K = 1000
 MAX_ID_LIST = 10_000
@@ -36,10 +37,8 @@ class RecommendRequest(BaseModel):
             raise ValueError("give 'user_id', 'history', or both (or 'video_id' for similar videos)")
         return self
 
-    @property
-    def is_plain(self) -> bool:
-        """Only user_id, k and exclude_watched: eligible for the batched path."""
-        return self.user_id is not None and not self.exclude and self.candidates is None and not self.history
+    def to_query(self) -> Query:
+        return Query(self.user_id, self.k, self.exclude_watched, self.exclude, self.candidates, self.history)
 
 
 class SimilarRequest(BaseModel):
@@ -47,6 +46,9 @@ class SimilarRequest(BaseModel):
 
     video_id: StrictStr = Field(min_length=1, max_length=256)
     k: K = 5
+
+    def to_query(self) -> SimilarQuery:
+        return SimilarQuery(self.video_id, self.k)
 
 
 def parse_request(payload: object) -> RecommendRequest | SimilarRequest:

@@ -7,9 +7,11 @@ still loads (maps) the model itself after the fork, so /ping reflects its own re
 
 from __future__ import annotations
 
+import gc
 from typing import ClassVar
 
 from gunicorn.app.base import BaseApplication
+from starlette.types import ASGIApp
 from uvicorn_worker import UvicornWorker
 
 from serving.environment import Settings
@@ -46,10 +48,16 @@ class Supervisor(BaseApplication):
         for key, value in options.items():
             self.cfg.set(key, value)
 
-    def load(self):
+    def load(self) -> ASGIApp:
+        """Runs once in the master (preload), before the workers fork."""
         from serving.app import create_app
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        # Everything imported so far moves to the collector's permanent generation: the workers' collections
+        # never walk it, so they never write its objects' headers and copy the pages they share with the master.
+        gc.collect()
+        gc.freeze()
+        return app
 
 
 def _json_logging(level: str) -> dict:

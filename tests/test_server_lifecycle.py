@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from serving.app import create_app
 from serving.environment import Settings
 from tests.server import PROJECT_ROOT, SLOW_REQUEST_LINES, InFlightRequest, start_server
+from vrmodels.synthetic import random_model
 
 
 def test_ping_is_503_until_the_model_is_loaded_and_warm(model_dir, tmp_path):
@@ -40,7 +42,7 @@ def test_a_worker_finishes_starting_only_once_its_model_is_warm(model_dir, tmp_p
     app = create_app(Settings(opt_ml=tmp_path, fallback_model_dir=model_dir))
 
     async def start_up() -> str:
-        async with app.router.lifespan_context(app):
+        async with app.lifespan():
             return app.state.model.status
 
     assert asyncio.run(start_up()) == "ready"
@@ -104,9 +106,27 @@ def test_settings_read_sagemaker_variables():
     assert settings.max_concurrent_transforms == 3
 
 
-def test_bad_setting_is_named():
-    with pytest.raises(ValueError, match="SAGEMAKER_MODEL_SERVER_WORKERS='many' is not a number"):
-        Settings.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "many"})
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "many", "is not a whole number"),
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "0.5", "is not a whole number"),  # once parsed through float: 0 workers
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "0", "must be positive"),
+        ("VR_MAX_BATCH", "-3", "must be positive"),
+        ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "0", "must be positive"),
+        ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "nan", "must be positive"),
+        ("VR_BATCH_WAIT_MS", "-1", "must be ≥ 0"),
+        ("VR_BATCH_WAIT_MS", "soon", "is not a number"),
+    ],
+)
+def test_bad_setting_is_named(name, value, problem):
+    with pytest.raises(ValueError, match=f"environment variable {name}={value!r} {problem}"):
+        Settings.from_env({name: value})
+
+
+def test_batching_settings_have_defaults_and_can_be_zero_wait():
+    assert (Settings.from_env({}).batch_wait_ms, Settings.from_env({}).max_batch) == (2.0, 64)
+    assert Settings.from_env({"VR_BATCH_WAIT_MS": "0", "VR_MAX_BATCH": "8"}).batch_wait_ms == 0.0
 
 
 def test_unknown_argument_exits_non_zero_with_usage():
@@ -126,3 +146,55 @@ def test_sigterm_drains_the_in_flight_request_and_exits_cleanly(model_dir, tmp_p
     assert exit_code == 0
     assert time.monotonic() - started < 25
     assert request.result() == {"status": 200, "lines": SLOW_REQUEST_LINES}
+
+
+@pytest.fixture(scope="module")
+def big_model_dir(tmp_path_factory):
+    return random_model(tmp_path_factory.mktemp("big") / "model", users=2000, videos=20_000, factors=32)
+
+
+def test_a_request_over_the_timeout_is_504_and_its_remaining_work_is_dropped(big_model_dir, tmp_path):
+    env = {
+        "VR_MODEL_DIR": str(big_model_dir),
+        "VR_OPT_ML": str(tmp_path),
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "0.5",
+        "VR_MAX_BATCH": "8",
+    }
+    server = start_server(tmp_path / "log", env)
+    try:
+        heavy = "\n".join(
+            json.dumps({"history": [f"v{n % 20_000:05d}", f"v{(n * 7) % 20_000:05d}"], "k": 1000})
+            for n in range(10_000)  # the most lines one request may have
+        )  # several seconds of scoring
+        response = httpx.post(
+            f"{server.url}/invocations", content=heavy, headers={"Content-Type": "application/jsonlines"}, timeout=60
+        )
+        assert response.status_code == 504, response.text[:300]
+        assert response.json() == {"error": {"status": 504, "message": "prediction took longer than 0.5s"}}
+        started = time.monotonic()
+        follow_up = httpx.post(f"{server.url}/invocations", json={"video_id": "v00001", "k": 3}, timeout=60)
+        assert follow_up.status_code == 200
+        assert time.monotonic() - started < 5  # the heavy request's remaining batches are not scored first
+    finally:
+        server.stop()
+
+
+def test_an_unexpected_fault_is_500_naming_the_request_id_without_a_traceback(model_dir, tmp_path, monkeypatch):
+    """A 500 is a bug by definition: one is injected into the real app's exact scoring path."""
+    app = create_app(Settings(opt_ml=tmp_path, fallback_model_dir=model_dir))
+
+    def broken_answer(queries):
+        raise ZeroDivisionError("a bug in scoring")
+
+    async def exercise():
+        async with app.lifespan():
+            monkeypatch.setattr(app.state.model.predictor.recommender, "answer", broken_answer)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                headers = {"X-Amzn-SageMaker-Inference-Id": "req-500"}
+                return await client.post("/invocations", json={"video_id": "v005", "k": 2}, headers=headers)
+
+    response = asyncio.run(exercise())
+    assert response.status_code == 500
+    assert response.json() == {"error": {"status": 500, "message": "internal error; request id req-500"}}
+    assert "Traceback" not in response.text and "ZeroDivisionError" not in response.text

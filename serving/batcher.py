@@ -1,0 +1,103 @@
+"""Micro-batching: concurrent requests' scoring work, gathered into one call on the worker's scoring thread.
+
+A batch starts when the scoring thread is free and either `max_batch` items wait, the oldest has waited
+`max_wait` seconds, or every request in flight in this worker is already waiting here (nobody else could
+join, so waiting would only add latency). While a batch runs, new items gather for the next one, which starts
+as soon as the thread is free. Items whose caller has given up (a cancelled future: the request timed out) are
+dropped before scoring, so a 504 stops costing CPU within one batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class MicroBatcher(Generic[Item, Result]):
+    def __init__(
+        self,
+        process: Callable[[list[Item]], Sequence[Result]],
+        max_batch: int,
+        max_wait: float,
+        in_flight: Callable[[], int],
+    ):
+        self._process = process
+        self._max_batch = max_batch
+        self._max_wait = max_wait
+        self._in_flight = in_flight
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
+        self._pending: deque[tuple[Item, asyncio.Future, float]] = deque()
+        self._waiting_requests = 0
+        self._busy = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def run(self, items: Sequence[Item]) -> list[Result]:
+        """Results for `items`, in order; raises what `process` raised for their batch."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        futures = [loop.create_future() for _ in items]
+        self._pending.extend((item, future, now) for item, future in zip(items, futures))
+        self._waiting_requests += 1
+        try:
+            self._maybe_start(loop)
+            return list(await asyncio.gather(*futures))
+        finally:
+            self._waiting_requests -= 1
+            for future in futures:
+                future.cancel()  # a no-op for finished ones; drops the rest when this request gave up
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _maybe_start(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self._pending and self._pending[0][1].cancelled():
+            self._pending.popleft()
+        if self._busy or not self._pending:
+            return
+        waited = loop.time() - self._pending[0][2]
+        if len(self._pending) >= self._max_batch or waited >= self._max_wait or self._everyone_waits():
+            self._start(loop)
+        elif self._timer is None:
+            self._timer = loop.call_later(self._max_wait - waited, self._on_timer, loop)
+
+    def _everyone_waits(self) -> bool:
+        return self._waiting_requests >= self._in_flight()
+
+    def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        self._maybe_start(loop)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch: list[tuple[Item, asyncio.Future]] = []
+        while self._pending and len(batch) < self._max_batch:
+            item, future, _ = self._pending.popleft()
+            if not future.cancelled():
+                batch.append((item, future))
+        if not batch:
+            return
+        self._busy = True
+        work = loop.run_in_executor(self._executor, self._process, [item for item, _ in batch])
+        work.add_done_callback(lambda done: self._finish(loop, batch, done))
+
+    def _finish(self, loop: asyncio.AbstractEventLoop, batch: list, done: asyncio.Future) -> None:
+        self._busy = False
+        error = asyncio.CancelledError("scoring was shut down") if done.cancelled() else done.exception()
+        results = None if error else done.result()
+        for index, (_, future) in enumerate(batch):
+            if future.done():
+                continue
+            if error:
+                future.set_exception(error)
+            else:
+                future.set_result(results[index])
+        if self._pending:  # they waited while the thread was busy: start at once
+            self._start(loop)
