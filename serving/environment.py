@@ -12,6 +12,8 @@
 | `VR_MODEL_DIR` | artifacts/models/latest | model used when `<root>/model` holds none |
 | `VR_GRACEFUL_SHUTDOWN_SECONDS` | 20 | how long SIGTERM waits for in-flight requests |
 | `VR_LOG_LEVEL` | INFO | log level of the JSON logs |
+| `VR_MAX_RESPONSE_MB` | 6 | largest answer a request may ask for (413 above it, before any scoring) |
+| `VR_WORKER_USER` | (none) | when started as root, workers drop to this user (the image sets `vr`) |
 | `VR_BATCH_WAIT_MS` | 2 | longest a scoring request waits for others to join its batch |
 | `VR_MAX_BATCH` | 64 | most queries scored in one batch |
 """
@@ -43,6 +45,12 @@ class Settings:
     log_level: str = "INFO"
     batch_wait_ms: float = 2.0
     max_batch: int = 64
+    max_response_mb: float = 6.0
+    worker_user: str = ""
+
+    @property
+    def max_response_bytes(self) -> int:
+        return int(self.max_response_mb * 1024 * 1024)
 
     @property
     def max_payload_bytes(self) -> int:
@@ -71,6 +79,8 @@ class Settings:
             log_level=env.get("VR_LOG_LEVEL", "INFO").upper(),
             batch_wait_ms=_non_negative_float(env, "VR_BATCH_WAIT_MS", 2.0),
             max_batch=_positive_int(env, "VR_MAX_BATCH", 64),
+            max_response_mb=_positive_float(env, "VR_MAX_RESPONSE_MB", 6.0),
+            worker_user=env.get("VR_WORKER_USER", "").strip(),
         )
 
 

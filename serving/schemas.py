@@ -10,6 +10,7 @@ from serving.errors import InvalidRequest
 from vrmodels.recommend import Query, SimilarQuery
 
 MAX_K = 1000
+DEFAULT_K = 5
 MAX_ID_LIST = 10_000
 MAX_BATCH = 10_000
 
@@ -25,7 +26,7 @@ class RecommendRequest(BaseModel):
     )
 
     user_id: StrictStr | None = Field(None, min_length=1, max_length=256)
-    k: K = 5
+    k: K = DEFAULT_K
     exclude_watched: StrictBool = True
     exclude: VideoIds = []
     candidates: VideoIds | None = None
@@ -45,7 +46,7 @@ class SimilarRequest(BaseModel):
     """Videos similar to one video: `{"video_id": "v005", "k": 5}`."""
 
     video_id: StrictStr = Field(min_length=1, max_length=256)
-    k: K = 5
+    k: K = DEFAULT_K
 
     def to_query(self) -> SimilarQuery:
         return SimilarQuery(self.video_id, self.k)

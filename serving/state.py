@@ -6,6 +6,7 @@ import gc
 import logging
 import time
 
+from serving.budget import ResponseBudget
 from serving.environment import Settings
 from serving.errors import ModelNotReady
 from serving.predictor import Predictor
@@ -21,16 +22,19 @@ class ModelState:
         self.status = "loading"
         self.error: str | None = None
         self.predictor: Predictor | None = None
+        self.budget: ResponseBudget | None = None
         self.in_flight = 0
         """/invocations requests this worker is answering now (the batcher waits only when others could join)."""
 
     def load(self) -> None:
-        started = time.perf_counter()
+        started, settings = time.perf_counter(), self.settings
         try:
+            recommender = Recommender.load(self.model_dir)
+            budget = ResponseBudget(settings.max_response_bytes, recommender.video_count, recommender.longest_video_id)
             predictor = Predictor(
-                Recommender.load(self.model_dir),
-                max_batch=self.settings.max_batch,
-                max_wait=self.settings.batch_wait_ms / 1000,
+                recommender,
+                max_batch=settings.max_batch,
+                max_wait=settings.batch_wait_ms / 1000,
                 in_flight=lambda: self.in_flight,
             )
             predictor.warm_up()
@@ -38,7 +42,7 @@ class ModelState:
             self.status, self.error = "failed", f"{type(exc).__name__}: {exc}"
             log.exception("model load failed", extra={"model_dir": str(self.model_dir)})
             return
-        self.predictor, self.status = predictor, "ready"
+        self.predictor, self.budget, self.status = predictor, budget, "ready"
         # The model's id maps are hundreds of thousands of long-lived objects: moved out of the collector's reach,
         # full collections no longer scan them (tens of milliseconds each: the p99 of every request behind one).
         gc.freeze()
@@ -52,11 +56,11 @@ class ModelState:
             },
         )
 
-    def ready_predictor(self) -> Predictor:
-        if self.predictor is None:
+    def ready(self) -> tuple[Predictor, ResponseBudget]:
+        if self.predictor is None or self.budget is None:
             detail = f": {self.error}" if self.error else "; retry when GET /ping answers 200"
             raise ModelNotReady(f"model is {self.status}{detail}")
-        return self.predictor
+        return self.predictor, self.budget
 
     def close(self) -> None:
         if self.predictor is not None:

@@ -58,11 +58,12 @@ class Transformer:
             self.state.in_flight -= 1
 
     async def _transform(self, request: Request) -> Response:
-        predictor = self.state.ready_predictor()
+        predictor, budget = self.state.ready()
         request_type = codecs.request_kind(request.headers.get("content-type"))
         answer_type = codecs.response_type(request.headers.get("accept"), request_type)
         decoded = codecs.decode(await read_body(request, self.settings.max_payload_bytes), request_type)
         request.scope["state"]["users"] = len(decoded.payloads)
+        budget.check(decoded.payloads)
         try:
             async with asyncio.timeout(self.settings.timeout_seconds):  # no task per request, unlike wait_for
                 results = await predictor.predict(decoded.payloads)

@@ -12,6 +12,7 @@ from features.events import validate_events
 from features.feature_set import FeatureSet
 from features.sample_events import generate_events
 from tests.container import build_image, ensure_engine
+from vrmodels.synthetic import random_model
 from vrmodels.train_model import TrainParams, save_versioned, to_artifacts, train
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -34,6 +35,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, sample_features: Feature
     """A real, trained, versioned model directory (read-only for the tests that use it)."""
     result = train(sample_features, SMALL_PARAMS)
     return save_versioned(to_artifacts(result), tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def big_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random factors over a 20,000-video catalogue, with top-100 lists: big enough for costly requests."""
+    return random_model(tmp_path_factory.mktemp("big") / "model", users=2000, videos=20_000, factors=32, topn=100)
 
 
 @pytest.fixture(scope="session")

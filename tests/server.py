@@ -65,14 +65,18 @@ def start_server(log_path: Path, env: dict[str, str], wait_ready: bool = True, t
 
 
 SLOW_REQUEST_LINES = 10_000
+SLOW_SCORING = {"VR_MAX_BATCH": "1"}  # one query per scoring call: the request below then takes ~3 s, not ~0.7 s
 
 
 class InFlightRequest:
-    """A slow JSON Lines request (10,000 fold-ins, ~2 s) sent in the background, for shutdown tests."""
+    """A slow JSON Lines request (10,000 fold-ins) sent in the background, for shutdown tests.
+
+    Start the server with SLOW_SCORING so that it is still in flight when the test stops the server.
+    """
 
     def __init__(self, url: str):
         self.outcome: dict = {}
-        body = "\n".join(json.dumps({"history": ["v005", "v007"], "k": 50}) for _ in range(SLOW_REQUEST_LINES))
+        body = "\n".join(json.dumps({"history": ["v005", "v007"], "k": 5}) for _ in range(SLOW_REQUEST_LINES))
 
         def call() -> None:
             response = httpx.post(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -14,8 +16,8 @@ import pytest
 
 from serving.app import create_app
 from serving.environment import Settings
-from tests.server import PROJECT_ROOT, SLOW_REQUEST_LINES, InFlightRequest, start_server
-from vrmodels.synthetic import random_model
+from serving.worker import Supervisor
+from tests.server import PROJECT_ROOT, SLOW_REQUEST_LINES, SLOW_SCORING, InFlightRequest, start_server
 
 
 def test_ping_is_503_until_the_model_is_loaded_and_warm(model_dir, tmp_path):
@@ -137,7 +139,12 @@ def test_unknown_argument_exits_non_zero_with_usage():
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_sigterm_drains_the_in_flight_request_and_exits_cleanly(model_dir, tmp_path, workers):
-    env = {"VR_MODEL_DIR": str(model_dir), "VR_OPT_ML": str(tmp_path), "SAGEMAKER_MODEL_SERVER_WORKERS": workers}
+    env = {
+        "VR_MODEL_DIR": str(model_dir),
+        "VR_OPT_ML": str(tmp_path),
+        "SAGEMAKER_MODEL_SERVER_WORKERS": workers,
+        **SLOW_SCORING,
+    }
     server = start_server(tmp_path / "log", env)
     request = InFlightRequest(server.url)
     started = time.monotonic()
@@ -148,17 +155,13 @@ def test_sigterm_drains_the_in_flight_request_and_exits_cleanly(model_dir, tmp_p
     assert request.result() == {"status": 200, "lines": SLOW_REQUEST_LINES}
 
 
-@pytest.fixture(scope="module")
-def big_model_dir(tmp_path_factory):
-    return random_model(tmp_path_factory.mktemp("big") / "model", users=2000, videos=20_000, factors=32)
-
-
 def test_a_request_over_the_timeout_is_504_and_its_remaining_work_is_dropped(big_model_dir, tmp_path):
     env = {
         "VR_MODEL_DIR": str(big_model_dir),
         "VR_OPT_ML": str(tmp_path),
         "SAGEMAKER_MODEL_SERVER_TIMEOUT": "0.5",
         "VR_MAX_BATCH": "8",
+        "VR_MAX_RESPONSE_MB": "1000",  # as a Batch Transform job might: the budget is not what stops this one
     }
     server = start_server(tmp_path / "log", env)
     try:
@@ -198,3 +201,19 @@ def test_an_unexpected_fault_is_500_naming_the_request_id_without_a_traceback(mo
     assert response.status_code == 500
     assert response.json() == {"error": {"status": 500, "message": "internal error; request id req-500"}}
     assert "Traceback" not in response.text and "ZeroDivisionError" not in response.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_started_as_root_the_workers_switch_to_the_configured_user():
+    supervisor = Supervisor(Settings(worker_user="nobody"))
+    nobody = pwd.getpwnam("nobody")
+    assert (supervisor.cfg.uid, supervisor.cfg.gid) == (nobody.pw_uid, nobody.pw_gid)
+    assert Supervisor(Settings()).cfg.uid == 0  # no user configured: nothing switches
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the user is looked up only when started as root")
+def test_an_unknown_worker_user_stops_the_server_naming_it(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        Supervisor(Settings(worker_user="no-such-account"))
+    assert stopped.value.code == 1
+    assert "VR_WORKER_USER='no-such-account': no such user" in capsys.readouterr().err

@@ -135,6 +135,11 @@ class Recommender:
         return len(self._video_ids)
 
     @property
+    def longest_video_id(self) -> int:
+        """Characters in the longest video id (response sizes are estimated from it)."""
+        return max((len(video) for video in self._video_ids.tolist()), default=0)
+
+    @property
     def topn_size(self) -> int:
         """N of the precomputed lists (0 when the model directory has none)."""
         return 0 if self._topn is None else self._topn.shape[1]
