@@ -41,6 +41,10 @@ RUN python -m features.build_features data/sample/events.csv.gz --out /tmp/featu
     && cp -rL /tmp/models/latest /opt/default-model
 
 FROM runtime
+# Serving workers parse untrusted bodies: they run as this unprivileged user (the gunicorn master stays root, as
+# SageMaker starts containers). Everything under /opt/program stays root-owned, so the model is read-only to them;
+# `train` runs as root and writes /opt/ml/model as a SageMaker training job must.
+RUN useradd --system --no-create-home --shell /usr/sbin/nologin --uid 10001 vr
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
       org.opencontainers.image.title="video-recommender" \
       org.opencontainers.image.description="ALS video recommendations behind SageMaker's /ping and /invocations"
@@ -52,7 +56,8 @@ COPY serving/ serving/
 COPY vrmodels/ vrmodels/
 COPY features/ features/
 # A model SageMaker extracts into /opt/ml/model takes precedence over this one.
-ENV VR_MODEL_DIR=/opt/program/model
+ENV VR_MODEL_DIR=/opt/program/model \
+    VR_WORKER_USER=vr
 EXPOSE 8080
 # Exec form: the server itself receives SIGTERM. SageMaker appends `serve` or `train`; plain `docker run` serves.
 ENTRYPOINT ["/opt/venv/bin/python", "/opt/program/serve.py"]

@@ -1,5 +1,8 @@
 """Process model: gunicorn forks uvicorn workers from a master that has already imported everything.
 
+Started as root, the master keeps root (it binds the port and manages workers) and the workers switch to
+VR_WORKER_USER (the image's `vr`) before they load the model or read a request.
+
 Forking after the imports (gunicorn's preload) lets workers share the interpreter, NumPy, SciPy, implicit
 and FastAPI pages copy-on-write; the model's arrays are memory-mapped, so they are shared too. Each worker
 still loads (maps) the model itself after the fork, so /ping reflects its own readiness.
@@ -8,6 +11,8 @@ still loads (maps) the model itself after the fork, so /ping reflects its own re
 from __future__ import annotations
 
 import gc
+import os
+import pwd
 from typing import ClassVar
 
 from gunicorn.app.base import BaseApplication
@@ -45,6 +50,7 @@ class Supervisor(BaseApplication):
             "control_socket_disable": True,  # no runtime control channel inside an inference container
             "logconfig_dict": _json_logging(settings.log_level),
         }
+        options |= _privileges(settings.worker_user)
         for key, value in options.items():
             self.cfg.set(key, value)
 
@@ -58,6 +64,21 @@ class Supervisor(BaseApplication):
         gc.collect()
         gc.freeze()
         return app
+
+
+def _privileges(worker_user: str) -> dict:
+    """gunicorn's user/group for the workers: the master binds the port, workers parsing requests are not root.
+
+    Applies only when started as root (as SageMaker starts containers); otherwise the process is already
+    unprivileged and has no right to switch.
+    """
+    if not worker_user or os.geteuid() != 0:
+        return {}
+    try:
+        account = pwd.getpwnam(worker_user)
+    except KeyError:
+        raise ValueError(f"environment variable VR_WORKER_USER={worker_user!r}: no such user") from None
+    return {"user": account.pw_uid, "group": account.pw_gid}
 
 
 def _json_logging(level: str) -> dict:

@@ -19,7 +19,7 @@ from features.events import validate_events
 from features.sample_events import generate_events
 from tests.conftest import SMALL_PARAMS
 from tests.container import PROJECT_ROOT, docker, needs_engine, run_server
-from tests.server import SLOW_REQUEST_LINES, InFlightRequest
+from tests.server import SLOW_REQUEST_LINES, SLOW_SCORING, InFlightRequest
 from vrmodels.artifacts import load_model_dir, write_model_dir
 from vrmodels.train_model import to_artifacts, train
 
@@ -88,6 +88,27 @@ def test_plain_docker_run_serves_the_baked_model(image):
         container.remove()
 
 
+def test_serving_workers_run_unprivileged_and_cannot_write_the_model(image):
+    container = run_server(image, "vr-test-uid")
+    try:
+        container.wait_ready()
+        assert "fallback" not in recommend(container.url, "u001")
+        probe = """
+import json, os
+def uid(pid): return int(open(f"/proc/{pid}/status").read().split("Uid:")[1].split()[0])
+def serving(pid): return b"serve.py" in open(f"/proc/{pid}/cmdline", "rb").read() and pid != str(os.getpid())
+print(json.dumps([[int(pid), uid(pid)] for pid in os.listdir("/proc") if pid.isdigit() and serving(pid)]))
+"""
+        processes = json.loads(docker("exec", container.name, "python", "-c", probe).stdout)
+        uids = dict(processes)
+        assert uids.pop(1) == 0  # the master, pid 1, binds the port and manages workers as SageMaker started it
+        assert uids and all(uid == 10001 for uid in uids.values())  # every worker: the image's vr user
+        write = docker("exec", "-u", "vr", container.name, "touch", "/opt/program/model/manifest.json", check=False)
+        assert write.returncode != 0 and "Permission denied" in write.stderr
+    finally:
+        container.remove()
+
+
 def test_server_honours_sagemaker_bind_to_port(image):
     container = run_server(image, "vr-test-port", "serve", port=9090, options=("-e", "SAGEMAKER_BIND_TO_PORT=9090"))
     try:
@@ -97,7 +118,8 @@ def test_server_honours_sagemaker_bind_to_port(image):
 
 
 def test_docker_stop_drains_the_in_flight_request_and_exits_0(image):
-    container = run_server(image, "vr-test-stop", "serve")
+    slow = tuple(item for name, value in SLOW_SCORING.items() for item in ("-e", f"{name}={value}"))
+    container = run_server(image, "vr-test-stop", "serve", options=slow)
     try:
         container.wait_ready()
         request = InFlightRequest(container.url)
