@@ -27,7 +27,7 @@ from serving import codecs
 from serving.environment import Settings
 from serving.logs import configure_logging
 from serving.middleware import RequestLog
-from serving.schemas import RecommendRequest, SimilarRequest
+from serving.openapi import document
 from serving.state import ModelState
 from serving.transform import Transformer
 
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Application:
         lifespan=lifespan,
     )
     app.state.model = state
+    app.openapi = lambda: document(app)  # type: ignore[method-assign]  (every status and shape, serving/openapi.py)
 
     def ping_response() -> Response:
         body = {"status": state.status}
@@ -97,7 +98,7 @@ def create_app(settings: Settings | None = None) -> Application:
         }
         return Response(orjson.dumps(body), media_type=codecs.JSON)
 
-    @app.post("/invocations", summary="Recommendations, similar videos, or a batch of either", openapi_extra=_OPENAPI)
+    @app.post("/invocations", summary="Recommendations, similar videos, or a batch of either")
     async def invocations(request: Request) -> Response:
         return await transform(request)
 
@@ -108,23 +109,3 @@ def create_app(settings: Settings | None = None) -> Application:
         await (await transform(Request(scope, receive)))(scope, receive, send)
 
     return Application(app, {("GET", "/ping"): hot_ping, ("POST", "/invocations"): hot_invocations})
-
-
-_OPENAPI = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            codecs.JSON: {
-                "schema": {
-                    "oneOf": [
-                        RecommendRequest.model_json_schema(),
-                        SimilarRequest.model_json_schema(),
-                        {"type": "object", "properties": {"instances": {"type": "array"}}},
-                    ]
-                },
-                "example": {"user_id": "u001", "k": 3},
-            },
-            codecs.JSONLINES: {"example": '{"user_id": "u001", "k": 3}\n{"user_id": "u002", "k": 3}\n'},
-        },
-    }
-}
