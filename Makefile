@@ -39,3 +39,4 @@ bench: setup
 	$(PY) -m bench.offline
 	$(PY) -m bench.quality
 	$(PY) -m bench.server
+	$(PY) -m bench.memory
