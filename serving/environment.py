@@ -15,6 +15,10 @@
 | `VR_MAX_RESPONSE_MB` | 6 | largest answer a request may ask for (413 above it, before any scoring) |
 | `VR_WORKER_USER` | (none) | when started as root, workers drop to this user (the image sets `vr`) |
 | `VR_BATCH_WAIT_MS` | 2 | longest a scoring request waits for others to join its batch |
+| `VR_VARIANT` | local | the production variant this container serves (a metric dimension; deploy.sh sets it) |
+| `VR_ANN` | on | use the model's ANN indexes when it has them (`off`: score exactly) |
+| `VR_ANN_CANDIDATES` | 200 | candidates fetched from the ANN index per query, re-ranked exactly |
+| `VR_ANN_EF_SEARCH` | 200 | HNSW search breadth (raised to the pool size when smaller): recall against speed |
 | `VR_MAX_BATCH` | 64 | most queries scored in one batch |
 """
 
@@ -25,7 +29,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vrmodels.recommend import is_model_dir
+from vrmodels.recommend import DEFAULT_POOL, is_model_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "artifacts" / "models" / "latest"
@@ -47,6 +51,10 @@ class Settings:
     max_batch: int = 64
     max_response_mb: float = 6.0
     worker_user: str = ""
+    variant: str = "local"
+    use_ann: bool = True
+    ann_candidates: int = DEFAULT_POOL
+    ann_ef_search: int = DEFAULT_POOL
 
     @property
     def max_response_bytes(self) -> int:
@@ -81,7 +89,20 @@ class Settings:
             max_batch=_positive_int(env, "VR_MAX_BATCH", 64),
             max_response_mb=_positive_float(env, "VR_MAX_RESPONSE_MB", 6.0),
             worker_user=env.get("VR_WORKER_USER", "").strip(),
+            variant=env.get("VR_VARIANT", "").strip() or "local",
+            use_ann=_switch(env, "VR_ANN", True),
+            ann_candidates=_positive_int(env, "VR_ANN_CANDIDATES", DEFAULT_POOL),
+            ann_ef_search=_positive_int(env, "VR_ANN_EF_SEARCH", DEFAULT_POOL),
         )
+
+
+def _switch(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("on", "off", "true", "false", "1", "0"):
+        raise ValueError(f"environment variable {name}={raw!r} must be on or off")
+    return raw in ("on", "true", "1")
 
 
 def _positive_int(env: dict[str, str], name: str, default: int) -> int:

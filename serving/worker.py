@@ -3,9 +3,11 @@
 Started as root, the master keeps root (it binds the port and manages workers) and the workers switch to
 VR_WORKER_USER (the image's `vr`) before they load the model or read a request.
 
-Forking after the imports (gunicorn's preload) lets workers share the interpreter, NumPy, SciPy, implicit
-and FastAPI pages copy-on-write; the model's arrays are memory-mapped, so they are shared too. Each worker
-still loads (maps) the model itself after the fork, so /ping reflects its own readiness.
+Forking after the imports and the model's load (gunicorn's preload) lets workers share the interpreter,
+NumPy, SciPy, implicit, FastAPI and the loaded model copy-on-write; the model's arrays are memory-mapped, so
+their pages are shared too. Each worker warms the model up (scores once on every path) after the fork and
+before it accepts a connection, so /ping reflects its own readiness, and a worker gunicorn restarts starts
+from the loaded model.
 """
 
 from __future__ import annotations
@@ -55,11 +57,12 @@ class Supervisor(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> ASGIApp:
-        """Runs once in the master (preload), before the workers fork."""
+        """Runs once in the master (preload), before the workers fork: imports, and maps the model."""
         from serving.app import create_app
 
         app = create_app(self.settings)
-        # Everything imported so far moves to the collector's permanent generation: the workers' collections
+        app.state.model.load()  # no scoring here: each worker warms up after the fork, before it accepts
+        # Everything loaded so far moves to the collector's permanent generation: the workers' collections
         # never walk it, so they never write its objects' headers and copy the pages they share with the master.
         gc.collect()
         gc.freeze()

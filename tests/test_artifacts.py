@@ -14,6 +14,7 @@ from vrmodels.artifacts import (
     package_model_dir,
     write_model_dir,
 )
+from vrmodels.recommend import Recommender
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def model_copy(tmp_path, model_dir):
 
 def test_manifest_records_parameters_data_metrics_and_checksums(model_dir):
     manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
-    assert manifest["format_version"] == 3
+    assert manifest["format_version"] == 4
     assert manifest["model_version"] == model_dir.name
     assert set(manifest["parameters"]) == {"factors", "regularization", "alpha", "iterations", "seed"}
     assert set(manifest["confidence"]) == {
@@ -49,22 +50,41 @@ def test_the_evaluation_report_names_its_metrics_and_relevance(model_dir):
 
 
 def downgrade(directory, version: int, drop: tuple[str, ...]) -> None:
-    """Make `directory` look as an older trainer wrote it: without the files that format did not have."""
+    """Make `directory` look as an older trainer wrote it: without the files that format did not have, and with
+    JSON id lists instead of id indexes before format 4."""
+    artifacts = load_model_dir(directory, mmap=False)
     manifest = json.loads((directory / MANIFEST_FILE).read_text())
     for name in drop:
         (directory / name).unlink()
         del manifest["files"][name]
+    if version < 4:
+        for name, index in (("user_ids", artifacts.users), ("video_ids", artifacts.videos)):
+            for suffix in (".npy", "_order.npy"):
+                (directory / f"{name}{suffix}").unlink()
+                del manifest["files"][f"{name}{suffix}"]
+            (directory / f"{name}.json").write_text(json.dumps(index.all_ids()))
+            manifest["files"][f"{name}.json"] = signature(directory / f"{name}.json")
     manifest["format_version"] = version
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
+def signature(path) -> dict:
+    return {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
 @pytest.mark.parametrize(
-    ("version", "drop"), [(1, ("evaluation.html", "evaluation.png", "topn.npy")), (2, ("topn.npy",))]
+    ("version", "drop"),
+    [(1, ("evaluation.html", "evaluation.png", "topn.npy")), (2, ("topn.npy",)), (3, ())],
 )
-def test_older_format_directories_still_load(model_copy, version, drop):
+def test_older_format_directories_still_load_and_answer_the_same(model_copy, model_dir, version, drop):
     downgrade(model_copy, version, drop)
     artifacts = load_model_dir(model_copy)
-    assert artifacts.manifest["format_version"] == version and artifacts.topn is None
+    assert artifacts.manifest["format_version"] == version
+    assert (artifacts.topn is None) == ("topn.npy" in drop)
+    old, new = Recommender(artifacts), Recommender.load(model_dir)
+    for user in ("u001", "u002", "someone-new"):
+        assert old.recommend(user, k=5).video_ids == new.recommend(user, k=5).video_ids
+    assert old.similar("v005", 3) == new.similar("v005", 3)
 
 
 def test_a_format_2_directory_may_not_list_topn(model_copy):
@@ -96,10 +116,7 @@ def rewrite(directory, name: str, array: np.ndarray) -> None:
     """Replace one array and re-sign the manifest, as a buggy trainer would: checksums pass, content does not."""
     np.save(directory / name, array)
     manifest = json.loads((directory / MANIFEST_FILE).read_text())
-    manifest["files"][name] = {
-        "bytes": (directory / name).stat().st_size,
-        "sha256": hashlib.sha256((directory / name).read_bytes()).hexdigest(),
-    }
+    manifest["files"][name] = signature(directory / name)
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
@@ -132,8 +149,8 @@ def test_truncated_file_is_reported_with_sizes(model_copy):
 
 
 def test_missing_file_is_named(model_copy):
-    (model_copy / "video_ids.json").unlink()
-    with pytest.raises(ModelArtifactError, match=r"video_ids\.json: missing"):
+    (model_copy / "video_ids.npy").unlink()
+    with pytest.raises(ModelArtifactError, match=r"video_ids\.npy: missing"):
         load_model_dir(model_copy)
 
 
@@ -146,7 +163,7 @@ def test_newer_format_version_is_refused(model_copy):
     manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
     manifest["format_version"] = 99
     (model_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(ModelArtifactError, match="format_version 99, this code reads 1, 2, 3"):
+    with pytest.raises(ModelArtifactError, match="format_version 99, this code reads 1, 2, 3, 4"):
         load_model_dir(model_copy)
 
 

@@ -29,13 +29,16 @@ def test_ping_is_503_until_the_model_is_loaded_and_warm(model_dir, tmp_path):
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             before = await client.get("/ping")
             refused = await client.post("/invocations", json={"user_id": "u001"})
-            app.state.model.load()
+            app.state.model.load()  # what gunicorn's master does before forking: mapped, not yet warm
+            loaded = await client.get("/ping")
+            app.state.model.warm()  # what each worker does before it accepts a connection
             after = await client.get("/ping")
-            return before, refused, after
+            return before, refused, loaded, after
 
-    before, refused, after = asyncio.run(exercise())
+    before, refused, loaded, after = asyncio.run(exercise())
     assert before.status_code == 503 and before.json() == {"status": "loading"}
     assert refused.status_code == 503 and "GET /ping" in refused.json()["error"]["message"]
+    assert loaded.status_code == 503
     assert after.status_code == 200
 
 
@@ -119,6 +122,8 @@ def test_settings_read_sagemaker_variables():
         ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "nan", "must be positive"),
         ("VR_BATCH_WAIT_MS", "-1", "must be ≥ 0"),
         ("VR_BATCH_WAIT_MS", "soon", "is not a number"),
+        ("VR_ANN", "maybe", "must be on or off"),
+        ("VR_ANN_CANDIDATES", "0", "must be positive"),
     ],
 )
 def test_bad_setting_is_named(name, value, problem):

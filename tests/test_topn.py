@@ -7,6 +7,7 @@ import pytest
 from scipy.sparse import csr_matrix
 
 from vrmodels.artifacts import ModelArtifacts, write_model_dir
+from vrmodels.catalogue import CatalogueRanker
 from vrmodels.recommend import Query, Recommender
 from vrmodels.topn import build_topn
 
@@ -33,7 +34,7 @@ def recommender(tmp_path_factory) -> Recommender:
             user_ids=[f"u{i}" for i in range(USERS)],
             video_ids=[f"v{i}" for i in range(VIDEOS)],
             manifest={"model_version": "random", "parameters": {"regularization": 1.0, "alpha": 1.0}},
-            topn=build_topn(user_factors, item_factors, user_items, N),
+            topn=build_topn(CatalogueRanker(item_factors), user_factors, user_items, N),
         ),
         tmp_path_factory.mktemp("topn") / "model",
     )

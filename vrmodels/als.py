@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
+from scipy.sparse import csr_matrix
 
 from features.feature_set import FeatureSet
+from vrmodels.catalogue import CatalogueRanker
 from vrmodels.evaluation import RankedLists, engagement, popularity, rank_by_popularity
 
 K = 10  # the cut-off of the quality gate and of tuning
@@ -63,18 +65,32 @@ def evaluate_split(
     max_k: int = K,
     show_progress: bool = False,
 ) -> SplitEvaluation:
-    """ALS and the popularity baselines, all fitted on `train_rows` only, judged on the relevant held-out pairs.
+    """ALS fitted on `train_rows` only, then judged (`judge`) on the relevant held-out pairs."""
+    train = features.to_csr(train_rows)
+    model = fit_als(train, params, show_progress)
+    return judge(train, features.indicator(relevant_rows), model.user_factors, model.item_factors, max_k, params.seed)
 
+
+def judge(
+    train: csr_matrix,
+    held_out: csr_matrix,
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    max_k: int = K,
+    seed: int = 0,
+) -> SplitEvaluation:
+    """Factors fitted on `train` (by any trainer) and the popularity baselines, judged on `held_out`.
+
+    Recommendations exclude the user's training videos, exactly as serving does (vrmodels.catalogue).
     most_popular ranks by distinct users (clicks); most_watched by engagement, as the serving fallback does.
     """
-    train, held_out = features.to_csr(train_rows), features.indicator(relevant_rows)
     users = np.flatnonzero(np.diff(held_out.indptr))
     if len(users) > MAX_EVALUATED_USERS:  # scoring every user would cost more than the fits themselves
-        users = np.sort(np.random.default_rng(params.seed).choice(users, MAX_EVALUATED_USERS, replace=False))
-    model = fit_als(train, params, show_progress)
+        users = np.sort(np.random.default_rng(seed).choice(users, MAX_EVALUATED_USERS, replace=False))
     video_popularity = popularity(train)
+    ranker = CatalogueRanker(np.ascontiguousarray(item_factors, dtype=np.float32))
     lists = {
-        "als": model.recommend(users, train[users], N=max_k, filter_already_liked_items=True),
+        "als": ranker.top_k(np.asarray(user_factors)[users], train[users], max_k),
         "most_popular": rank_by_popularity(video_popularity, train[users], max_k),
         "most_watched": rank_by_popularity(engagement(train), train[users], max_k),
     }
@@ -82,7 +98,7 @@ def evaluate_split(
     for name, (ids, scores) in lists.items():
         ranked = RankedLists(ids, scores, held_out[users])
         metrics[name] = ranked.metrics(K) | {
-            "coverage": ranked.coverage(K, features.shape[1]),
+            "coverage": ranked.coverage(K, train.shape[1]),
             "popular_share": ranked.popular_share(K, video_popularity),
         }
         if max_k > K:

@@ -3,22 +3,27 @@
 A model directory holds
 
     manifest.json        format version, model version, created time, parameters, data statistics,
-                         metrics of ALS and the most-popular baseline, and size + sha256 of every file
+                         metrics of ALS and the baselines, and size + sha256 of every file
     user_factors.npy     float32 users × factors   (memory-mappable, shared by server workers)
     item_factors.npy     float32 videos × factors  (memory-mappable)
     user_items_indptr.npy, user_items_indices.npy, user_items_data.npy
                          CSR users × videos confidences (memory-mappable): filters watched videos, drives fold-in
-    popularity.npy       float32 per video: the fallback ranking (format 2: engagement, the sum of confidence;
+    popularity.npy       float32 per video: the fallback ranking (format 2 on: engagement, the sum of confidence;
                          format 1: distinct users)
-    user_ids.json        position = user index
-    video_ids.json       position = video index
+    user_ids.npy, user_ids_order.npy, video_ids.npy, video_ids_order.npy
+                         the id ↔ index maps (format 4 on; memory-mapped and shared, see vrmodels.ids);
+                         formats 1-3 have user_ids.json and video_ids.json (position = index) instead
     evaluation.html, evaluation.png
                          the evaluation report (format 2 on, optional: the PNG needs matplotlib)
     topn.npy             int32 users × N: each known user's best unwatched videos, best first, -1 padded
                          (format 3 on, optional; memory-mapped, see vrmodels.topn)
+    ann_inner_product.faiss, ann_cosine.faiss
+                         HNSW indexes for approximate top-k over large catalogues (format 4 on, optional;
+                         memory-mapped, see vrmodels.ann)
 
 Format history: 1 the core files; 2 adds the report, the confidence parameters and the relevance definition
-to the manifest; 3 adds the precomputed top-N lists. Every version listed in REQUIRED_FILES still loads.
+to the manifest; 3 adds the precomputed top-N lists; 4 replaces the JSON id lists by shared id indexes and adds
+the ANN indexes. Every version listed in REQUIRED_FILES still loads.
 The loader never writes to the directory: SageMaker mounts `/opt/ml/model` read-only.
 """
 
@@ -30,6 +35,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +43,11 @@ from pathlib import Path
 import numpy as np
 from scipy.sparse import csr_matrix
 
-FORMAT_VERSION = 3
+from vrmodels import ann
+from vrmodels.ann import AnnIndexError, AnnIndexes
+from vrmodels.ids import IdIndex, IdIndexError
+
+FORMAT_VERSION = 4
 MANIFEST_FILE = "manifest.json"
 USER_FACTORS_FILE = "user_factors.npy"
 ITEM_FACTORS_FILE = "item_factors.npy"
@@ -47,22 +57,23 @@ USER_ITEMS_FILES = {
     "data": "user_items_data.npy",
 }
 POPULARITY_FILE = "popularity.npy"
-USER_IDS_FILE = "user_ids.json"
-VIDEO_IDS_FILE = "video_ids.json"
+USER_IDS, VIDEO_IDS = "user_ids", "video_ids"
+ID_INDEX_FILES = (f"{USER_IDS}.npy", f"{USER_IDS}_order.npy", f"{VIDEO_IDS}.npy", f"{VIDEO_IDS}_order.npy")
+ID_JSON_FILES = (f"{USER_IDS}.json", f"{VIDEO_IDS}.json")  # formats 1-3
 REPORT_HTML_FILE = "evaluation.html"
 REPORT_PNG_FILE = "evaluation.png"
 TOPN_FILE = "topn.npy"
-DATA_FILES = (
-    USER_FACTORS_FILE,
-    ITEM_FACTORS_FILE,
-    *USER_ITEMS_FILES.values(),
-    POPULARITY_FILE,
-    USER_IDS_FILE,
-    VIDEO_IDS_FILE,
-)
+ARRAY_FILES = (USER_FACTORS_FILE, ITEM_FACTORS_FILE, *USER_ITEMS_FILES.values(), POPULARITY_FILE)
+REPORT_FILES = (REPORT_HTML_FILE, REPORT_PNG_FILE)
 # Per format version: the files a model directory must have, and those it may have.
-REQUIRED_FILES = {1: DATA_FILES, 2: DATA_FILES, 3: DATA_FILES}
-OPTIONAL_FILES = {1: (), 2: (REPORT_HTML_FILE, REPORT_PNG_FILE), 3: (REPORT_HTML_FILE, REPORT_PNG_FILE, TOPN_FILE)}
+REQUIRED_FILES = {
+    1: (*ARRAY_FILES, *ID_JSON_FILES),
+    2: (*ARRAY_FILES, *ID_JSON_FILES),
+    3: (*ARRAY_FILES, *ID_JSON_FILES),
+    4: (*ARRAY_FILES, *ID_INDEX_FILES),
+}
+OPTIONAL_FILES = {1: (), 2: REPORT_FILES, 3: (*REPORT_FILES, TOPN_FILE), 4: (*REPORT_FILES, TOPN_FILE, *ann.FILES)}
+DATA_FILES = REQUIRED_FILES[FORMAT_VERSION]
 
 
 class ModelArtifactError(RuntimeError):
@@ -75,13 +86,33 @@ class ModelArtifacts:
     item_factors: np.ndarray
     user_items: csr_matrix
     popularity: np.ndarray
-    user_ids: list[str]
-    video_ids: list[str]
+    user_ids: IdIndex | Sequence[str]
+    """Ids by index; a sequence is indexed on construction (duplicates and NUL characters are refused)."""
+    video_ids: IdIndex | Sequence[str]
     manifest: dict
     reports: dict[str, bytes] = field(default_factory=dict)
     """Optional report files (name → content), written and checksummed with the rest."""
     topn: np.ndarray | None = None
     """Optional precomputed top-N lists (see vrmodels.topn)."""
+    ann: AnnIndexes | None = None
+    """Optional ANN indexes (see vrmodels.ann)."""
+
+    def __post_init__(self) -> None:
+        for name in ("user_ids", "video_ids"):
+            value = getattr(self, name)
+            if not isinstance(value, IdIndex):
+                try:
+                    setattr(self, name, IdIndex.build(value))
+                except IdIndexError as exc:
+                    raise ModelArtifactError(f"{name}: {exc}") from None
+
+    @property
+    def users(self) -> IdIndex:
+        return self.user_ids  # type: ignore[return-value]  (an IdIndex after __post_init__)
+
+    @property
+    def videos(self) -> IdIndex:
+        return self.video_ids  # type: ignore[return-value]
 
 
 def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
@@ -105,17 +136,18 @@ def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
         for part, name in USER_ITEMS_FILES.items():
             np.save(staging / name, getattr(user_items, part))
         np.save(staging / POPULARITY_FILE, artifacts.popularity.astype(np.float32))
-        (staging / USER_IDS_FILE).write_text(json.dumps(artifacts.user_ids))
-        (staging / VIDEO_IDS_FILE).write_text(json.dumps(artifacts.video_ids))
-        unknown = set(artifacts.reports) - set(OPTIONAL_FILES[FORMAT_VERSION])
+        names = [*ARRAY_FILES, *artifacts.users.save(staging, USER_IDS), *artifacts.videos.save(staging, VIDEO_IDS)]
+        unknown = set(artifacts.reports) - set(REPORT_FILES)
         if unknown:
             raise ModelArtifactError(f"{directory}: {', '.join(sorted(unknown))} is not part of the model format")
         for name, content in artifacts.reports.items():
             (staging / name).write_bytes(content)
-        names = (*DATA_FILES, *artifacts.reports)
+            names.append(name)
         if artifacts.topn is not None:
             np.save(staging / TOPN_FILE, np.ascontiguousarray(artifacts.topn, dtype=np.int32))
-            names = (*names, TOPN_FILE)
+            names.append(TOPN_FILE)
+        if artifacts.ann is not None:
+            names += artifacts.ann.save(staging)
         manifest = {
             "format_version": FORMAT_VERSION,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -184,23 +216,34 @@ def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
     """
     directory = Path(directory)
     manifest = verify_model_dir(directory)
+    files = manifest["files"]
     mode = "c" if mmap else None
     try:
-        user_ids = json.loads((directory / USER_IDS_FILE).read_text())
-        video_ids = json.loads((directory / VIDEO_IDS_FILE).read_text())
+        if manifest["format_version"] >= 4:
+            user_ids, video_ids = (IdIndex.load(directory, name, mmap) for name in (USER_IDS, VIDEO_IDS))
+        else:
+            user_ids, video_ids = (IdIndex.build(json.loads((directory / name).read_text())) for name in ID_JSON_FILES)
         parts = {part: np.load(directory / name, mmap_mode=mode) for part, name in USER_ITEMS_FILES.items()}
+        item_factors = np.load(directory / ITEM_FACTORS_FILE, mmap_mode=mode)
         artifacts = ModelArtifacts(
             user_factors=np.load(directory / USER_FACTORS_FILE, mmap_mode=mode),
-            item_factors=np.load(directory / ITEM_FACTORS_FILE, mmap_mode=mode),
+            item_factors=item_factors,
             user_items=_csr(parts, (len(user_ids), len(video_ids)), directory),
-            popularity=np.load(directory / POPULARITY_FILE),
+            popularity=np.load(directory / POPULARITY_FILE, mmap_mode=mode),
             user_ids=user_ids,
             video_ids=video_ids,
             manifest=manifest,
-            topn=np.load(directory / TOPN_FILE, mmap_mode="r" if mmap else None)
-            if TOPN_FILE in manifest["files"]
-            else None,
+            topn=np.load(directory / TOPN_FILE, mmap_mode="r" if mmap else None) if TOPN_FILE in files else None,
         )
+        listed = [name for name in ann.FILES if name in files]
+        if listed and len(listed) < len(ann.FILES):
+            raise ModelArtifactError(
+                f"{directory / MANIFEST_FILE}: lists {listed[0]} without {set(ann.FILES) - set(listed)}"
+            )
+        if listed:
+            artifacts.ann = AnnIndexes.load(directory, len(video_ids), item_factors.shape[1], mmap)
+    except (AnnIndexError, IdIndexError) as exc:
+        raise ModelArtifactError(str(exc)) from None
     except (ValueError, OSError) as exc:
         raise ModelArtifactError(f"{directory}: a file matches its checksum but cannot be read: {exc}") from exc
     users, videos = len(user_ids), len(video_ids)

@@ -19,17 +19,17 @@ from pathlib import Path
 
 import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
-from implicit.cpu.topk import topk
 from scipy.sparse import csr_matrix
 
 from vrmodels import topn
 from vrmodels.artifacts import MANIFEST_FILE, ModelArtifactError, ModelArtifacts, load_model_dir
+from vrmodels.catalogue import DEFAULT_POOL, FILTERED_SCORE, CatalogueRanker
 
-FILTERED_SCORE = topn.FILTERED_SCORE
 _NO_VIDEOS = np.zeros(0, dtype=np.int32)
 _SCORING_CHUNK = 256  # queries per top-k call: bounds the scores buffer to 256 × videos floats
 
 __all__ = [
+    "DEFAULT_POOL",
     "FILTERED_SCORE",
     "ModelArtifactError",
     "Query",
@@ -100,7 +100,14 @@ Answer = Recommendations | UnknownVideoError
 
 
 class Recommender:
-    def __init__(self, artifacts: ModelArtifacts, num_threads: int = 1):
+    def __init__(
+        self,
+        artifacts: ModelArtifacts,
+        num_threads: int = 1,
+        use_ann: bool = True,
+        ann_candidates: int = DEFAULT_POOL,
+        ann_ef_search: int = DEFAULT_POOL,
+    ):
         parameters = artifacts.manifest.get("parameters", {})
         self.manifest = artifacts.manifest
         self.model_version: str = artifacts.manifest.get("model_version", "unknown")
@@ -117,27 +124,37 @@ class Recommender:
         self._model.user_factors, self._model.item_factors = self._user_factors, self._item_factors
         self._user_items = artifacts.user_items
         self._topn = None if artifacts.topn is None else np.asarray(artifacts.topn)
-        self._video_ids = np.asarray(artifacts.video_ids, dtype=object)
-        self._user_index = {user_id: index for index, user_id in enumerate(artifacts.user_ids)}
-        self._video_index = {video_id: index for index, video_id in enumerate(artifacts.video_ids)}
+        self._users, self._videos = artifacts.users, artifacts.videos
+        ann = artifacts.ann if use_ann else None
+        self._ranker = CatalogueRanker(self._item_factors, ann, ann_candidates, ann_ef_search, num_threads)
         self._popularity = artifacts.popularity
-        self._popular_order = np.argsort(-artifacts.popularity, kind="stable")
-        self._popular_score = artifacts.popularity / max(1e-12, float(artifacts.popularity.max(initial=0.0)))
-        # A history video weighted like a typical training interaction.
-        self._history_confidence = float(np.median(artifacts.user_items.data)) if artifacts.user_items.nnz else 1.0
+        # Private to each worker, so kept small: 4 bytes per video each.
+        self._popular_order = np.argsort(-artifacts.popularity, kind="stable").astype(np.int32)
+        top = max(1e-12, float(artifacts.popularity.max(initial=0.0)))
+        self._popular_score = (artifacts.popularity / top).astype(np.float32)
+        # A history video weighted like a typical training interaction: the median of at most 100,000 evenly
+        # spaced confidences (the median of them all would copy every confidence into each worker's memory).
+        data = artifacts.user_items.data
+        self._history_confidence = float(np.median(data[:: max(1, len(data) // 100_000)])) if len(data) else 1.0
 
     @classmethod
-    def load(cls, model_dir: Path | str, num_threads: int = 1) -> Recommender:
-        return cls(load_model_dir(model_dir), num_threads=num_threads)
+    def load(cls, model_dir: Path | str, **options: object) -> Recommender:
+        """`options`: num_threads, use_ann, ann_candidates, ann_ef_search (see __init__)."""
+        return cls(load_model_dir(model_dir), **options)  # type: ignore[arg-type]
+
+    @property
+    def approximate(self) -> bool:
+        """True when catalogue rankings come from the ANN indexes (re-ranked exactly)."""
+        return self._ranker.approximate
 
     @property
     def video_count(self) -> int:
-        return len(self._video_ids)
+        return len(self._videos)
 
     @property
     def longest_video_id(self) -> int:
-        """Characters in the longest video id (response sizes are estimated from it)."""
-        return max((len(video) for video in self._video_ids.tolist()), default=0)
+        """Bytes of the longest video id (an upper bound of its characters; response sizes are estimated from it)."""
+        return self._videos.longest
 
     @property
     def topn_size(self) -> int:
@@ -145,7 +162,7 @@ class Recommender:
         return 0 if self._topn is None else self._topn.shape[1]
 
     def knows_user(self, user_id: str) -> bool:
-        return user_id in self._user_index
+        return self._users.index_of(user_id) is not None
 
     # ---- the two entry points ----
 
@@ -153,7 +170,7 @@ class Recommender:
         """The answer when it needs no scoring pass (precomputed top-N, popular fallback), else None."""
         if isinstance(query, SimilarQuery):
             return None
-        user = self._user_index.get(query.user_id) if query.user_id is not None else None
+        user = self._users.index_of(query.user_id) if query.user_id is not None else None
         if user is None:
             return self._popular(query) if not query.history else None
         if query.history or query.candidates is not None or not query.exclude_watched or query.k > self.topn_size:
@@ -163,7 +180,7 @@ class Recommender:
         if videos is None:
             return None
         scores = self._item_factors[videos] @ self._user_factors[user]
-        return Recommendations(self._video_ids[videos].tolist(), scores.tolist())
+        return Recommendations(self._videos.ids_of(videos), scores.tolist())
 
     def answer(self, queries: Sequence[Query | SimilarQuery]) -> list[Answer]:
         """Exact answers to many queries, scored together; an unknown `video_id` yields UnknownVideoError."""
@@ -172,7 +189,7 @@ class Recommender:
         similar: list[tuple[int, int, int]] = []
         for slot, query in enumerate(queries):
             if isinstance(query, SimilarQuery):
-                video = self._video_index.get(query.video_id)
+                video = self._videos.index_of(query.video_id)
                 if video is None:
                     results[slot] = UnknownVideoError(query.video_id)
                 else:
@@ -248,11 +265,11 @@ class Recommender:
             ]
             chosen = chosen[: query.k]
         scores = [float(self._popular_score[video]) for video in chosen]
-        return Recommendations(self._video_ids[chosen].tolist(), scores, fallback=True, unknown_video_ids=unknown)
+        return Recommendations(self._videos.ids_of(chosen), scores, fallback=True, unknown_video_ids=unknown)
 
     def _ranking(self, slot: int, query: Query) -> _Ranking | Recommendations:
         """What to score for one recommend query (or its popular answer when there is nothing to score from)."""
-        user = self._user_index.get(query.user_id) if query.user_id is not None else None
+        user = self._users.index_of(query.user_id) if query.user_id is not None else None
         unknown: list[str] = []
         history = _NO_VIDEOS
         if query.history:
@@ -298,28 +315,22 @@ class Recommender:
         scores = self._item_factors[videos] @ ranking.vector
         best = np.argsort(-scores, kind="stable")[: ranking.k]
         return Recommendations(
-            self._video_ids[videos[best]].tolist(), scores[best].tolist(), unknown_video_ids=ranking.unknown
+            self._videos.ids_of(videos[best]), scores[best].tolist(), unknown_video_ids=ranking.unknown
         )
 
     def _rank_catalogue(self, rankings: list[_Ranking]) -> list[tuple[_Ranking, Recommendations]]:
         if not rankings:
             return []
-        k = min(max(ranking.k for ranking in rankings), self.video_count)
+        k = max(ranking.k for ranking in rankings)
         filters = _csr(
             [r.filtered for r in rankings], [np.ones(len(r.filtered), np.float32) for r in rankings], self.video_count
         )
-        ids, scores = topk(
-            self._item_factors,
-            np.stack([ranking.vector for ranking in rankings]).astype(np.float32, copy=False),
-            k,
-            filter_query_items=filters,
-            num_threads=self.num_threads,
-        )
+        ids, scores = self._ranker.top_k(np.stack([ranking.vector for ranking in rankings]), filters, k)
         answers = []
         for ranking, row_ids, row_scores in zip(rankings, ids, scores):
             keep = row_scores[: ranking.k] > FILTERED_SCORE
             answer = Recommendations(
-                self._video_ids[row_ids[: ranking.k][keep]].tolist(),
+                self._videos.ids_of(row_ids[: ranking.k][keep]),
                 row_scores[: ranking.k][keep].tolist(),
                 unknown_video_ids=ranking.unknown,
             )
@@ -330,14 +341,11 @@ class Recommender:
         if not requests:
             return []
         videos = np.asarray([video for _, video, _ in requests])
-        n = min(max(k for _, _, k in requests) + 1, self.video_count)
-        ids, scores = self._model.similar_items(videos, N=n)
-        answers = []
-        for (slot, video, k), row_ids, row_scores in zip(requests, ids, scores):
-            keep = row_ids != video
-            chosen, chosen_scores = row_ids[keep][:k], row_scores[keep][:k]
-            answers.append((slot, Recommendations(self._video_ids[chosen].tolist(), chosen_scores.tolist())))
-        return answers
+        ids, scores = self._ranker.similar(videos, max(k for _, _, k in requests))
+        return [
+            (slot, Recommendations(self._videos.ids_of(row_ids[:k]), row_scores[:k].tolist()))
+            for (slot, _, k), row_ids, row_scores in zip(requests, ids, scores)
+        ]
 
     def _user_videos(self, user: int) -> tuple[np.ndarray, np.ndarray]:
         """One user's training videos and confidences, sliced from the CSR arrays (scipy's row indexing is slow)."""
@@ -345,14 +353,7 @@ class Recommender:
         return self._user_items.indices[start:end], self._user_items.data[start:end]
 
     def _indices(self, video_ids: Iterable[str]) -> tuple[np.ndarray, list[str]]:
-        known, unknown = [], []
-        for video_id in video_ids:
-            index = self._video_index.get(video_id)
-            if index is None:
-                unknown.append(video_id)
-            else:
-                known.append(index)
-        return np.unique(np.asarray(known, dtype=np.int32)), unknown
+        return self._videos.indices_of(video_ids)
 
     def _known_indices(self, video_ids: Iterable[str]) -> np.ndarray:
         return self._indices(video_ids)[0] if video_ids else _NO_VIDEOS

@@ -33,11 +33,18 @@ class Relevance:
         cls, pair_events: PairEvents, min_completion: float = DEFAULT_MIN_COMPLETION, min_rating: float | None = None
     ) -> Relevance:
         """Satisfying watches when any event carries watch time; else ratings ≥ min_rating; else any pair."""
+        return cls.choose(bool(np.isfinite(pair_events.completion).any()), min_completion, min_rating)
+
+    @classmethod
+    def choose(
+        cls, has_watch_time: bool, min_completion: float = DEFAULT_MIN_COMPLETION, min_rating: float | None = None
+    ) -> Relevance:
+        """The definition for data with or without watch time (how a trainer that aggregates elsewhere picks it)."""
         if not 0.0 <= min_completion <= 1.0:
             raise ValueError(f"relevant completion must be between 0 and 1, got {min_completion}")
         if min_rating is not None and not np.isfinite(min_rating):
             raise ValueError(f"relevant minimum rating must be a number, got {min_rating}")
-        if np.isfinite(pair_events.completion).any():
+        if has_watch_time:
             return cls("satisfying_watch", min_completion=min_completion, events=SATISFYING_EVENTS)
         if min_rating is not None:
             return cls("min_rating", min_rating=min_rating)
@@ -45,14 +52,16 @@ class Relevance:
 
     def mask(self, pair_events: PairEvents) -> np.ndarray:
         """Per pair (row of the interactions table): whether it counts as a hit when held out."""
-        if self.kind == "satisfying_watch":
-            with np.errstate(invalid="ignore"):
-                watched_through = pair_events.max_completion() >= self.min_completion
-            return watched_through | pair_events.has_event(self.events)
-        if self.kind == "min_rating":
-            with np.errstate(invalid="ignore"):
-                return pair_events.max_rating() >= self.min_rating
-        return np.ones(pair_events.pairs, dtype=bool)
+        return self.mask_of(pair_events.max_completion(), pair_events.has_event(self.events), pair_events.max_rating())
+
+    def mask_of(self, max_completion: np.ndarray, satisfying_event: np.ndarray, max_rating: np.ndarray) -> np.ndarray:
+        """The same, from per-pair aggregates: best completion, whether a satisfying event occurred, best rating."""
+        with np.errstate(invalid="ignore"):
+            if self.kind == "satisfying_watch":
+                return (max_completion >= self.min_completion) | satisfying_event
+            if self.kind == "min_rating":
+                return max_rating >= self.min_rating
+        return np.ones(len(max_completion), dtype=bool)
 
     def describe(self) -> str:
         if self.kind == "satisfying_watch":

@@ -16,11 +16,14 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
+from scipy.sparse import csr_matrix
 
 from features.confidence import ConfidenceConfig
 from features.feature_set import FeatureSet
@@ -36,10 +39,11 @@ from vrmodels.als import (
     fit_als,
     metrics_table,
 )
+from vrmodels.ann import MODES as ANN_MODES
 from vrmodels.artifacts import ModelArtifacts, package_model_dir, write_model_dir
 from vrmodels.evaluation import engagement, holdout
 from vrmodels.relevance import DEFAULT_MIN_COMPLETION, Relevance
-from vrmodels.topn import DEFAULT_TOPN, build_topn
+from vrmodels.topn import DEFAULT_TOPN, serving_aids
 from vrmodels.tuning import DEFAULT_TUNE_TRIALS, Trial, tune
 
 TEST_FRACTION = 0.2
@@ -94,7 +98,14 @@ def train(
     evaluation = evaluate_split(
         features, split.train_rows, split.relevant_rows, chosen.params, max_k=CURVE_MAX_K, show_progress=show_progress
     )
-    metrics = evaluation.metrics
+    quality_gate(evaluation.metrics, relevance, allow_worse)
+    print(f"[refit] on all {len(features.interactions)} pairs", flush=True)
+    model = fit_als(features.to_csr(), chosen.params, show_progress)
+    return TrainResult(model, chosen.params, chosen.confidence, features, relevance, evaluation, tuning)
+
+
+def quality_gate(metrics: dict[str, dict[str, float]], relevance: Relevance, allow_worse: bool) -> None:
+    """Print the metrics; refuse (QualityGateError) unless ALS beats both baselines on NDCG@K."""
     print(f"relevance: {relevance.describe()}\n{metrics_table(metrics)}", flush=True)
     baseline = max(BASELINES, key=lambda name: metrics[name]["ndcg"])
     if metrics["als"]["ndcg"] <= metrics[baseline]["ndcg"]:
@@ -105,52 +116,68 @@ def train(
         if not allow_worse:
             raise QualityGateError(message + "; nothing shipped (use --allow-worse to ship anyway)")
         print(f"warning: {message}; shipping because --allow-worse was given", flush=True)
-    print(f"[refit] on all {len(features.interactions)} pairs", flush=True)
-    model = fit_als(features.to_csr(), chosen.params, show_progress)
-    return TrainResult(model, chosen.params, chosen.confidence, features, relevance, evaluation, tuning)
 
 
-def to_artifacts(result: TrainResult, topn_size: int = DEFAULT_TOPN) -> ModelArtifacts:
-    """The model directory's content; `topn_size` > 0 adds each user's precomputed top-N (vrmodels.topn)."""
+def to_artifacts(result: TrainResult, topn_size: int = DEFAULT_TOPN, ann_mode: str = "auto") -> ModelArtifacts:
+    """The model directory's content, with the serving aids (vrmodels.topn.serving_aids) it asks for."""
     features = result.features
     user_items = features.to_csr()
-    data_digest = hashlib.sha256(user_items.data.tobytes() + user_items.indices.tobytes()).hexdigest()[:8]
-    version = f"als-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{data_digest}"
     manifest = {
-        "model_version": version,
         "algorithm": "implicit.als.AlternatingLeastSquares",
         "parameters": asdict(result.params),
         "confidence": result.confidence.to_dict(),
-        "data": {
-            "users": features.shape[0],
-            "videos": features.shape[1],
-            "pairs": int(user_items.nnz),
-            "features": features.report,
-        },
-        "evaluation": {
-            "k": K,
-            "test_fraction": TEST_FRACTION,
-            "split": "per-user latest by time",
-            "max_evaluated_users": MAX_EVALUATED_USERS,
-            "relevance": result.relevance.to_dict(),
-            "curves": result.evaluation.curves,
-        },
+        "data": {"features": features.report},
+        "evaluation": evaluation_manifest(result.relevance, result.evaluation),
         "metrics": result.metrics,
         "tuning": result.tuning,
-        "topn": topn_size,
+    }
+    return assemble(
+        result.model.user_factors, result.model.item_factors, user_items, features.user_ids, features.video_ids,
+        manifest, topn_size, ann_mode,
+    )  # fmt: skip
+
+
+def evaluation_manifest(relevance: Relevance, evaluation: SplitEvaluation) -> dict:
+    return {
+        "k": K,
+        "test_fraction": TEST_FRACTION,
+        "split": "per-user latest by time",
+        "max_evaluated_users": MAX_EVALUATED_USERS,
+        "relevance": relevance.to_dict(),
+        "curves": evaluation.curves,
+    }
+
+
+def assemble(
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    user_items: csr_matrix,
+    user_ids: Sequence[str],
+    video_ids: Sequence[str],
+    manifest: dict,
+    topn_size: int,
+    ann_mode: str,
+) -> ModelArtifacts:
+    """A model directory's content from any trainer's factors: version, data counts, serving aids, report."""
+    digest = hashlib.sha256(user_items.data.tobytes() + user_items.indices.tobytes()).hexdigest()[:8]
+    lists, indexes, serving = serving_aids(user_factors, item_factors, user_items, topn_size, ann_mode)
+    manifest = {
+        "model_version": f"als-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{digest}",
+        **manifest,
+        "data": {"users": len(user_ids), "videos": len(video_ids), "pairs": int(user_items.nnz), **manifest["data"]},
+        "serving": serving,
     }
     return ModelArtifacts(
-        user_factors=result.model.user_factors,
-        item_factors=result.model.item_factors,
+        user_factors=user_factors,
+        item_factors=item_factors,
         user_items=user_items,
         popularity=engagement(user_items),
-        user_ids=features.user_ids,
-        video_ids=features.video_ids,
+        user_ids=user_ids,
+        video_ids=video_ids,
         manifest=manifest,
         reports=report.render(manifest),
-        topn=build_topn(result.model.user_factors, result.model.item_factors, user_items, topn_size)
-        if topn_size
-        else None,
+        topn=lists,
+        ann=indexes,
     )
 
 
@@ -197,6 +224,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_TOPN,
         help=f"precompute each user's top N for serving (default {DEFAULT_TOPN}; 0: none, every request is scored)",
     )
+    parser.add_argument(
+        "--ann",
+        choices=ANN_MODES,
+        default="auto",
+        help="approximate top-k indexes for large catalogues (auto: from 100,000 videos; see vrmodels/ann.py)",
+    )
     parser.add_argument("--allow-worse", action="store_true", help="ship even if ALS loses to the baselines")
     parser.add_argument("--package", type=Path, help="also write this model.tar.gz for SageMaker")
     return parser.parse_args(argv)
@@ -219,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     except (QualityGateError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3 if isinstance(exc, QualityGateError) else 2
-    directory = save_versioned(to_artifacts(result, args.topn), args.models_root)
+    directory = save_versioned(to_artifacts(result, args.topn, args.ann), args.models_root)
     print(f"model written to {directory} in {time.perf_counter() - started:.1f}s")
     print(f"evaluation report: {(directory / report.HTML_FILE).resolve().as_uri()}")
     if args.package:

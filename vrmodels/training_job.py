@@ -9,7 +9,7 @@ shows its first 1024 characters) and the exit status is non-zero. `<root>` is `$
 Hyperparameters (all optional): factors, regularization, alpha, iterations, seed, tune, tune_trials,
 allow_worse, channel (default "training"), input_format ("events" or "movielens"), min_user_events,
 min_video_events, scaling, completion_weight, skip_below, skip_weight, rating_weight, relevant_completion,
-relevant_min_rating, topn (precomputed top-N per user, default 100; 0 for none).
+relevant_min_rating, topn (precomputed top-N per user, default 100; 0 for none), ann (auto, on or off).
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def run(root: Path) -> None:
         relevant_completion=parsed.get("relevant_completion", DEFAULT_MIN_COMPLETION),
         relevant_min_rating=parsed.get("relevant_min_rating"),
     )
-    directory = write_model_dir(to_artifacts(result, parsed.get("topn", DEFAULT_TOPN)), root / "model")
+    artifacts = to_artifacts(result, parsed.get("topn", DEFAULT_TOPN), parsed.get("ann", "auto"))
+    directory = write_model_dir(artifacts, root / "model")
     print(json.dumps({"model_dir": str(directory), "metrics": result.metrics}), flush=True)
 
 
@@ -110,6 +111,7 @@ _TYPES = {
     "relevant_completion": float,
     "relevant_min_rating": float,
     "scaling": str,
+    "ann": str,
     "tune": "bool",
     "allow_worse": "bool",
 }

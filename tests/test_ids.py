@@ -1,0 +1,63 @@
+"""The id ↔ index maps workers share: exact lookups, strict checks, any Unicode id."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vrmodels.ids import IdIndex, IdIndexError
+
+IDS = ["v10", "v2", "vidéo-ü", "用户-7", "🎬", "a" * 40, "v1"]
+
+
+@pytest.fixture
+def index() -> IdIndex:
+    return IdIndex.build(IDS)
+
+
+def test_every_id_finds_its_index_and_back(index):
+    assert [index.index_of(identifier) for identifier in IDS] == list(range(len(IDS)))
+    assert index.ids_of(np.arange(len(IDS))) == IDS
+    assert index.all_ids() == IDS
+
+
+@pytest.mark.parametrize("unknown", ["v3", "", "v1 ", "V1", "a" * 41, "vidéo", "x\x00"])
+def test_unknown_ids_are_none(index, unknown):
+    assert index.index_of(unknown) is None
+
+
+def test_many_ids_at_once_return_sorted_known_indices_and_unknown_ids_in_order(index):
+    known, unknown = index.indices_of(["🎬", "nope", "v10", "🎬", "also-nope"])
+    assert known.tolist() == [0, 4] and unknown == ["nope", "also-nope"]
+
+
+def test_duplicate_ids_are_refused():
+    with pytest.raises(IdIndexError, match="ids out of order or duplicated near 'v2'"):
+        IdIndex.build(["v1", "v2", "v3", "v2"])
+
+
+def test_nul_characters_are_refused():
+    with pytest.raises(IdIndexError, match="NUL character"):
+        IdIndex.build(["ok", "bad\x00id"])
+
+
+def test_saved_indexes_load_memory_mapped(tmp_path, index):
+    index.save(tmp_path, "video_ids")
+    loaded = IdIndex.load(tmp_path, "video_ids")
+    assert isinstance(np.load(tmp_path / "video_ids.npy", mmap_mode="r"), np.memmap)
+    assert [loaded.index_of(identifier) for identifier in IDS] == list(range(len(IDS)))
+
+
+def test_an_order_that_does_not_sort_the_ids_is_refused_naming_the_file(tmp_path, index):
+    index.save(tmp_path, "video_ids")
+    order = np.load(tmp_path / "video_ids_order.npy")
+    np.save(tmp_path / "video_ids_order.npy", order[::-1].copy())
+    with pytest.raises(IdIndexError, match=r"video_ids\.npy: ids out of order or duplicated"):
+        IdIndex.load(tmp_path, "video_ids")
+
+
+def test_an_order_that_is_not_a_permutation_is_refused(tmp_path, index):
+    index.save(tmp_path, "video_ids")
+    np.save(tmp_path / "video_ids_order.npy", np.zeros(len(IDS), dtype=np.int32))
+    with pytest.raises(IdIndexError, match="not a permutation of 7 ids"):
+        IdIndex.load(tmp_path, "video_ids")
