@@ -31,6 +31,8 @@ serve: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/shellcheck deploy/*.sh tests/engine/*.sh
+	$(VENV)/bin/hadolint Dockerfile
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -7,11 +7,15 @@
 Throttling and transient faults are retried (botocore "standard" mode). A 4xx/5xx from the container reaches
 SageMaker callers as `ModelError`; it is raised here as `RecommenderModelError` carrying the container's own
 status and message (e.g. 404 for an unknown video), which are what a caller can act on.
+
+With two production variants (deploy.sh --candidate-image-uri), `target_variant` sends a request to one of them,
+and `answer()` tells which variant answered and the model version its container reports.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -26,6 +30,15 @@ class RecommenderModelError(RuntimeError):
         self.status, self.message, self.log_stream = status, message, log_stream
 
 
+@dataclass(frozen=True)
+class Answer:
+    body: Any
+    variant: str | None
+    """The production variant that answered (SageMaker's InvokedProductionVariant)."""
+    model_version: str | None
+    """The model version the container reported (its custom attribute model-version)."""
+
+
 class RecommenderClient:
     def __init__(
         self,
@@ -35,19 +48,32 @@ class RecommenderClient:
         max_attempts: int = 5,
         timeout_seconds: float = 65.0,
         session: boto3.Session | None = None,
+        target_variant: str | None = None,
     ):
+        """`target_variant`: send every request to this production variant (default: SageMaker's weighted choice)."""
         config = Config(
             retries={"mode": "standard", "max_attempts": max_attempts},
             read_timeout=timeout_seconds,
             connect_timeout=5,
         )
         self.endpoint_name = endpoint_name
+        self.target_variant = target_variant
         self._runtime = (session or boto3.Session()).client(
             "sagemaker-runtime", region_name=region_name, endpoint_url=endpoint_url, config=config
         )
 
     def invoke(self, payload: dict[str, Any], custom_attributes: str | None = None) -> dict[str, Any]:
-        extra = {"CustomAttributes": custom_attributes} if custom_attributes else {}
+        return self.answer(payload, custom_attributes).body
+
+    def answer(
+        self, payload: dict[str, Any], custom_attributes: str | None = None, target_variant: str | None = None
+    ) -> Answer:
+        """The endpoint's answer, with the variant and model version that produced it."""
+        extra: dict[str, str] = {}
+        if custom_attributes:
+            extra["CustomAttributes"] = custom_attributes
+        if target_variant or self.target_variant:
+            extra["TargetVariant"] = target_variant or self.target_variant  # type: ignore[assignment]
         try:
             response = self._runtime.invoke_endpoint(
                 EndpointName=self.endpoint_name,
@@ -63,7 +89,12 @@ class RecommenderClient:
                 details.get("OriginalMessage", str(error)),
                 details.get("LogStreamArn"),
             ) from error
-        return json.loads(response["Body"].read())
+        attributes = dict(part.split("=", 1) for part in response.get("CustomAttributes", "").split(";") if "=" in part)
+        return Answer(
+            json.loads(response["Body"].read()),
+            response.get("InvokedProductionVariant"),
+            attributes.get("model-version"),
+        )
 
     def recommend(self, user_id: str, k: int = 10, **options: Any) -> dict[str, Any]:
         """Options as the endpoint takes them: exclude_watched, exclude, candidates, history."""

@@ -17,6 +17,7 @@ Options:
   --body-file FILE              request from a file instead
   --content-type TYPE           default application/json (application/jsonlines for many lines)
   --custom-attributes TEXT      X-Amzn-SageMaker-Custom-Attributes
+  --target-variant NAME         send the request to this production variant (A/B: AllTraffic or Candidate)
 $COMMON_HELP
 EOF_USAGE
 }
@@ -26,6 +27,7 @@ BODY='{"user_id": "u001", "k": 3}'
 BODY_FILE=""
 CONTENT_TYPE="application/json"
 CUSTOM_ATTRIBUTES=""
+TARGET_VARIANT=""
 while [ $# -gt 0 ]; do
   common_option "$@"; if [ "$SHIFT" -gt 0 ]; then shift "$SHIFT"; continue; fi
   case "$1" in
@@ -34,6 +36,7 @@ while [ $# -gt 0 ]; do
     --body-file) BODY_FILE="${2:?}"; shift 2 ;;
     --content-type) CONTENT_TYPE="${2:?}"; shift 2 ;;
     --custom-attributes) CUSTOM_ATTRIBUTES="${2:?}"; shift 2 ;;
+    --target-variant) TARGET_VARIANT="${2:?}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac
@@ -48,7 +51,14 @@ else
   printf '%s' "$BODY" >"$WORK/body"
 fi
 aws_runtime invoke-endpoint --endpoint-name "$ENDPOINT_NAME" --content-type "$CONTENT_TYPE" \
-  ${CUSTOM_ATTRIBUTES:+--custom-attributes "$CUSTOM_ATTRIBUTES"} \
+  ${CUSTOM_ATTRIBUTES:+--custom-attributes "$CUSTOM_ATTRIBUTES"} ${TARGET_VARIANT:+--target-variant "$TARGET_VARIANT"} \
   --body "fileb://$WORK/body" "$WORK/answer" >"$WORK/meta" \
   || die "invocation of endpoint $ENDPOINT_NAME failed (see the error above)"
+python3 - "$WORK/meta" >&2 <<'EOF_PY'
+import json, sys
+meta = json.load(open(sys.argv[1]))
+attributes = dict(part.split("=", 1) for part in meta.get("CustomAttributes", "").split(";") if "=" in part)
+variant, version = meta.get("InvokedProductionVariant", "?"), attributes.get("model-version", "?")
+print(f"[invoke.sh] answered by variant {variant}, model version {version}")
+EOF_PY
 python3 -m json.tool "$WORK/answer" 2>/dev/null || cat "$WORK/answer"

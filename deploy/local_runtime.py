@@ -2,34 +2,99 @@
 """A local stand-in for the SageMaker runtime API, forwarding to real containers (a local-testing tool).
 
     python deploy/local_runtime.py --port 9000 --endpoint video-recommender=http://127.0.0.1:8080
+    python deploy/local_runtime.py --port 9000 --endpoint vr/AllTraffic=http://127.0.0.1:8080 \\
+        --endpoint vr/Candidate=http://127.0.0.1:8081 --weight vr/Candidate=0.1 --capture-dir capture/
     aws sagemaker-runtime invoke-endpoint --endpoint-url http://127.0.0.1:9000 \\
         --endpoint-name video-recommender --content-type application/json --body fileb://req.json out.json
 
-`POST /endpoints/{name}/invocations` goes to `<container>/invocations` with Content-Type, Accept and
-X-Amzn-SageMaker-Custom-Attributes passed through. As on SageMaker, a container 4xx/5xx becomes HTTP 424 with
-`x-amzn-ErrorType: ModelError` and OriginalStatusCode/OriginalMessage (boto3 raises `ModelError`), and an
-unknown endpoint a `ValidationError`. Requests are not authenticated. Standard library only; binds 127.0.0.1.
+`POST /endpoints/{name}/invocations` goes to one production variant's `<container>/invocations`: the one named by
+X-Amzn-SageMaker-Target-Variant, else one drawn by weight; the answer names it in
+x-Amzn-Invoked-Production-Variant. Content-Type, Accept and X-Amzn-SageMaker-Custom-Attributes pass through. As
+on SageMaker, a container 4xx/5xx becomes HTTP 424 with `x-amzn-ErrorType: ModelError` and
+OriginalStatusCode/OriginalMessage (boto3 raises `ModelError`); an unknown endpoint or variant a
+`ValidationError`. With --capture-dir, every invocation is also written as SageMaker's data capture writes it
+(JSON Lines under <endpoint>/<variant>/yyyy/mm/dd/hh/), for `python -m vrmodels.drift`. Requests are not
+authenticated. Standard library only; binds 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
+import random
 import re
 import sys
+import threading
 import urllib.error
 import urllib.request
 import uuid
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 ROUTE = re.compile(r"^/endpoints/([^/]+)/invocations$")
 PASSED_HEADERS = ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes", "X-Amzn-SageMaker-Inference-Id")
+TARGET_VARIANT = "X-Amzn-SageMaker-Target-Variant"
+DEFAULT_VARIANT = "AllTraffic"
+CAPTURED_AS_JSON = ("application/json", "application/jsonlines")
 ACCOUNT = "123456789012"
 MAX_PAYLOAD = 6 * 1024 * 1024
 
 
-def make_handler(targets: dict[str, str], timeout: float) -> type[BaseHTTPRequestHandler]:
+class Endpoint:
+    """An endpoint's production variants: container URL and traffic weight each."""
+
+    def __init__(self, variants: dict[str, str], weights: dict[str, float] | None = None):
+        self.urls = variants
+        self.weights = {name: (weights or {}).get(name, 1.0) for name in variants}
+
+    def choose(self, target: str | None) -> str | None:
+        if target:
+            return target if target in self.urls else None
+        names = [name for name, weight in self.weights.items() if weight > 0]
+        return random.choices(names, weights=[self.weights[name] for name in names])[0]
+
+
+class Capture:
+    """Invocations written as SageMaker's data capture writes them: one JSON object per line."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self._lock = threading.Lock()
+
+    def write(self, endpoint: str, variant: str, request: tuple[str, bytes], answer: tuple[str, bytes]) -> None:
+        now = datetime.now(UTC)
+        record = {
+            "captureData": {
+                "endpointInput": _captured("INPUT", *request),
+                "endpointOutput": _captured("OUTPUT", *answer),
+            },
+            "eventMetadata": {"eventId": str(uuid.uuid4()), "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "eventVersion": "0",
+        }
+        folder = self.directory / endpoint / variant / now.strftime("%Y/%m/%d/%H")
+        with self._lock:
+            folder.mkdir(parents=True, exist_ok=True)
+            with (folder / f"{now:%M}-capture.jsonl").open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+
+def _captured(mode: str, content_type: str, body: bytes) -> dict:
+    as_json = content_type.split(";")[0].strip().lower() in CAPTURED_AS_JSON
+    data = body.decode("utf-8", "replace") if as_json else base64.b64encode(body).decode()
+    return {
+        "observedContentType": content_type,
+        "mode": mode,
+        "data": data,
+        "encoding": "JSON" if as_json else "BASE64",
+    }
+
+
+def make_handler(
+    targets: dict[str, Endpoint], timeout: float, capture: Capture | None = None
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -45,22 +110,31 @@ def make_handler(targets: dict[str, str], timeout: float) -> type[BaseHTTPReques
                 return self._error(400, "ValidationError", message, request_id)
             if len(body) > MAX_PAYLOAD:
                 return self._error(413, "ValidationError", "Request payload exceeds 6291456 bytes", request_id)
-            forwarded = urllib.request.Request(f"{targets[name]}/invocations", data=body, method="POST")
+            variant = targets[name].choose(self.headers.get(TARGET_VARIANT))
+            if variant is None:
+                message = f"Variant {self.headers[TARGET_VARIANT]} not found for Endpoint {name} of account {ACCOUNT}."
+                return self._error(400, "ValidationError", message, request_id)
+            forwarded = urllib.request.Request(f"{targets[name].urls[variant]}/invocations", data=body, method="POST")
             for header in PASSED_HEADERS:
                 if self.headers.get(header):
                     forwarded.add_header(header, self.headers[header])
+            request = (self.headers.get("Content-Type", ""), body)
             try:
                 with urllib.request.urlopen(forwarded, timeout=timeout) as answer:
-                    return self._reply(200, answer.read(), answer.headers, request_id)
+                    content = answer.read()
+                    if capture:
+                        capture.write(name, variant, request, (answer.headers.get("Content-Type", ""), content))
+                    return self._reply(200, content, answer.headers, request_id, variant)
             except urllib.error.HTTPError as failure:
-                return self._model_error(name, failure.code, failure.read().decode("utf-8", "replace"), request_id)
+                message = failure.read().decode("utf-8", "replace")
+                return self._model_error(name, failure.code, message, request_id)
             except (urllib.error.URLError, TimeoutError) as failure:
                 return self._error(500, "InternalFailure", f"container of {name} did not answer: {failure}", request_id)
 
-        def _reply(self, status: int, body: bytes, headers, request_id: str) -> None:
+        def _reply(self, status: int, body: bytes, headers, request_id: str, variant: str) -> None:
             self.send_response(status)
             self.send_header("Content-Type", headers.get("Content-Type", "application/octet-stream"))
-            self.send_header("x-Amzn-Invoked-Production-Variant", "AllTraffic")
+            self.send_header("x-Amzn-Invoked-Production-Variant", variant)
             self.send_header("x-amzn-RequestId", request_id)
             if headers.get("X-Amzn-SageMaker-Custom-Attributes"):
                 self.send_header("X-Amzn-SageMaker-Custom-Attributes", headers["X-Amzn-SageMaker-Custom-Attributes"])
@@ -98,24 +172,45 @@ def make_handler(targets: dict[str, str], timeout: float) -> type[BaseHTTPReques
     return Handler
 
 
-def serve(targets: dict[str, str], port: int, timeout: float = 60.0) -> ThreadingHTTPServer:
-    return ThreadingHTTPServer(("127.0.0.1", port), make_handler(targets, timeout))
+def serve(
+    targets: dict[str, str | Endpoint], port: int, timeout: float = 60.0, capture_dir: Path | None = None
+) -> ThreadingHTTPServer:
+    """`targets`: endpoint name → container URL (one variant, AllTraffic) or Endpoint (several)."""
+    endpoints = {
+        name: target if isinstance(target, Endpoint) else Endpoint({DEFAULT_VARIANT: target})
+        for name, target in targets.items()
+    }
+    capture = Capture(capture_dir) if capture_dir else None
+    return ThreadingHTTPServer(("127.0.0.1", port), make_handler(endpoints, timeout, capture))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=9000)
-    parser.add_argument("--endpoint", action="append", default=[], metavar="NAME=URL", help="repeatable")
+    parser.add_argument(
+        "--endpoint", action="append", default=[], metavar="NAME[/VARIANT]=URL", help="repeatable; variant AllTraffic"
+    )
+    parser.add_argument("--weight", action="append", default=[], metavar="NAME/VARIANT=W", help="default 1 each")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per invocation (SageMaker: 60)")
+    parser.add_argument("--capture-dir", type=Path, help="write SageMaker data capture files here")
     args = parser.parse_args(argv)
-    targets = {}
+    variants: dict[str, dict[str, str]] = {}
     for mapping in args.endpoint:
-        name, separator, url = mapping.partition("=")
+        key, separator, url = mapping.partition("=")
         if not separator or not url.startswith("http"):
-            parser.error(f"--endpoint needs NAME=http://host:port, got {mapping!r}")
-        targets[name] = url.rstrip("/")
-    server = serve(targets, args.port, args.timeout)
-    print(json.dumps({"listening": f"http://127.0.0.1:{args.port}", "endpoints": targets}), flush=True)
+            parser.error(f"--endpoint needs NAME[/VARIANT]=http://host:port, got {mapping!r}")
+        name, _, variant = key.partition("/")
+        variants.setdefault(name, {})[variant or DEFAULT_VARIANT] = url.rstrip("/")
+    weights: dict[str, dict[str, float]] = {}
+    for mapping in args.weight:
+        key, _, value = mapping.partition("=")
+        name, _, variant = key.partition("/")
+        if variant not in variants.get(name, {}):
+            parser.error(f"--weight {mapping!r}: no such --endpoint {name}/{variant}")
+        weights.setdefault(name, {})[variant] = float(value)
+    targets = {name: Endpoint(urls, weights.get(name)) for name, urls in variants.items()}
+    server = serve(targets, args.port, args.timeout, args.capture_dir)
+    print(json.dumps({"listening": f"http://127.0.0.1:{args.port}", "endpoints": variants}), flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     return 0

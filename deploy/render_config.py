@@ -3,9 +3,11 @@
 
     render_config.py TEMPLATE OUTPUT NAME=VALUE [NAME=VALUE ...]
 
-A placeholder is a whole JSON string "{{NAME}}" (text) or "{{NAME:int}}" (a number). Every placeholder
-needs a value; an empty value removes its field, and an object left empty is removed too (that is how
-one template serves both instance-backed and serverless variants). Standard library only.
+A placeholder is a whole JSON string "{{NAME}}" (text), "{{NAME:int}}", "{{NAME:float}}" (numbers) or
+"{{NAME:bool}}" (true/false). Every placeholder needs a value; an empty value removes its field, and an object
+or list left empty is removed too. That is how one template serves instance-backed and serverless variants, one
+or two production variants, a shadow variant or none, with or without data capture. Inside a longer string
+(an ARN in an IAM policy) "{{NAME}}" is replaced by its text, which must not be empty. Standard library only.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import re
 import sys
 from pathlib import Path
 
-PLACEHOLDER = re.compile(r"^\{\{([A-Z0-9_]+)(?::(int))?\}\}$")
+PLACEHOLDER = re.compile(r"^\{\{([A-Z0-9_]+)(?::(int|float|bool))?\}\}$")
+EMBEDDED = re.compile(r"\{\{([A-Z0-9_]+)\}\}")
 _REMOVE = object()
 
 
@@ -25,7 +28,8 @@ def render(value: object, values: dict[str, str], template: str) -> object:
         kept = {key: item for key, item in rendered.items() if item is not _REMOVE}
         return kept if kept or not value else _REMOVE
     if isinstance(value, list):
-        return [item for item in (render(entry, values, template) for entry in value) if item is not _REMOVE]
+        kept = [item for item in (render(entry, values, template) for entry in value) if item is not _REMOVE]
+        return kept if kept or not value else _REMOVE
     if isinstance(value, str) and (match := PLACEHOLDER.match(value)):
         name, kind = match.groups()
         if name not in values:
@@ -37,8 +41,24 @@ def render(value: object, values: dict[str, str], template: str) -> object:
             if not re.fullmatch(r"-?\d+", raw):
                 raise SystemExit(f"{template}: placeholder {name} needs a whole number, got {raw!r}")
             return int(raw)
+        if kind == "float":
+            if not re.fullmatch(r"-?\d+(\.\d+)?", raw):
+                raise SystemExit(f"{template}: placeholder {name} needs a number, got {raw!r}")
+            return float(raw)
+        if kind == "bool":
+            if raw not in ("true", "false"):
+                raise SystemExit(f"{template}: placeholder {name} needs true or false, got {raw!r}")
+            return raw == "true"
         return raw
+    if isinstance(value, str):
+        return EMBEDDED.sub(lambda match: embedded(match.group(1), values, template), value)
     return value
+
+
+def embedded(name: str, values: dict[str, str], template: str) -> str:
+    if not values.get(name):
+        raise SystemExit(f"{template}: placeholder {name} inside a string needs a non-empty value")
+    return values[name]
 
 
 def main(argv: list[str]) -> int:

@@ -76,6 +76,19 @@ delete_tagged() {  # delete_tagged KIND LIST-COMMAND COLLECTION NAME-FIELD ARN-F
 delete_tagged endpoint-config list-endpoint-configs EndpointConfigs EndpointConfigName EndpointConfigArn c
 delete_tagged model list-models Models ModelName ModelArn m
 
+# the rollout guardrails deploy.sh --rollout created
+aws_api cloudwatch describe-alarms --alarm-name-prefix "$ENDPOINT_NAME-" --query 'MetricAlarms[].[AlarmName,AlarmArn]' --output text |
+  while read -r alarm_name alarm_arn; do
+    [ -n "$alarm_name" ] && [ "$alarm_name" != "None" ] || continue
+    managed="$(aws_api cloudwatch list-tags-for-resource --resource-arn "$alarm_arn" --query "Tags[?Key=='managed-by'].Value" --output text)"
+    if [ "$managed" = "vr-deploy" ]; then
+      log "deleting alarm $alarm_name"
+      aws_api cloudwatch delete-alarms --alarm-names "$alarm_name"
+    else
+      log "skipping alarm $alarm_name: not tagged managed-by=vr-deploy"
+    fi
+  done
+
 if [ "$DELETE_REPOSITORY" = 1 ]; then
   if REPO_ARN="$(aws_api ecr describe-repositories --repository-names "$REPOSITORY" --query 'repositories[0].repositoryArn' --output text 2>/dev/null)"; then
     managed="$(aws_api ecr list-tags-for-resource --resource-arn "$REPO_ARN" --query "tags[?Key=='managed-by'].Value" --output text)"

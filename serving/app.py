@@ -14,7 +14,7 @@ and answers them the same way; FastAPI serves everything else (/docs, /execution
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import orjson
@@ -35,17 +35,19 @@ from serving.transform import Transformer
 class Application:
     """What a worker serves: hot routes straight to their handlers, the rest through FastAPI; every call logged."""
 
-    def __init__(self, api: FastAPI, hot_routes: dict[tuple[str, str], ASGIApp]):
+    def __init__(
+        self, api: FastAPI, hot_routes: dict[tuple[str, str], ASGIApp], dimensions: Callable[[], dict[str, str]]
+    ):
         self.api = api
         self._hot_routes = hot_routes
-        self._logged = RequestLog(self._dispatch)
+        self._logged = RequestLog(self._dispatch, dimensions)
 
     @property
     def state(self) -> State:
         return self.api.state
 
     def lifespan(self) -> AbstractAsyncContextManager[None]:
-        """Load the model on entry and release it on exit, as a worker's start and stop do."""
+        """Load (unless loaded) and warm the model on entry, release it on exit, as a worker's start and stop do."""
         return self.api.router.lifespan_context(self.api)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,7 +68,7 @@ def create_app(settings: Settings | None = None) -> Application:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(state.load)
+        await run_in_threadpool(state.warm)  # loads first unless gunicorn's master already did
         yield
         state.close()
 
@@ -108,4 +110,8 @@ def create_app(settings: Settings | None = None) -> Application:
     async def hot_invocations(scope: Scope, receive: Receive, send: Send) -> None:
         await (await transform(Request(scope, receive)))(scope, receive, send)
 
-    return Application(app, {("GET", "/ping"): hot_ping, ("POST", "/invocations"): hot_invocations})
+    def dimensions() -> dict[str, str]:
+        model_version = state.predictor.recommender.model_version if state.predictor else state.status
+        return {"ModelVersion": model_version, "Variant": settings.variant}
+
+    return Application(app, {("GET", "/ping"): hot_ping, ("POST", "/invocations"): hot_invocations}, dimensions)

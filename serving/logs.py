@@ -43,10 +43,11 @@ class RequestLogger:
         self._second = -1
         self._prefix = ""
 
-    def log(self, fields: dict) -> None:
-        if not self._logger.isEnabledFor(logging.INFO):
-            return
-        now = time.time()
+    def enabled(self) -> bool:
+        return self._logger.isEnabledFor(logging.INFO)
+
+    def log(self, fields: dict, now: float) -> None:
+        """Write `fields` as one line stamped `now` (time.time()); callers check enabled() first."""
         entry = {"time": self._timestamp(now), "level": "INFO", "logger": self.name, "message": "request", **fields}
         sys.stdout.write(orjson.dumps(entry).decode() + "\n")
 

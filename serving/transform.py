@@ -62,17 +62,27 @@ class Transformer:
         request_type = codecs.request_kind(request.headers.get("content-type"))
         answer_type = codecs.response_type(request.headers.get("accept"), request_type)
         decoded = codecs.decode(await read_body(request, self.settings.max_payload_bytes), request_type)
-        request.scope["state"]["users"] = len(decoded.payloads)
+        outcome = request.scope["state"]["outcome"] = {"Queries": len(decoded.payloads)}
         budget.check(decoded.payloads)
         try:
             async with asyncio.timeout(self.settings.timeout_seconds):  # no task per request, unlike wait_for
                 results = await predictor.predict(decoded.payloads)
         except TimeoutError:
             raise RequestTimeout(f"prediction took longer than {self.settings.timeout_seconds:g}s") from None
+        outcome |= _count(decoded.payloads, results)
         bodies = [_slot_body(result) for result in results]
         if not decoded.batched and not isinstance(results[0], dict):
             return Response(orjson.dumps(bodies[0]), status_code=bodies[0]["error"]["status"], media_type=codecs.JSON)
         return Response(codecs.encode(bodies, decoded.batched, answer_type), media_type=answer_type)
+
+
+def _count(payloads: list[object], results: list[dict | Exception]) -> dict[str, int]:
+    """What the metrics report about the answers (serving.metrics)."""
+    fold_ins = sum(1 for payload in payloads if isinstance(payload, dict) and payload.get("history"))
+    answers = [result for result in results if isinstance(result, dict)]
+    fallbacks = sum(1 for answer in answers if answer.get("fallback"))
+    empty = sum(1 for answer in answers if not answer.get("recommendations", answer.get("similar")))
+    return {"FoldIns": fold_ins, "Fallbacks": fallbacks, "EmptyAnswers": empty}
 
 
 def _slot_body(result: dict | Exception) -> dict:

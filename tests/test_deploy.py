@@ -1,8 +1,8 @@
 """deploy/ scripts and the Python client against moto in server mode, with the real aws CLI and boto3.
 
 Runtime calls go through deploy/local_runtime.py to the real container; `docker push` goes to Debian's
-docker-registry on 127.0.0.1 standing in for ECR. moto lacks UpdateEndpoint: tests/moto_update_endpoint.py
-adds it, test-only.
+docker-registry on 127.0.0.1 standing in for ECR. moto lacks UpdateEndpoint (with its DeploymentConfig) and
+drops ShadowProductionVariants: tests/moto_sagemaker.py adds them, test-only.
 """
 
 from __future__ import annotations
@@ -10,22 +10,22 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 import subprocess
 import tarfile
 import threading
 import time
-from pathlib import Path
+from functools import partial
 
 import boto3
 import httpx
 import pytest
 
 from deploy.client import RecommenderClient, RecommenderModelError
+from deploy.local_runtime import Endpoint
 from deploy.local_runtime import serve as serve_runtime
-from tests import moto_update_endpoint
-from tests.container import needs_engine, run_server
+from tests.aws import ACCOUNT, BIN, REGION, cli_env, client, moto_server, reset
+from tests.container import docker, needs_engine, run_server
 from tests.server import PROJECT_ROOT, free_port
 
 pytestmark = [
@@ -33,30 +33,20 @@ pytestmark = [
     pytest.mark.container,
     needs_engine,
 ]
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/sagemaker-execution"
 ENDPOINT = "vr-it"
 REPOSITORY = "video-recommender"
 ECR_HOST = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
-BIN = Path(os.environ.get("VR_VENV_BIN", PROJECT_ROOT / ".venv" / "bin"))
 
 
 @pytest.fixture(scope="module")
 def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    moto_update_endpoint.install()
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    yield from moto_server()
 
 
 @pytest.fixture(autouse=True)
 def fresh_aws_state(moto_url):
-    httpx.post(f"{moto_url}/moto-api/reset")
+    reset(moto_url)
 
 
 @pytest.fixture(scope="module")
@@ -78,29 +68,12 @@ def runtime_url(container):
 
 @pytest.fixture(scope="module")
 def aws_env(moto_url, runtime_url, tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    return {
-        "PATH": f"{BIN}:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": str(home),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_CONFIG_FILE": str(home / "aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"),
-        "VR_AWS_ENDPOINT_URL": moto_url,
-        "VR_RUNTIME_ENDPOINT_URL": runtime_url,
-    }
+    return cli_env(moto_url, tmp_path_factory.mktemp("home")) | {"VR_RUNTIME_ENDPOINT_URL": runtime_url}
 
 
 @pytest.fixture
 def aws(moto_url):
-    def client(service: str):
-        return boto3.client(
-            service, endpoint_url=moto_url, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
-        )
-
-    return client
+    return partial(client, moto_url)
 
 
 def script(name: str, *args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -357,3 +330,288 @@ def test_teardown_never_deletes_a_repository_it_did_not_create(aws_env, aws):
 def test_teardown_asks_before_deleting(aws_env):
     result = script("teardown.sh", "--endpoint-name", ENDPOINT, env=aws_env, stdin="")
     assert result.returncode != 0 and "refusing to delete without --yes" in result.stderr
+
+
+# --- A/B variants, traffic, safe rollout, shadow, data capture -------------------------------------------------
+
+
+def endpoint_config(aws) -> dict:
+    sagemaker = aws("sagemaker")
+    return sagemaker.describe_endpoint_config(
+        EndpointConfigName=sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    )
+
+
+def weights(aws) -> dict[str, float]:
+    variants = aws("sagemaker").describe_endpoint(EndpointName=ENDPOINT)["ProductionVariants"]
+    return {variant["VariantName"]: variant["CurrentWeight"] for variant in variants}
+
+
+def deploy_ab(aws_env, aws) -> None:
+    current, candidate = pushed_image(aws, "v1"), pushed_image(aws, "v2")
+    result = deploy(aws_env, current, "--candidate-image-uri", candidate, "--candidate-weight", "0.2")
+    assert result.returncode == 0, result.stderr
+
+
+def test_deploy_with_a_candidate_creates_two_weighted_variants_each_knowing_its_name(aws_env, aws):
+    deploy_ab(aws_env, aws)
+    variants = {variant["VariantName"]: variant for variant in endpoint_config(aws)["ProductionVariants"]}
+    assert {name: variant["InitialVariantWeight"] for name, variant in variants.items()} == {
+        "AllTraffic": 0.8,
+        "Candidate": 0.2,
+    }
+    for name, variant in variants.items():
+        model = aws("sagemaker").describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+        assert model["Environment"]["VR_VARIANT"] == name
+        assert model["Image"].endswith(":v1" if name == "AllTraffic" else ":v2")
+
+
+def test_traffic_shifts_weights_without_a_new_config(aws_env, aws):
+    deploy_ab(aws_env, aws)
+    config = aws("sagemaker").describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    result = script("traffic.sh", "--endpoint-name", ENDPOINT, "--weights", "AllTraffic=0.5,Candidate=0.5", env=aws_env)
+    assert result.returncode == 0, result.stderr
+    assert weights(aws) == {"AllTraffic": 0.5, "Candidate": 0.5}
+    assert aws("sagemaker").describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == config
+
+
+@pytest.mark.parametrize(
+    ("weights_argument", "message"),
+    [
+        ("AllTraffic=0,Candidate=0", "weights must add up to a positive value"),
+        ("AllTraffic=1,Candidate=-1", "weight of Candidate must not be negative"),
+        ("AllTraffic=1,Nope=1", "variant 'Nope' is not on endpoint vr-it (it has AllTraffic, Candidate)"),
+        ("AllTraffic=lots", "weight of AllTraffic must be a number"),
+    ],
+)
+def test_traffic_refuses_bad_weights_and_changes_nothing(aws_env, aws, weights_argument, message):
+    deploy_ab(aws_env, aws)
+    before = weights(aws)
+    result = script("traffic.sh", "--endpoint-name", ENDPOINT, "--weights", weights_argument, env=aws_env)
+    assert result.returncode != 0 and message in result.stderr
+    assert weights(aws) == before
+
+
+@pytest.mark.parametrize(("action", "served_image"), [("--promote", ":v2"), ("--rollback", ":v1")])
+def test_promote_or_roll_back_leaves_one_variant_serving_the_chosen_model(aws_env, aws, action, served_image):
+    deploy_ab(aws_env, aws)
+    result = script("traffic.sh", "--endpoint-name", ENDPOINT, action, env=aws_env)
+    assert result.returncode == 0, result.stderr
+    (variant,) = endpoint_config(aws)["ProductionVariants"]
+    assert variant["VariantName"] == "AllTraffic" and variant["InitialVariantWeight"] == 1.0
+    assert (
+        aws("sagemaker")
+        .describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]["Image"]
+        .endswith(served_image)
+    )
+
+
+def test_promote_needs_a_candidate(aws_env, aws):
+    assert deploy(aws_env, pushed_image(aws)).returncode == 0
+    result = script("traffic.sh", "--endpoint-name", ENDPOINT, "--promote", env=aws_env)
+    assert result.returncode != 0 and "has no variant 'Candidate' to promote" in result.stderr
+
+
+def test_a_canary_rollout_creates_its_alarms_and_a_guarded_update(aws_env, aws):
+    image_uri = pushed_image(aws)
+    assert deploy(aws_env, image_uri).returncode == 0
+    result = deploy(aws_env, image_uri, "--rollout", "canary", "--canary-percent", "5", "--bake-seconds", "120")
+    assert result.returncode == 0, result.stderr
+    alarms = {alarm["AlarmName"]: alarm for alarm in aws("cloudwatch").describe_alarms()["MetricAlarms"]}
+    assert {alarm["MetricName"] for alarm in alarms.values()} == {"Invocation5XXErrors", "ModelLatency"}
+    assert all(alarm["Namespace"] == "AWS/SageMaker" for alarm in alarms.values())
+    policy = aws("sagemaker").describe_endpoint(EndpointName=ENDPOINT)["LastDeploymentConfig"]
+    routing = policy["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing == {
+        "Type": "CANARY",
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 5},
+        "WaitIntervalInSeconds": 120,
+    }
+    assert {alarm["AlarmName"] for alarm in policy["AutoRollbackConfiguration"]["Alarms"]} == set(alarms)
+    assert script("teardown.sh", "--endpoint-name", ENDPOINT, "--yes", env=aws_env).returncode == 0
+    assert aws("cloudwatch").describe_alarms()["MetricAlarms"] == []
+
+
+def test_a_linear_rollout_shifts_in_steps(aws_env, aws):
+    image_uri = pushed_image(aws)
+    assert deploy(aws_env, image_uri).returncode == 0
+    assert deploy(aws_env, image_uri, "--rollout", "linear", "--linear-percent", "25").returncode == 0
+    routing = aws("sagemaker").describe_endpoint(EndpointName=ENDPOINT)["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert routing["TrafficRoutingConfiguration"]["LinearStepSize"] == {"Type": "CAPACITY_PERCENT", "Value": 25}
+
+
+def test_a_shadow_variant_gets_its_own_model(aws_env, aws):
+    result = deploy(aws_env, pushed_image(aws, "v1"), "--shadow-image-uri", pushed_image(aws, "v3"))
+    assert result.returncode == 0, result.stderr
+    (shadow,) = endpoint_config(aws)["ShadowProductionVariants"]
+    assert shadow["VariantName"] == "Shadow"
+    model = aws("sagemaker").describe_model(ModelName=shadow["ModelName"])["PrimaryContainer"]
+    assert model["Image"].endswith(":v3") and model["Environment"]["VR_VARIANT"] == "Shadow"
+
+
+def test_data_capture_records_requests_and_answers(aws_env, aws):
+    result = deploy(
+        aws_env, pushed_image(aws), "--data-capture", "s3://vr-models/capture/vr-it", "--capture-percent", "30"
+    )
+    assert result.returncode == 0, result.stderr
+    capture = endpoint_config(aws)["DataCaptureConfig"]
+    assert capture["EnableCapture"] is True and capture["InitialSamplingPercentage"] == 30
+    assert capture["DestinationS3Uri"] == "s3://vr-models/capture/vr-it"
+    assert [option["CaptureMode"] for option in capture["CaptureOptions"]] == ["Input", "Output"]
+    assert capture["CaptureContentTypeHeader"]["JsonContentTypes"] == ["application/json", "application/jsonlines"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--candidate-weight", "1.5"], "--candidate-weight must be between 0 and 1"),
+        (["--rollout", "yolo"], "--rollout must be all-at-once, canary or linear"),
+        (["--data-capture", "/tmp/capture"], "--data-capture must be an s3:// URI"),
+        (["--capture-percent", "0"], "percentages are whole numbers from 1 to 100"),
+    ],
+)
+def test_bad_rollout_options_are_refused_before_anything_is_created(aws_env, aws, args, message):
+    result = deploy(aws_env, pushed_image(aws), *args)
+    assert result.returncode != 0 and message in result.stderr
+    assert aws("sagemaker").list_models()["Models"] == []
+
+
+# --- IAM -----------------------------------------------------------------------------------------------------
+
+
+def test_create_role_grants_only_our_repository_model_prefix_logs_and_metrics(aws_env, aws):
+    result = script(
+        "deploy.sh", "--image-uri", pushed_image(aws), "--create-role", "--model-bucket", "vr-models",
+        "--endpoint-name", ENDPOINT, env=aws_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    iam = aws("iam")
+    role = iam.get_role(RoleName="video-recommender-sagemaker-execution")["Role"]
+    trust = role["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    policy = iam.get_role_policy(RoleName=role["RoleName"], PolicyName="video-recommender-serving")["PolicyDocument"]
+    resources = {statement["Sid"]: statement["Resource"] for statement in policy["Statement"]}
+    assert resources["PullOurImageOnly"] == f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{REPOSITORY}"
+    assert resources["ReadOurModelPrefixOnly"] == "arn:aws:s3:::vr-models/models/video-recommender/*"
+    model_name = endpoint_config(aws)["ProductionVariants"][0]["ModelName"]
+    assert aws("sagemaker").describe_model(ModelName=model_name)["ExecutionRoleArn"] == role["Arn"]
+    again = script(
+        "deploy.sh", "--image-uri", pushed_image(aws, "v2"), "--create-role", "--model-bucket", "vr-models",
+        "--endpoint-name", ENDPOINT, env=aws_env,
+    )  # fmt: skip
+    assert again.returncode == 0 and "refreshing the policy of role" in again.stderr
+
+
+def test_the_client_policy_allows_invoking_our_endpoint_only(aws, tmp_path):
+    rendered = tmp_path / "invoke.json"
+    subprocess.run(
+        [
+            "python3", str(PROJECT_ROOT / "deploy" / "render_config.py"),
+            str(PROJECT_ROOT / "deploy" / "iam" / "invoke-endpoint-policy.json"), str(rendered),
+            f"REGION={REGION}", f"ACCOUNT_ID={ACCOUNT}", "ENDPOINT_NAME_LOWER=vr-it",
+        ],
+        check=True,
+    )  # fmt: skip
+    document = json.loads(rendered.read_text())
+    (statement,) = document["Statement"]
+    assert statement["Action"] == "sagemaker:InvokeEndpoint"
+    assert statement["Resource"] == f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/vr-it"
+    created = aws("iam").create_policy(PolicyName="vr-invoke", PolicyDocument=rendered.read_text())
+    assert created["Policy"]["PolicyName"] == "vr-invoke"
+
+
+# --- the runtime side of A/B, and drift over captured traffic ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def candidate_container(image, model_dir):
+    running = run_server(image, "vr-test-deploy-candidate", "serve", options=("-v", f"{model_dir}:/opt/ml/model:ro"))
+    running.wait_ready()
+    yield running
+    running.remove()
+
+
+@pytest.fixture(scope="module")
+def ab_runtime(container, candidate_container, tmp_path_factory):
+    capture = tmp_path_factory.mktemp("capture")
+    port = free_port()
+    endpoint = Endpoint({"AllTraffic": container.url, "Candidate": candidate_container.url}, {"Candidate": 0.5})
+    server = serve_runtime({ENDPOINT: endpoint}, port, capture_dir=capture)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{port}", capture
+    server.shutdown()
+
+
+def test_a_request_can_target_a_variant_and_learns_which_model_answered(aws_env, ab_runtime, model_dir):
+    url, _ = ab_runtime
+    env = {**aws_env, "VR_RUNTIME_ENDPOINT_URL": url}
+    result = script("invoke.sh", "--endpoint-name", ENDPOINT, "--target-variant", "Candidate", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"answered by variant Candidate, model version {model_dir.name}" in result.stderr
+    credentials = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    client = RecommenderClient(ENDPOINT, region_name=REGION, endpoint_url=url, session=credentials)
+    answer = client.answer({"user_id": "u001", "k": 2}, target_variant="AllTraffic")
+    assert answer.variant == "AllTraffic" and answer.model_version and answer.model_version != model_dir.name
+    with pytest.raises(client._runtime.exceptions.ValidationError, match="Variant Nope not found"):
+        client.answer({"user_id": "u001"}, target_variant="Nope")
+
+
+def test_drift_report_over_captured_traffic_flags_unknown_users(ab_runtime, container, aws_env, tmp_path):
+    url, capture = ab_runtime
+    credentials = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    client = RecommenderClient(
+        ENDPOINT, region_name=REGION, endpoint_url=url, session=credentials, target_variant="AllTraffic"
+    )
+    for n in range(30):
+        client.recommend(f"u{n + 1:03d}" if n % 3 else f"stranger-{n}", k=5)
+    client.recommend_many(["u001", "nobody"], k=3)
+    client.recommend("fresh", k=4, history=["v005", "v006", "no-such-video"])
+    baked = tmp_path / "baked-model"
+    docker("cp", f"{container.name}:/opt/program/model", str(baked))
+    run = subprocess.run(
+        [str(BIN / "python"), "-m", "vrmodels.drift", "--capture", str(capture / ENDPOINT / "AllTraffic"),
+         "--model", str(baked), "--out", str(tmp_path / "drift"), "--max-unknown-user-rate", "0.2"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, env={**aws_env, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr  # 11 of 33 users unknown: above 0.2
+    report = json.loads((tmp_path / "drift" / "drift.json").read_text())
+    assert report["recommendation_requests"] >= 33 and report["exceeded"][0].startswith("unknown_user_rate 0.3")
+    assert 0.3 < report["rates"]["fallback_share"] < 0.4
+    assert report["rates"]["unknown_video_rate"] > 0
+    assert report["history_length"]["live"]["max"] == 3
+    assert (tmp_path / "drift" / "drift.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_drift_reads_capture_from_s3_and_passes_within_thresholds(
+    ab_runtime, container, aws_env, aws, moto_url, tmp_path
+):
+    _, capture = ab_runtime
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="vr-capture")
+    for path in (capture / ENDPOINT).rglob("*.jsonl"):
+        s3.upload_file(str(path), "vr-capture", f"capture/{path.relative_to(capture)}")
+    baked = tmp_path / "baked-model"
+    docker("cp", f"{container.name}:/opt/program/model", str(baked))
+    run = subprocess.run(
+        [str(BIN / "python"), "-m", "vrmodels.drift", "--capture", "s3://vr-capture/capture/", "--model", str(baked),
+         "--out", str(tmp_path / "drift"), "--max-unknown-user-rate", "1", "--max-fallback-share", "1",
+         "--max-unknown-video-rate", "1"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
+        env={**aws_env, "AWS_ENDPOINT_URL": moto_url, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert json.loads((tmp_path / "drift" / "drift.json").read_text())["invocations"] > 0
+
+
+def test_drift_refuses_a_file_that_is_not_sagemaker_capture_naming_file_and_line(model_dir, tmp_path):
+    capture = tmp_path / "capture"
+    capture.mkdir()
+    (capture / "part.jsonl").write_text('{"captureData": {"endpointInput": {}}}\n')
+    run = subprocess.run(
+        [str(BIN / "python"), "-m", "vrmodels.drift", "--capture", str(capture), "--model", str(model_dir),
+         "--out", str(tmp_path / "drift")],
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "part.jsonl, line 1: not a SageMaker data capture record" in run.stderr
+    assert not (tmp_path / "drift").exists()

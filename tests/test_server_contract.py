@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 
+from tests import emf
 from tests.server import start_server
 
 JSON = {"Content-Type": "application/json"}
@@ -23,6 +24,7 @@ def server(tmp_path_factory, model_dir):
             "VR_OPT_ML": str(tmp / "no-opt-ml"),
             "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
             "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1",
+            "VR_VARIANT": "blue",
         },
     )
     yield running
@@ -227,9 +229,44 @@ def test_docs_are_served(client):
 
 def test_logs_are_json_lines_with_request_fields_and_no_ping(client, server):
     client.get("/ping")
-    invoke(client, {"user_id": "u001"}, headers={**JSON, "X-Amzn-SageMaker-Inference-Id": "log-check"})
+    client.get("/execution-parameters", headers={"X-Amzn-SageMaker-Inference-Id": "plain-line"})
     entries = [json.loads(line) for line in server.logs() if line.strip()]
-    request = next(e for e in entries if e.get("request_id") == "log-check")
-    assert request["route"] == "/invocations" and request["status"] == 200 and request["users"] == 1
-    assert request["latency_ms"] >= 0
+    plain = next(e for e in entries if e.get("request_id") == "plain-line")
+    assert plain["route"] == "/execution-parameters" and plain["status"] == 200 and plain["latency_ms"] >= 0
+    assert "_aws" not in plain  # only /invocations carries metrics
     assert not any(e.get("route") == "/ping" for e in entries)
+
+
+def emf_line(server, request_id: str) -> dict:
+    entries = [json.loads(line) for line in server.logs() if line.strip()]
+    return next(e for e in entries if e.get("request_id") == request_id)
+
+
+def test_each_invocation_logs_one_embedded_metric_format_line(client, server, model_dir):
+    instances = [
+        {"user_id": "u001", "k": 2},
+        {"user_id": "never-seen", "k": 2},  # fallback
+        {"history": ["v005"], "k": 2},  # fold-in
+        {"user_id": "u002", "k": 2, "candidates": ["ghost"]},  # empty answer
+        {"video_id": "no-such-video"},  # an error in its slot
+    ]
+    headers = {**JSON, "X-Amzn-SageMaker-Inference-Id": "emf-batch"}
+    response = invoke(client, {"instances": instances}, headers=headers)
+    assert response.status_code == 200
+    line = emf_line(server, "emf-batch")
+    emf.validate(line)
+    model_version = json.loads((model_dir / "manifest.json").read_text())["model_version"]
+    assert response.headers["x-model-version"] == model_version
+    assert (line["ModelVersion"], line["Variant"], line["StatusCode"]) == (model_version, "blue", "200")
+    expected = {"Queries": 5, "Fallbacks": 1, "FoldIns": 1, "EmptyAnswers": 1, "Errors": 0, "Requests": 1}
+    assert {name: line[name] for name in expected} == expected
+    assert line["Latency"] > 0 and line["route"] == "/invocations" and line["status"] == 200
+    namespaces = {directive["Namespace"] for directive in line["_aws"]["CloudWatchMetrics"]}
+    assert namespaces == {"VideoRecommender"}
+
+
+def test_a_failed_invocation_counts_as_an_error_under_its_status(client, server):
+    invoke(client, {"user_id": "u001", "k": 0}, headers={**JSON, "X-Amzn-SageMaker-Inference-Id": "emf-422"})
+    line = emf_line(server, "emf-422")
+    emf.validate(line)
+    assert (line["StatusCode"], line["Errors"], line["Requests"]) == ("422", 1, 1)

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Shift traffic between an endpoint's production variants, promote the candidate, or roll it back.
+set -euo pipefail
+# shellcheck source=deploy/common.sh source-path=SCRIPTDIR
+source "$(dirname "$0")/common.sh"
+
+usage() {
+  cat <<EOF_USAGE
+Usage: deploy/traffic.sh --weights VARIANT=W[,VARIANT=W...] | --promote | --rollback [options]
+
+  --weights AllTraffic=0.9,Candidate=0.1
+                          new traffic weights (update-endpoint-weights-and-capacities: no new instances, in
+                          seconds); weights are relative, at least one must be positive, every variant named
+                          must exist on the endpoint
+  --promote               the candidate becomes the only variant: a new endpoint config whose primary variant
+                          serves the candidate's model, then update-endpoint (the old config stays for rollback)
+  --rollback              the candidate is removed: a new endpoint config with the primary variant only
+  --candidate-variant N   the candidate's variant name (default Candidate)
+  --endpoint-name NAME    endpoint (default the project name)
+  --no-wait               do not wait for InService
+$COMMON_HELP
+EOF_USAGE
+}
+
+ENDPOINT_NAME="$PROJECT"
+ACTION=""
+WEIGHTS=""
+CANDIDATE="Candidate"
+WAIT=1
+while [ $# -gt 0 ]; do
+  common_option "$@"; if [ "$SHIFT" -gt 0 ]; then shift "$SHIFT"; continue; fi
+  case "$1" in
+    --weights) ACTION=weights; WEIGHTS="${2:?--weights needs VARIANT=W,...}"; shift 2 ;;
+    --promote) ACTION=promote; shift ;;
+    --rollback) ACTION=rollback; shift ;;
+    --candidate-variant) CANDIDATE="${2:?}"; shift 2 ;;
+    --endpoint-name) ENDPOINT_NAME="${2:?}"; shift 2 ;;
+    --no-wait) WAIT=0; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option: $1" ;;
+  esac
+done
+[ -n "$ACTION" ] || { usage >&2; die "give --weights, --promote or --rollback"; }
+need aws "pip install -r requirements-dev.txt"
+need python3
+
+WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
+aws_api sagemaker describe-endpoint --endpoint-name "$ENDPOINT_NAME" >"$WORK/endpoint.json" 2>"$WORK/describe.err" \
+  || die "endpoint $ENDPOINT_NAME not found ($(tr -d '\n' <"$WORK/describe.err"))"
+managed_by_us "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["EndpointArn"])' "$WORK/endpoint.json")" \
+  || die "endpoint $ENDPOINT_NAME was not created by these scripts; refusing to change it"
+
+# Everything the three actions need to know or refuse, computed in one place from the endpoint's description.
+python3 - "$WORK/endpoint.json" "$ACTION" "$WEIGHTS" "$CANDIDATE" "$WORK" <<'EOF_PY' || exit 1
+import json, sys
+endpoint, action, weights, candidate, work = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+variants = [variant["VariantName"] for variant in endpoint["ProductionVariants"]]
+def fail(message):
+    print(f"[traffic.sh] error: {message}", file=sys.stderr)
+    sys.exit(1)
+if action == "weights":
+    desired = []
+    for item in weights.split(","):
+        name, _, value = item.partition("=")
+        if name not in variants:
+            fail(f"variant {name!r} is not on endpoint {endpoint['EndpointName']} (it has {', '.join(variants)})")
+        try:
+            weight = float(value)
+        except ValueError:
+            fail(f"weight of {name} must be a number, got {value!r}")
+        if weight < 0:
+            fail(f"weight of {name} must not be negative, got {weight}")
+        desired.append({"VariantName": name, "DesiredWeight": weight})
+    if sum(item["DesiredWeight"] for item in desired) <= 0:
+        fail("weights must add up to a positive value: some variant has to take the traffic")
+    json.dump(desired, open(f"{work}/weights.json", "w"))
+else:
+    if candidate not in variants:
+        fail(f"endpoint {endpoint['EndpointName']} has no variant {candidate!r} to {action} (it has {', '.join(variants)})")
+    if len(variants) != 2:
+        fail(f"--{action} expects a primary variant and {candidate!r}, the endpoint has {', '.join(variants)}")
+    open(f"{work}/primary", "w").write(next(name for name in variants if name != candidate))
+EOF_PY
+
+if [ "$ACTION" = weights ]; then
+  log "setting weights on $ENDPOINT_NAME: $WEIGHTS"
+  aws_api sagemaker update-endpoint-weights-and-capacities --endpoint-name "$ENDPOINT_NAME" \
+    --desired-weights-and-capacities "file://$WORK/weights.json" >/dev/null
+else
+  PRIMARY="$(cat "$WORK/primary")"
+  CONFIG="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["EndpointConfigName"])' "$WORK/endpoint.json")"
+  aws_api sagemaker describe-endpoint-config --endpoint-config-name "$CONFIG" >"$WORK/config.json"
+  STAMP="$(date -u +%Y%m%d-%H%M%S)-$(od -An -N2 -tx2 /dev/urandom | tr -d ' ')"
+  NEW_CONFIG="$ENDPOINT_NAME-c-$STAMP"
+  # The kept variant is the primary one (its name, instances and settings), serving the candidate's model on --promote.
+  python3 - "$WORK/config.json" "$ACTION" "$PRIMARY" "$CANDIDATE" "$NEW_CONFIG" "$PROJECT" >"$WORK/new-config.json" <<'EOF_PY'
+import json, sys
+config, action, primary, candidate, name, project = json.load(open(sys.argv[1])), *sys.argv[2:]
+variants = {variant["VariantName"]: variant for variant in config["ProductionVariants"]}
+kept = {key: value for key, value in variants[primary].items() if key not in ("CurrentWeight", "DesiredWeight")}
+if action == "promote":
+    kept["ModelName"] = variants[candidate]["ModelName"]
+kept["InitialVariantWeight"] = 1.0
+new = {"EndpointConfigName": name, "ProductionVariants": [kept],
+       "Tags": [{"Key": "project", "Value": project}, {"Key": "managed-by", "Value": "vr-deploy"}]}
+for key in ("DataCaptureConfig", "ShadowProductionVariants"):
+    if config.get(key):
+        new[key] = config[key]
+print(json.dumps(new))
+EOF_PY
+  log "$ACTION: $ENDPOINT_NAME moves to $NEW_CONFIG ($PRIMARY serving the $( [ "$ACTION" = promote ] && echo candidate\'s || echo current ) model)"
+  aws_api sagemaker create-endpoint-config --cli-input-json "file://$WORK/new-config.json" >/dev/null
+  aws_api sagemaker update-endpoint --endpoint-name "$ENDPOINT_NAME" --endpoint-config-name "$NEW_CONFIG" >/dev/null
+fi
+if [ "$WAIT" = 1 ]; then
+  aws_api sagemaker wait endpoint-in-service --endpoint-name "$ENDPOINT_NAME" \
+    || die "endpoint $ENDPOINT_NAME did not return to InService"
+fi
+aws_api sagemaker describe-endpoint --endpoint-name "$ENDPOINT_NAME" \
+  --query 'ProductionVariants[].{variant: VariantName, weight: CurrentWeight, desired: DesiredWeight}'
