@@ -4,7 +4,8 @@ Its `serving/app.py` is copied as written: FastAPI, a pydantic request model, sy
 runs them in its thread pool), one implicit `recommend` per request, a 404 for an unknown user. Its
 `serve.py` runs `uvicorn.run("serving.app:app", host="0.0.0.0", port=8080)`: one process. The tutorial does
 not show its `vrmodels.recommend.recommend(user_id, k)`; the obvious implementation is used: the user's row of
-the interaction matrix and `model.recommend(user, row, N=k)`, ids mapped back to strings.
+the interaction matrix and `model.recommend(user, row, N=k)`, ids mapped back to strings (a dict and a list,
+read from our model directory's id files of any format).
 
     VR_MODEL_DIR=DIR SAGEMAKER_BIND_TO_PORT=PORT python -m bench.tutorial_app
 """
@@ -22,6 +23,8 @@ from implicit.cpu.als import AlternatingLeastSquares
 from pydantic import BaseModel
 from scipy.sparse import csr_matrix
 
+from vrmodels.ids import IdIndex
+
 MODEL_DIR = Path(os.environ.get("VR_MODEL_DIR", "artifacts/models/latest"))
 
 
@@ -30,12 +33,17 @@ def _load() -> tuple[AlternatingLeastSquares, csr_matrix, dict[str, int], list[s
     model.user_factors = np.load(MODEL_DIR / "user_factors.npy")
     model.item_factors = np.load(MODEL_DIR / "item_factors.npy")
     parts = [np.load(MODEL_DIR / f"user_items_{part}.npy") for part in ("data", "indices", "indptr")]
-    users, videos = (
-        json.loads((MODEL_DIR / "user_ids.json").read_text()),
-        json.loads((MODEL_DIR / "video_ids.json").read_text()),
-    )
+    users, videos = (_ids("user"), _ids("video"))
     matrix = csr_matrix(tuple(parts), shape=(len(users), len(videos)))
     return model, matrix, {user: index for index, user in enumerate(users)}, videos
+
+
+def _ids(kind: str) -> list[str]:
+    """Ids in index order: format 4 keeps them as arrays (vrmodels.ids), formats 1-3 as JSON lists."""
+    legacy = MODEL_DIR / f"{kind}_ids.json"
+    if legacy.exists():
+        return json.loads(legacy.read_text())
+    return IdIndex.load(MODEL_DIR, f"{kind}_ids").all_ids()
 
 
 _model, _user_items, _user_index, _video_ids = _load()

@@ -31,6 +31,16 @@ def test_many_ids_at_once_return_sorted_known_indices_and_unknown_ids_in_order(i
     assert known.tolist() == [0, 4] and unknown == ["nope", "also-nope"]
 
 
+def test_many_ids_agree_with_one_at_a_time_lookups_including_ids_no_index_can_hold(index):
+    asked = ["", "a\x00b", "x" * 500, "v10", "v1", "v10 ", "🎬🎬", *IDS]
+    known, unknown = index.indices_of(asked)
+    one_at_a_time = [index.index_of(identifier) for identifier in asked]
+    assert known.tolist() == sorted({i for i in one_at_a_time if i is not None})
+    assert unknown == [identifier for identifier, i in zip(asked, one_at_a_time) if i is None]
+    nothing, none_unknown = index.indices_of([])
+    assert len(nothing) == 0 and none_unknown == []
+
+
 def test_duplicate_ids_are_refused():
     with pytest.raises(IdIndexError, match="ids out of order or duplicated near 'v2'"):
         IdIndex.build(["v1", "v2", "v3", "v2"])
@@ -58,6 +68,6 @@ def test_an_order_that_does_not_sort_the_ids_is_refused_naming_the_file(tmp_path
 
 def test_an_order_that_is_not_a_permutation_is_refused(tmp_path, index):
     index.save(tmp_path, "video_ids")
-    np.save(tmp_path / "video_ids_order.npy", np.zeros(len(IDS), dtype=np.int32))
+    np.save(tmp_path / "video_ids_order.npy", np.zeros(len(IDS), dtype=np.int64))
     with pytest.raises(IdIndexError, match="not a permutation of 7 ids"):
         IdIndex.load(tmp_path, "video_ids")
