@@ -11,7 +11,7 @@ PORT ?= 8080
 
 run: train serve
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-offline.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-offline.txt requirements-spark.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt

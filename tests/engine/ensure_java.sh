@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Make a Java 17+ runtime available for the Spark tests (pyspark 4 needs it). Idempotent.
+# Installs Debian's openjdk-17-jre-headless when no suitable java answers and we are root; exits 1 otherwise, and
+# the tests then skip with the reason printed here.
+set -euo pipefail
+
+java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
+
+if command -v java >/dev/null && [ "$(java_major)" -ge 17 ] 2>/dev/null; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "no Java 17+ runtime, and not root to install openjdk-17-jre-headless" >&2
+  exit 1
+fi
+if [ ! -f /var/lib/apt/lists/.vr-updated ]; then
+  apt-get update -qq && touch /var/lib/apt/lists/.vr-updated
+fi
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null \
+  || { echo "could not install openjdk-17-jre-headless" >&2; exit 1; }
+command -v java >/dev/null && [ "$(java_major)" -ge 17 ] || { echo "java still missing after the install" >&2; exit 1; }
