@@ -18,18 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from bench.common import cache_dir
-from bench.server import _children, lua_script, wrk
-from tests.server import PROJECT_ROOT, free_port
+from bench.server import Server, lua_script, wrk
 from vrmodels.artifacts import FORMAT_VERSION
 from vrmodels.recommend import Query, Recommender
 from vrmodels.synthetic import ids, random_model
@@ -47,50 +42,8 @@ def model(users: int, videos: int) -> Path:
     return directory
 
 
-class ScaleServer:
-    def __init__(self, model_dir: Path, workers: int, ann: bool):
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "VR_MODEL_DIR": str(model_dir),
-            "VR_OPT_ML": tempfile.mkdtemp(),
-            "SAGEMAKER_BIND_TO_PORT": str(self.port),
-            "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
-            "VR_ANN": "on" if ann else "off",
-            "VR_LOG_LEVEL": "WARNING",
-        }
-        self.url = f"http://127.0.0.1:{self.port}"
-        started = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "serve.py"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}")
-            try:
-                if httpx.get(f"{self.url}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.ready_seconds = time.monotonic() - started
-        time.sleep(1.0)
-
-    def pss_mb(self) -> float:
-        total_kb = 0
-        for pid in [self.process.pid, *(int(p) for p in _children(self.process.pid))]:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total_kb += int(line.split()[1])
-        return total_kb / 1024
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
+def server_env(ann: bool) -> dict[str, str]:
+    return {"VR_ANN": "on" if ann else "off", "VR_LOG_LEVEL": "WARNING"}
 
 
 def recall_at_10(model_dir: Path, users: int, sample: int = 1000) -> float:
@@ -109,13 +62,13 @@ def recall_at_10(model_dir: Path, users: int, sample: int = 1000) -> float:
 def measure(users: int, videos: int, duration: int) -> dict:
     directory = model(users, videos)
     row = {"users": users, "videos": videos, "files_mb": sum(f.stat().st_size for f in directory.iterdir()) / 1e6}
-    one = ScaleServer(directory, 1, ann=True)
+    one = Server(directory, 1, env=server_env(ann=True))
     row["pss_1_worker_mb"] = one.pss_mb()
     one.stop()
     user = f"u%0{len(ids('u', users)[0]) - 1}d"
     script = lua_script([f'string.format(\'{{"user_id":"{user}","k":10}}\', math.random(0, {users - 1}))'])
     for ann in (False, True):
-        server = ScaleServer(directory, 2, ann=ann)
+        server = Server(directory, 2, env=server_env(ann))
         try:
             if ann:
                 row["ready_seconds"] = server.ready_seconds

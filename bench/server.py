@@ -48,32 +48,37 @@ def generated_model() -> Path:
 
 
 class Server:
-    """`serve.py`, or the tutorial's app, on a free local port."""
+    """`serve.py`, or the tutorial's app, on a free local port; `env` adds or overrides variables."""
 
-    def __init__(self, model_dir: Path, workers: int = 1, tutorial: bool = False):
+    def __init__(self, model_dir: Path, workers: int = 1, tutorial: bool = False, env: dict[str, str] | None = None):
         self.port = free_port()
-        env = {
+        environment = {
             **os.environ,
             "VR_MODEL_DIR": str(model_dir),
             "VR_OPT_ML": tempfile.mkdtemp(),
             "SAGEMAKER_BIND_TO_PORT": str(self.port),
             "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
+            **(env or {}),
         }
         command = [sys.executable, "-m", "bench.tutorial_app"] if tutorial else [sys.executable, "serve.py"]
+        started = time.monotonic()
         self.process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            command, cwd=PROJECT_ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
+        while time.monotonic() < started + 180:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}")
             try:
                 if httpx.get(f"{self.url}/ping", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
-            time.sleep(0.2)
+            time.sleep(0.05)
         else:
             raise RuntimeError("server did not become ready")
+        self.ready_seconds = time.monotonic() - started
+        """From start to the first /ping 200."""
         time.sleep(1.0)  # let every worker finish its warm-up
 
     def pss_mb(self) -> float:
@@ -87,7 +92,7 @@ class Server:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(timeout=30)
+        self.process.wait(timeout=60)
 
 
 def _children(pid: int) -> list[str]:
