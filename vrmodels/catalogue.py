@@ -52,8 +52,7 @@ class CatalogueRanker:
             return self._exact(vectors, filters, k)
         pool = min(self.videos, max(self._pool, 2 * k))
         candidates = self._search(self._ann.inner_product, vectors, pool)
-        ids = np.zeros((len(vectors), k), dtype=np.int32)
-        scores = np.full((len(vectors), k), -np.finfo(np.float32).max, dtype=np.float32)
+        ids, scores = _padded(len(vectors), k)
         short: list[int] = []
         for row, (vector, found) in enumerate(zip(vectors, candidates)):
             start, end = filters.indptr[row], filters.indptr[row + 1]
@@ -62,9 +61,7 @@ class CatalogueRanker:
             if len(found) < k and pool < self.videos:
                 short.append(row)  # the pool ran dry: the answer may lie outside it
                 continue
-            found_scores = self._items[found] @ vector
-            best = np.argsort(-found_scores, kind="stable")[:k]
-            ids[row, : len(best)], scores[row, : len(best)] = found[best], found_scores[best]
+            _keep_best(found, self._items[found] @ vector, ids[row], scores[row])
         if short:
             ids[short], scores[short] = self._exact(vectors[short], filters[short], k)
         return ids, scores
@@ -81,14 +78,11 @@ class CatalogueRanker:
         else:
             pool = min(self.videos, max(self._pool, n))
             candidates = self._search(self._ann.cosine, queries, pool)
-            ids = np.zeros((len(videos), n), dtype=np.int32)
-            scores = np.full((len(videos), n), -np.finfo(np.float32).max, dtype=np.float32)
+            ids, scores = _padded(len(videos), n)
             for row, (query, found) in enumerate(zip(queries, candidates)):
                 found = found[found >= 0]
-                candidates = self._items[found]
-                found_scores = (candidates @ query) / _norms(candidates)
-                best = np.argsort(-found_scores, kind="stable")[:n]
-                ids[row, : len(best)], scores[row, : len(best)] = found[best], found_scores[best]
+                vectors = self._items[found]
+                _keep_best(found, (vectors @ query) / _norms(vectors), ids[row], scores[row])
         keep = ids != np.asarray(videos)[:, None]
         ranked_ids = [row_ids[row_keep][:k] for row_ids, row_keep in zip(ids, keep)]
         ranked_scores = [row_scores[row_keep][:k] for row_scores, row_keep in zip(scores, keep)]
@@ -105,6 +99,17 @@ class CatalogueRanker:
             faiss.omp_set_num_threads(self._num_threads)
         parameters = faiss.SearchParametersHNSW(efSearch=max(self._ef_search, pool))
         return index.search(queries, pool, params=parameters)[1]
+
+
+def _padded(rows: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and scores for `rows` answers of n, padded as implicit's top-k pads (score -finfo.max)."""
+    return np.zeros((rows, n), dtype=np.int32), np.full((rows, n), -np.finfo(np.float32).max, dtype=np.float32)
+
+
+def _keep_best(found: np.ndarray, found_scores: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> None:
+    """Write the best len(ids) of a re-scored pool into one answer row, best first (ties: pool order)."""
+    best = np.argsort(-found_scores, kind="stable")[: len(ids)]
+    ids[: len(best)], scores[: len(best)] = found[best], found_scores[best]
 
 
 def _norms(vectors: np.ndarray) -> np.ndarray:
