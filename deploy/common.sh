@@ -27,6 +27,11 @@ account_id() {
     || die "cannot call STS: are AWS credentials configured (aws configure, AWS_PROFILE, or a role)?"
 }
 
+# A suffix that orders names by creation time and keeps two deploys in the same second apart.
+unique_stamp() {
+  printf '%s-%s' "$(date -u +%Y%m%d-%H%M%S)" "$(od -An -N2 -tx2 /dev/urandom | tr -d ' ')"
+}
+
 # True when the SageMaker resource ARN carries the tag managed-by=vr-deploy (created by these scripts).
 managed_by_us() {
   [ "$(aws_api sagemaker list-tags --resource-arn "$1" --query "Tags[?Key=='managed-by'].Value" --output text 2>/dev/null)" = "vr-deploy" ]

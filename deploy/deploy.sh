@@ -234,7 +234,7 @@ if [ "$CREATE_ROLE" = 1 ]; then
 fi
 
 # --- render -------------------------------------------------------------------------------------------------
-STAMP="$(date -u +%Y%m%d-%H%M%S)-$(od -An -N2 -tx2 /dev/urandom | tr -d ' ')"
+STAMP="$(unique_stamp)"
 CONFIG_NAME="$ENDPOINT_NAME-c-$STAMP"
 WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
 create_model() {  # NAME IMAGE MODEL_DATA VARIANT: render model.json and create the model

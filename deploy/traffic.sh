@@ -90,7 +90,7 @@ else
   PRIMARY="$(cat "$WORK/primary")"
   CONFIG="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["EndpointConfigName"])' "$WORK/endpoint.json")"
   aws_api sagemaker describe-endpoint-config --endpoint-config-name "$CONFIG" >"$WORK/config.json"
-  STAMP="$(date -u +%Y%m%d-%H%M%S)-$(od -An -N2 -tx2 /dev/urandom | tr -d ' ')"
+  STAMP="$(unique_stamp)"
   NEW_CONFIG="$ENDPOINT_NAME-c-$STAMP"
   # The kept variant is the primary one (its name, instances and settings), serving the candidate's model on --promote.
   python3 - "$WORK/config.json" "$ACTION" "$PRIMARY" "$CANDIDATE" "$NEW_CONFIG" "$PROJECT" >"$WORK/new-config.json" <<'EOF_PY'
