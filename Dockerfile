@@ -16,7 +16,6 @@ RUN apt-get update \
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    OPENBLAS_NUM_THREADS=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Dependencies in their own layer, before any code: editing code does not reinstall them. Test suites and the

@@ -6,10 +6,7 @@ python serve.py [serve]     # uvicorn on 0.0.0.0:$SAGEMAKER_BIND_TO_PORT (8080) 
 
 from __future__ import annotations
 
-import os
 import sys
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads, in this process and every worker
 
 USAGE = """usage: serve.py [serve|train]
   serve  start the inference server on $SAGEMAKER_BIND_TO_PORT (default 8080); the default
@@ -28,7 +25,7 @@ def serve() -> int:
 
 
 def train() -> int:
-    from vrmodels.training_job import main as training_job
+    from vrmodels.training.training_job import main as training_job
 
     return training_job()
 
@@ -41,6 +38,9 @@ def main(argv: list[str]) -> int:
     if command not in COMMANDS or len(argv) > 1:
         print(f"unknown arguments: {' '.join(argv)}\n{USAGE}", file=sys.stderr)
         return 2
+    from vrmodels.model.threads import limit_blas_threads
+
+    limit_blas_threads()  # before anything scores, in this process and every worker it forks
     return COMMANDS[command]()
 
 

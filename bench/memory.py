@@ -24,10 +24,12 @@ import orjson
 
 from bench.common import report
 from bench.server import USERS, Server, generated_model
+from bench.synthetic import ids
 from serving.budget import ResponseBudget
 from serving.errors import PayloadTooLarge
-from vrmodels.recommend import Recommender
-from vrmodels.synthetic import ids
+from vrmodels.model.queries import Query
+from vrmodels.model.recommend import Recommender
+from vrmodels.model.threads import limit_blas_threads
 
 LIMIT_BYTES = 6 * 1024 * 1024
 
@@ -40,7 +42,7 @@ def largest_request(budget: ResponseBudget, k: int, exclude_watched: bool) -> by
     while low < high:  # the largest count the budget accepts
         middle = (low + high + 1) // 2
         try:
-            budget.check([{"user_id": users[0], **instance}] * middle)
+            budget.check([Query(users[0], k, exclude_watched)] * middle)
             low = middle
         except PayloadTooLarge:
             high = middle - 1
@@ -78,6 +80,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
+    limit_blas_threads()
     model_dir = generated_model()
     recommender = Recommender.load(model_dir)
     budget = ResponseBudget(LIMIT_BYTES, recommender.video_count, recommender.longest_video_id)

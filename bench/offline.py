@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 
-from implicit.cpu.als import AlternatingLeastSquares  # after vrmodels: BLAS limited to one thread
+from implicit.cpu.als import AlternatingLeastSquares
 
 from bench.common import best_of, cache_dir, report
 from features.build_features import build_features_from_file
 from features.feature_set import FeatureSet
 from features.sample_events import generate_events
-from vrmodels.als import TrainParams, fit_als
-from vrmodels.train_model import train
+from vrmodels.model.threads import limit_blas_threads
+from vrmodels.training.als import TrainParams, fit_als
+from vrmodels.training.trainer import train
 
 
 def feature_throughput() -> FeatureSet:
@@ -64,6 +65,7 @@ def training_overhead(features: FeatureSet) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.parse_args()
+    limit_blas_threads()
     print(f"cores: {os.cpu_count()}", flush=True)
     features = feature_throughput()
     training_overhead(features)

@@ -27,8 +27,10 @@ from pathlib import Path
 from bench.common import MOVIELENS, report
 from features.build_features import build_features_from_file
 from features.confidence import ConfidenceConfig
-from vrmodels.als import BASELINES, TrainParams, metrics_table
-from vrmodels.train_model import TrainResult, train
+from vrmodels.model.threads import limit_blas_threads
+from vrmodels.training.als import TrainParams
+from vrmodels.training.evaluation import BASELINES, metrics_table
+from vrmodels.training.trainer import TrainResult, train
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = PROJECT_ROOT / "data" / "sample" / "events.csv.gz"
@@ -119,6 +121,7 @@ def main() -> None:
     parser.add_argument("--skip-movielens", action="store_true")
     parser.add_argument("--tune-trials", type=int, default=50)
     args = parser.parse_args()
+    limit_blas_threads()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     bundled_sample()
     if not args.skip_movielens:

@@ -4,7 +4,7 @@
 
 Each model has 64 factors, 10 watched videos per user, both HNSW indexes and no precomputed top-N lists (so
 every known-user request is scored: exactly with VR_ANN=off, through the index with VR_ANN=on); factors have
-the structure of trained ALS factors (vrmodels.synthetic). Models are cached in bench/.cache. Printed per model:
+the structure of trained ALS factors (bench.synthetic). Models are cached in bench/.cache. Printed per model:
 - model files on disk, and seconds from `python serve.py` to the first /ping 200 (2 workers);
 - PSS of the whole server with 1 and with 2 workers, and what the second worker adds;
 - req/s, p50 and p99 of known-user k=10 requests at c=1 and c=8, exact and ANN (2 workers, wrk on 127.0.0.1);
@@ -25,9 +25,10 @@ import numpy as np
 
 from bench.common import cache_dir
 from bench.server import Server, lua_script, wrk
-from vrmodels.artifacts import FORMAT_VERSION
-from vrmodels.recommend import Query, Recommender
-from vrmodels.synthetic import ids, random_model
+from bench.synthetic import ids, random_model
+from vrmodels.model.artifacts import FORMAT_VERSION
+from vrmodels.model.recommend import Query, Recommender
+from vrmodels.model.threads import limit_blas_threads
 
 FACTORS, WATCHED = 64, 10
 
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, nargs="+", default=[20_000, 200_000, 1_000_000])
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     args = parser.parse_args()
+    limit_blas_threads()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; 2 workers; {FACTORS} factors", flush=True)
     for users in args.users:
         for videos in args.videos:

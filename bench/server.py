@@ -1,6 +1,7 @@
 """Server benchmarks with wrk on 127.0.0.1, against a generated 100k-user × 20k-video × 64-factor model.
 
     python -m bench.server [--duration 10]
+    python -m bench.server --against ../base [--rounds 3]   (this checkout against another, alternating)
 
 Contenders, one worker each unless said: the tutorial's own app (`bench.tutorial_app`, the anchor: FastAPI,
 pydantic, one implicit recommend per request, one uvicorn process) and ours (`serve.py`). Printed, all from
@@ -31,10 +32,11 @@ import orjson
 from implicit.cpu.als import AlternatingLeastSquares
 
 from bench.common import best_of, cache_dir, report
+from bench.synthetic import ids, random_model
 from tests.server import PROJECT_ROOT, free_port
-from vrmodels.artifacts import FORMAT_VERSION, load_model_dir
-from vrmodels.synthetic import ids, random_model
-from vrmodels.topn import DEFAULT_TOPN
+from vrmodels.model.artifacts import FORMAT_VERSION, load_model_dir
+from vrmodels.model.threads import limit_blas_threads
+from vrmodels.model.topn import DEFAULT_TOPN
 
 USERS, VIDEOS, FACTORS, WATCHED_PER_USER = 100_000, 20_000, 64, 30
 
@@ -48,9 +50,17 @@ def generated_model() -> Path:
 
 
 class Server:
-    """`serve.py`, or the tutorial's app, on a free local port; `env` adds or overrides variables."""
+    """`serve.py`, or the tutorial's app, on a free local port; `env` adds or overrides variables; `root` is the
+    checkout whose serve.py runs (another commit's, to compare)."""
 
-    def __init__(self, model_dir: Path, workers: int = 1, tutorial: bool = False, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        model_dir: Path,
+        workers: int = 1,
+        tutorial: bool = False,
+        env: dict[str, str] | None = None,
+        root: Path = PROJECT_ROOT,
+    ):
         self.port = free_port()
         environment = {
             **os.environ,
@@ -63,7 +73,7 @@ class Server:
         command = [sys.executable, "-m", "bench.tutorial_app"] if tutorial else [sys.executable, "serve.py"]
         started = time.monotonic()
         self.process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            command, cwd=root, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         self.url = f"http://127.0.0.1:{self.port}"
         while time.monotonic() < started + 180:
@@ -165,16 +175,48 @@ def row(name: str, result: dict[str, float]) -> None:
     )
 
 
+def compare(against: Path, rounds: int, duration: int, model_dir: Path, known: str, exact: str) -> None:
+    """This checkout against another, alternating which goes first: known user c=8, exact path c=32 and c=1."""
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {
+        name: {"known c=8": [], "exact c=32": [], "exact c=1": []} for name in ("this", "other")
+    }
+    for round_number in range(rounds):
+        order = [("other", against), ("this", PROJECT_ROOT)]
+        for name, root in order if round_number % 2 == 0 else order[::-1]:
+            server = Server(model_dir, root=root)
+            try:
+                runs[name]["known c=8"].append(wrk(f"{server.url}/invocations", known, duration, 8))
+                runs[name]["exact c=32"].append(wrk(f"{server.url}/invocations", exact, duration, 32))
+                runs[name]["exact c=1"].append(wrk(f"{server.url}/invocations", exact, duration, 1))
+            finally:
+                server.stop()
+            print(f"  round {round_number + 1}, {name}: " + ", ".join(
+                f"{kind} {results[-1]['rps']:,.0f} req/s" for kind, results in runs[name].items()
+            ), flush=True)  # fmt: skip
+    print(f"this checkout ({PROJECT_ROOT}) against {against}, {rounds} alternating rounds, medians:")
+    for kind in runs["this"]:
+        ours, theirs = (float(np.median([r["rps"] for r in runs[name][kind]])) for name in ("this", "other"))
+        p99s = (float(np.median([r["p99_ms"] for r in runs[name][kind]])) for name in ("this", "other"))
+        report(f"{kind}: req/s this / other ({ours:,.0f} / {theirs:,.0f})", ours / theirs, "×")
+        report(f"{kind}: p99 this - other", next(p99s) - next(p99s), "ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--against", type=Path, help="another checkout (a worktree of an older commit) to compare")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds with --against")
     args = parser.parse_args()
+    limit_blas_threads()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
     model_dir = generated_model()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model {USERS} users × {VIDEOS} videos × {FACTORS}")
     known, exact = lua_script([KNOWN_USER]), lua_script(EXACT_PATH)
     duration = args.duration
+    if args.against:
+        compare(args.against.resolve(), args.rounds, duration, model_dir, known, exact)
+        return
 
     tutorial = Server(model_dir, tutorial=True)
     try:

@@ -25,8 +25,9 @@ from pathlib import Path
 from bench.common import MOVIELENS, cache_dir, report
 from bench.offline import feature_throughput
 from features.build_features import build_features_from_file
-from vrmodels import train_spark
-from vrmodels.train_model import train
+from vrmodels.model.threads import limit_blas_threads
+from vrmodels.training import spark as train_spark
+from vrmodels.training.trainer import train
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "events.csv.gz"
 
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--grid", action="store_true")
     parser.add_argument("--skip-large", action="store_true", help="skip the 5M-event log")
     args = parser.parse_args()
+    limit_blas_threads()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; Spark local[2]", flush=True)
     spark = train_spark.spark_session("local[2]", "vr-bench")
     spark.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="als-checkpoints-"))

@@ -23,7 +23,8 @@ from implicit.cpu.als import AlternatingLeastSquares
 from pydantic import BaseModel
 from scipy.sparse import csr_matrix
 
-from vrmodels.ids import IdIndex
+from vrmodels.model.ids import IdIndex
+from vrmodels.model.threads import limit_blas_threads
 
 MODEL_DIR = Path(os.environ.get("VR_MODEL_DIR", "artifacts/models/latest"))
 
@@ -39,14 +40,15 @@ def _load() -> tuple[AlternatingLeastSquares, csr_matrix, dict[str, int], list[s
 
 
 def _ids(kind: str) -> list[str]:
-    """Ids in index order: format 4 keeps them as arrays (vrmodels.ids), formats 1-3 as JSON lists."""
+    """Ids in index order: format 4 keeps them as arrays (vrmodels.model.ids), formats 1-3 as JSON lists."""
     legacy = MODEL_DIR / f"{kind}_ids.json"
     if legacy.exists():
         return json.loads(legacy.read_text())
     return IdIndex.load(MODEL_DIR, f"{kind}_ids").all_ids()
 
 
-_model, _user_items, _user_index, _video_ids = _load()
+limit_blas_threads()  # as every process of ours does, so that only the app differs
+_model, _user_items, _user_index, _video_ids = _load()  # at import, as the tutorial's module does
 
 
 def get_recommendations(user_id: str, k: int) -> list[tuple[str, float]]:

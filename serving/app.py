@@ -14,7 +14,7 @@ and answers them the same way; FastAPI serves everything else (/docs, /execution
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import orjson
@@ -25,22 +25,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving import codecs
 from serving.environment import Settings
-from serving.logs import configure_logging
 from serving.middleware import RequestLog
+from serving.models import ModelState
 from serving.openapi import document
-from serving.state import ModelState
+from serving.predictor import Predictor
 from serving.transform import Transformer
 
 
 class Application:
     """What a worker serves: hot routes straight to their handlers, the rest through FastAPI; every call logged."""
 
-    def __init__(
-        self, api: FastAPI, hot_routes: dict[tuple[str, str], ASGIApp], dimensions: Callable[[], dict[str, str]]
-    ):
+    def __init__(self, api: FastAPI, hot_routes: dict[tuple[str, str], ASGIApp], variant: str):
         self.api = api
         self._hot_routes = hot_routes
-        self._logged = RequestLog(self._dispatch, dimensions)
+        self._logged = RequestLog(self._dispatch, variant)
 
     @property
     def state(self) -> State:
@@ -62,29 +60,29 @@ class Application:
 
 def create_app(settings: Settings | None = None) -> Application:
     settings = settings or Settings.from_env()
-    configure_logging(settings.log_level)
-    state = ModelState(settings)
-    transform = Transformer(settings, state)
+    predictor = Predictor(settings.max_batch, settings.batch_wait_ms / 1000)
+    state = ModelState(settings, predictor)
+    transform = Transformer(settings, predictor)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(state.warm)  # loads first unless gunicorn's master already did
         yield
-        state.close()
+        predictor.close()
 
     app = FastAPI(
         title="Video recommender",
         description="SageMaker-compatible inference container for ALS video recommendations.",
         lifespan=lifespan,
     )
-    app.state.model = state
+    app.state.model_state = state
     app.openapi = lambda: document(app)  # type: ignore[method-assign]  (every status and shape, serving/openapi.py)
 
     def ping_response() -> Response:
         body = {"status": state.status}
         if state.error:
             body["error"] = state.error
-        return Response(orjson.dumps(body), status_code=200 if state.predictor else 503, media_type=codecs.JSON)
+        return Response(orjson.dumps(body), status_code=200 if state.model else 503, media_type=codecs.JSON)
 
     @app.get("/ping", summary="SageMaker health check: 200 once the model is loaded and warm")
     async def ping() -> Response:
@@ -102,16 +100,12 @@ def create_app(settings: Settings | None = None) -> Application:
 
     @app.post("/invocations", summary="Recommendations, similar videos, or a batch of either")
     async def invocations(request: Request) -> Response:
-        return await transform(request)
+        return await transform(request, state.ready)
 
     async def hot_ping(scope: Scope, receive: Receive, send: Send) -> None:
         await ping_response()(scope, receive, send)
 
     async def hot_invocations(scope: Scope, receive: Receive, send: Send) -> None:
-        await (await transform(Request(scope, receive)))(scope, receive, send)
+        await (await transform(Request(scope, receive), state.ready))(scope, receive, send)
 
-    def dimensions() -> dict[str, str]:
-        model_version = state.predictor.recommender.model_version if state.predictor else state.status
-        return {"ModelVersion": model_version, "Variant": settings.variant}
-
-    return Application(app, {("GET", "/ping"): hot_ping, ("POST", "/invocations"): hot_invocations}, dimensions)
+    return Application(app, {("GET", "/ping"): hot_ping, ("POST", "/invocations"): hot_invocations}, settings.variant)

@@ -5,14 +5,18 @@ A batch starts when the scoring thread is free and either `max_batch` items wait
 join, so waiting would only add latency). While a batch runs, new items gather for the next one, which starts
 as soon as the thread is free. Items whose caller has given up (a cancelled future: the request timed out) are
 dropped before scoring, so a 504 stops costing CPU within one batch.
+
+The batcher owns the worker's count of requests in flight: each request is counted for as long as it is
+answered (`with batcher.in_flight():`), whether or not it ever sends work here.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -20,22 +24,25 @@ Result = TypeVar("Result")
 
 
 class MicroBatcher(Generic[Item, Result]):
-    def __init__(
-        self,
-        process: Callable[[list[Item]], Sequence[Result]],
-        max_batch: int,
-        max_wait: float,
-        in_flight: Callable[[], int],
-    ):
+    def __init__(self, process: Callable[[list[Item]], Sequence[Result]], max_batch: int, max_wait: float):
         self._process = process
         self._max_batch = max_batch
         self._max_wait = max_wait
-        self._in_flight = in_flight
+        self._in_flight = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
         self._pending: deque[tuple[Item, asyncio.Future, float]] = deque()
         self._waiting_requests = 0
         self._busy = False
         self._timer: asyncio.TimerHandle | None = None
+
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Count one request in flight in this worker while the block runs."""
+        self._in_flight += 1
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
 
     async def run(self, items: Sequence[Item]) -> list[Result]:
         """Results for `items`, in order; raises what `process` raised for their batch."""
@@ -67,7 +74,7 @@ class MicroBatcher(Generic[Item, Result]):
             self._timer = loop.call_later(self._max_wait - waited, self._on_timer, loop)
 
     def _everyone_waits(self) -> bool:
-        return self._waiting_requests >= self._in_flight()
+        return self._waiting_requests >= self._in_flight
 
     def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None

@@ -1,6 +1,8 @@
-"""Wire formats: JSON (one request or {"instances": [...]}) and JSON Lines (one request per line).
+"""Wire formats, both ways: JSON (one request, or {"instances": [...]}) and JSON Lines (one request per line).
 
-Decoding never fails a whole JSON Lines body for one bad line: that line's slot carries the error.
+Decoding never fails a whole JSON Lines body for one bad line: that line's slot carries the error. Encoding
+turns each outcome (serving.outcomes) into its answer or error object; a single request that failed answers
+with the error's own status, a batch answers 200 with each error in its slot.
 """
 
 from __future__ import annotations
@@ -9,19 +11,20 @@ from dataclasses import dataclass
 
 import orjson
 
-from serving.errors import InvalidRequest, MalformedRequest, NotAcceptable, UnsupportedMediaType
-from serving.schemas import MAX_BATCH
+from serving.errors import InvalidRequest, MalformedRequest, NotAcceptable, ServingError, UnsupportedMediaType
+from serving.outcomes import Answered, Outcome
+from vrmodels.model.queries import SimilarQuery
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
-JSONLINES_ALIASES = {JSONLINES, "application/x-jsonlines", "application/jsonl", "application/x-ndjson"}
+JSONLINES_ALIASES = frozenset({JSONLINES, "application/x-jsonlines", "application/jsonl", "application/x-ndjson"})
+MAX_LINES = 10_000  # instances or lines in one real-time request
 
 
-@dataclass
-class DecodedBody:
-    payloads: list[object]
-    """One entry per request; an entry may be a ServingError for a line that did not decode."""
-    content_type: str
+@dataclass(slots=True)
+class Decoded:
+    values: list[object]
+    """One decoded JSON value per request, or the MalformedRequest of a line that did not decode."""
     batched: bool
     """True for {"instances": [...]} and for JSON Lines: answer with a list, not a single object."""
 
@@ -30,7 +33,7 @@ def media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
 
-def request_kind(content_type_header: str | None) -> str:
+def request_type(content_type_header: str | None) -> str:
     """JSON or JSONLINES for a Content-Type header, or a 415 that names what to send."""
     kind = media_type(content_type_header)
     if kind == JSON:
@@ -40,32 +43,59 @@ def request_kind(content_type_header: str | None) -> str:
     raise UnsupportedMediaType(f"Content-Type {kind or '(none)'!r} is not supported; send {JSON} or {JSONLINES}")
 
 
-def decode(body: bytes, kind: str) -> DecodedBody:
-    return _decode_json(body) if kind == JSON else _decode_jsonlines(body)
-
-
-def response_type(accept_header: str | None, request_type: str) -> str:
+def response_type(accept_header: str | None, request_kind: str) -> str:
     """The media type to answer with: the request's own unless Accept asks for the other one."""
     if not accept_header:
-        return request_type
+        return request_kind
     accepted = [media_type(part) for part in accept_header.split(",")]
-    if request_type in accepted or "*/*" in accepted or "application/*" in accepted:
-        return request_type
+    if request_kind in accepted or "*/*" in accepted or "application/*" in accepted:
+        return request_kind
     for candidate in (JSON, JSONLINES):
         if candidate in accepted:
             return candidate
     raise NotAcceptable(f"cannot answer with {accept_header!r}; this server produces {JSON} and {JSONLINES}")
 
 
-def encode(results: list[dict], batched: bool, kind: str) -> bytes:
+def decode(body: bytes, kind: str, max_lines: int | None = MAX_LINES) -> Decoded:
+    """`max_lines` None: no limit but the body's size (Batch Transform mini-batches)."""
+    return _decode_json(body, max_lines) if kind == JSON else _decode_jsonlines(body, max_lines)
+
+
+def encode(outcomes: list[Outcome], batched: bool, kind: str) -> tuple[int, bytes]:
+    """The status and the body that answer these outcomes."""
     if kind == JSONLINES:
-        return b"".join(orjson.dumps(result) + b"\n" for result in results)
+        return 200, b"".join(orjson.dumps(_object(outcome)) + b"\n" for outcome in outcomes)
     if batched:
-        return orjson.dumps({"predictions": results})
-    return orjson.dumps(results[0])
+        return 200, orjson.dumps({"predictions": [_object(outcome) for outcome in outcomes]})
+    (outcome,) = outcomes
+    return (outcome.status if isinstance(outcome, ServingError) else 200), orjson.dumps(_object(outcome))
 
 
-def _decode_json(body: bytes) -> DecodedBody:
+def error_body(error: ServingError) -> bytes:
+    return orjson.dumps(error.body())
+
+
+def _object(outcome: Outcome) -> dict:
+    if isinstance(outcome, Answered):
+        return answer_object(outcome)
+    return outcome.body()
+
+
+def answer_object(answered: Answered) -> dict:
+    """{"userId", "recommendations"[, "fallback", "unknownVideoIds"]} or {"videoId", "similar"}."""
+    query, answer = answered.query, answered.recommendations
+    items = [{"videoId": video, "score": round(score, 6)} for video, score in zip(answer.video_ids, answer.scores)]
+    if isinstance(query, SimilarQuery):
+        return {"videoId": query.video_id, "similar": items}
+    result: dict = {"userId": query.user_id, "recommendations": items}
+    if answer.fallback:
+        result["fallback"] = True
+    if answer.unknown_video_ids:
+        result["unknownVideoIds"] = answer.unknown_video_ids
+    return result
+
+
+def _decode_json(body: bytes, max_lines: int | None) -> Decoded:
     if not body.strip():
         raise MalformedRequest('empty body; send a JSON object such as {"user_id": "u001", "k": 3}')
     try:
@@ -76,22 +106,22 @@ def _decode_json(body: bytes) -> DecodedBody:
         instances = value["instances"]
         if not isinstance(instances, list) or not instances:
             raise InvalidRequest("instances: must be a non-empty list of request objects")
-        if len(instances) > MAX_BATCH:
-            raise InvalidRequest(f"instances: at most {MAX_BATCH} per request, got {len(instances)}")
-        return DecodedBody(instances, JSON, batched=True)
-    return DecodedBody([value], JSON, batched=False)
+        if max_lines is not None and len(instances) > max_lines:
+            raise InvalidRequest(f"instances: at most {max_lines} per request, got {len(instances)}")
+        return Decoded(instances, batched=True)
+    return Decoded([value], batched=False)
 
 
-def _decode_jsonlines(body: bytes) -> DecodedBody:
+def _decode_jsonlines(body: bytes, max_lines: int | None) -> Decoded:
     lines = [line for line in body.split(b"\n") if line.strip()]
     if not lines:
         raise MalformedRequest("empty body; send one JSON request object per line")
-    if len(lines) > MAX_BATCH:
-        raise InvalidRequest(f"at most {MAX_BATCH} lines per request, got {len(lines)}")
-    payloads: list[object] = []
+    if max_lines is not None and len(lines) > max_lines:
+        raise InvalidRequest(f"at most {max_lines} lines per request, got {len(lines)}")
+    values: list[object] = []
     for number, line in enumerate(lines, start=1):
         try:
-            payloads.append(orjson.loads(line))
+            values.append(orjson.loads(line))
         except orjson.JSONDecodeError as exc:
-            payloads.append(MalformedRequest(f"line {number} is not valid JSON: {exc}"))
-    return DecodedBody(payloads, JSONLINES, batched=True)
+            values.append(MalformedRequest(f"line {number} is not valid JSON: {exc}"))
+    return Decoded(values, batched=True)

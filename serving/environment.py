@@ -29,7 +29,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vrmodels.recommend import DEFAULT_POOL, is_model_dir
+from vrmodels.model.artifacts import is_model_dir
+from vrmodels.model.booleans import parse_bool
+from vrmodels.model.catalogue import DEFAULT_POOL
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "artifacts" / "models" / "latest"
@@ -97,12 +99,13 @@ class Settings:
 
 
 def _switch(env: dict[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
+    raw = env.get(name, "").strip()
     if not raw:
         return default
-    if raw not in ("on", "off", "true", "false", "1", "0"):
-        raise ValueError(f"environment variable {name}={raw!r} must be on or off")
-    return raw in ("on", "true", "1")
+    try:
+        return parse_bool(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={raw!r} must be on or off") from None
 
 
 def _positive_int(env: dict[str, str], name: str, default: int) -> int:

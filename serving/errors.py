@@ -1,4 +1,9 @@
-"""Faults the server answers with a 4xx/5xx status and a message that says what to fix."""
+"""Faults the server answers with a status and a message that says what to fix: each raised where it arises.
+
+A ServingError is either raised (it ends the whole request) or stands in the slot of one query of a batch
+(serving.outcomes). Nothing maps exceptions to statuses afterwards, except the one catch-all in
+serving.transform that turns a fault nobody foresaw into a 500.
+"""
 
 from __future__ import annotations
 
@@ -38,10 +43,21 @@ class InvalidRequest(ServingError):
     status = 422
 
 
+class ClientClosedRequest(ServingError):
+    """The caller went away before its request had arrived: nothing to answer, and not a fault of the server.
+
+    499, as nginx names it: metrics count it under its own status, never as a 500."""
+
+    status = 499
+
+
 class InternalError(ServingError):
     """A real fault: the body names the request id to look for in the logs, never the traceback."""
 
     status = 500
+
+    def __init__(self, request_id: str):
+        super().__init__(f"internal error; request id {request_id}")
 
 
 class ModelNotReady(ServingError):

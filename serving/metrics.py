@@ -2,24 +2,32 @@
 
 SageMaker sends a container's stdout to CloudWatch Logs; a JSON line carrying an `_aws` member in EMF
 (docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html)
-is also turned into metrics, with no agent. Each /invocations request writes one such line: its facts
-(request id, route, status) stay readable, and these metrics are extracted, under the dimensions
-ModelVersion and Variant (the container's VR_VARIANT, which deploy/deploy.sh sets per production variant):
+is also turned into metrics, with no agent. Each invocation writes one such line: its facts (request id,
+route, status) stay readable, and these metrics are extracted, under the dimensions ModelVersion and Variant
+(the container's VR_VARIANT, which deploy/deploy.sh sets per production variant):
 
     Latency       Milliseconds   time in the container
     Queries       Count          requests in the body (1, or its instances or lines)
     Fallbacks     Count          answers that are the popular fallback (unknown users)
-    FoldIns       Count          queries folded in from a `history`
+    FoldIns       Count          answers folded in from a `history`
     EmptyAnswers  Count          answers with no video
-    Errors        Count          1 when the status is 4xx or 5xx
+    Errors        Count          1 when the answer's status is 4xx or 5xx (a caller that went away, 499, got none)
     Requests      Count          1, under ModelVersion, Variant and StatusCode: errors by status
 
-The `aws-embedded-metrics` library is not used: it builds a logger per request and flushes lines of its own,
-where this line must stay one cheap write (serving.logs.RequestLogger) on a path served thousands of times a
+The counts come from the request's typed outcomes (InvocationStats), which serving.transform leaves in the
+request's scope for the log line. The `aws-embedded-metrics` library is not used: it builds a logger per request
+and flushes lines of its own, where this line must stay one cheap write on a path served thousands of times a
 second.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from serving.errors import ClientClosedRequest
+from serving.outcomes import Answered, Outcome
+from vrmodels.model.queries import Query
 
 NAMESPACE = "VideoRecommender"
 DIMENSIONS = ("ModelVersion", "Variant")
@@ -31,6 +39,27 @@ REQUEST_METRICS = {
     "EmptyAnswers": "Count",
     "Errors": "Count",
 }
+STATS_KEY = "invocation"  # where serving.transform leaves a request's InvocationStats in scope["state"]
+NO_MODEL = "none"  # the ModelVersion of a request answered before any model could serve it
+
+
+@dataclass(slots=True)
+class InvocationStats:
+    """What one invocation did, counted from its typed outcomes."""
+
+    model_version: str = NO_MODEL
+    queries: int = 0
+    fallbacks: int = 0
+    fold_ins: int = 0
+    empty_answers: int = 0
+
+    def count(self, outcomes: Iterable[Outcome]) -> None:
+        for outcome in outcomes:
+            if isinstance(outcome, Answered):
+                answer = outcome.recommendations
+                self.fallbacks += answer.fallback
+                self.fold_ins += isinstance(outcome.query, Query) and bool(outcome.query.history)
+                self.empty_answers += not answer.video_ids
 
 
 def _directives(namespace: str) -> list[dict]:
@@ -49,24 +78,23 @@ def _directives(namespace: str) -> list[dict]:
 
 
 class RequestMetrics:
-    """Builds the EMF members of one request's line; the directives are the same for every line."""
+    """Builds the EMF members of one invocation's line; the directives are the same for every line."""
 
-    def __init__(self, namespace: str = NAMESPACE):
+    def __init__(self, variant: str, namespace: str = NAMESPACE):
+        self._variant = variant
         self._directives = _directives(namespace)
 
-    def members(
-        self, timestamp: float, dimensions: dict[str, str], status: int, latency_ms: float, outcome: dict
-    ) -> dict:
-        """`outcome`: Queries, Fallbacks, FoldIns, EmptyAnswers as counted by serving.transform (0 when absent)."""
+    def members(self, timestamp: float, status: int, latency_ms: float, stats: InvocationStats) -> dict:
         return {
             "_aws": {"Timestamp": int(timestamp * 1000), "CloudWatchMetrics": self._directives},
-            **dimensions,
+            "ModelVersion": stats.model_version,
+            "Variant": self._variant,
             "StatusCode": str(status),
             "Latency": latency_ms,
-            "Queries": outcome.get("Queries", 0),
-            "Fallbacks": outcome.get("Fallbacks", 0),
-            "FoldIns": outcome.get("FoldIns", 0),
-            "EmptyAnswers": outcome.get("EmptyAnswers", 0),
-            "Errors": int(status >= 400),
+            "Queries": stats.queries,
+            "Fallbacks": stats.fallbacks,
+            "FoldIns": stats.fold_ins,
+            "EmptyAnswers": stats.empty_answers,
+            "Errors": int(status >= 400 and status != ClientClosedRequest.status),
             "Requests": 1,
         }

@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: a request id per call, echoed as X-Request-Id with X-Model-Version, and one JSON log
-line each; for /invocations the line also carries the request's metrics in CloudWatch EMF (serving.metrics).
+"""Pure ASGI middleware: a request id per call, echoed as X-Request-Id, and one JSON log line each; an
+invocation's line also carries its metrics in CloudWatch EMF (serving.metrics).
 
 /ping is not logged per call (SageMaker polls it constantly).
 """
@@ -8,24 +8,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.logs import RequestLogger
-from serving.metrics import RequestMetrics
+from serving.metrics import STATS_KEY, RequestMetrics
 
 INFERENCE_ID_HEADER = b"x-amzn-sagemaker-inference-id"
-MEASURED_ROUTE = "/invocations"
 
 
 class RequestLog:
-    def __init__(self, app: ASGIApp, dimensions: Callable[[], dict[str, str]]):
-        """`dimensions`: the metric dimensions now (ModelVersion is known once the model is loaded)."""
+    def __init__(self, app: ASGIApp, variant: str):
         self.app = app
         self.logger = RequestLogger()
-        self.metrics = RequestMetrics()
-        self.dimensions = dimensions
+        self.metrics = RequestMetrics(variant)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == "/ping":
@@ -37,20 +33,13 @@ class RequestLog:
         state["request_id"] = request_id
         started = time.perf_counter()
         status = 500
-        dimensions = self.dimensions()
-        version = dimensions["ModelVersion"].encode("ascii", "replace")
-        headers = [
-            (b"x-request-id", request_id.encode("latin-1")),
-            (b"x-model-version", version),
-            # The one response header SageMaker passes back to callers: it tells A/B variants apart.
-            (b"x-amzn-sagemaker-custom-attributes", b"model-version=" + version),
-        ]
+        header = (b"x-request-id", request_id.encode("latin-1"))
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), *headers]
+                message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
         try:
@@ -59,8 +48,9 @@ class RequestLog:
             if self.logger.enabled():
                 now, latency_ms = time.time(), round((time.perf_counter() - started) * 1000, 3)
                 fields = {"request_id": request_id, "method": scope["method"], "route": scope["path"], "status": status}
-                if scope["path"] == MEASURED_ROUTE:
-                    fields |= self.metrics.members(now, dimensions, status, latency_ms, state.get("outcome", {}))
+                stats = state.get(STATS_KEY)
+                if stats is not None:
+                    fields |= self.metrics.members(now, status, latency_ms, stats)
                 else:
                     fields["latency_ms"] = latency_ms
                 self.logger.log(fields, now)

@@ -16,8 +16,8 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
-from serving.codecs import JSON, JSONLINES
-from serving.schemas import MAX_BATCH, RecommendRequest, SimilarRequest
+from serving.codecs import JSON, JSONLINES, MAX_LINES
+from serving.schemas import RecommendRequest, SimilarRequest
 
 
 class VideoScore(BaseModel):
@@ -53,7 +53,7 @@ class ErrorAnswer(BaseModel):
 class Instances(BaseModel):
     """Many requests in one; answered in order, each slot with its own answer or error."""
 
-    instances: list[RecommendRequest | SimilarRequest] = Field(min_length=1, max_length=MAX_BATCH)
+    instances: list[RecommendRequest | SimilarRequest] = Field(min_length=1, max_length=MAX_LINES)
 
 
 class BatchAnswer(BaseModel):
@@ -152,7 +152,7 @@ def _invocation_body() -> dict:
                 "example": {"user_id": "u001", "k": 3},
             },
             JSONLINES: {
-                "schema": {"type": "array", "items": _ONE_REQUEST, "minItems": 1, "maxItems": MAX_BATCH},
+                "schema": {"type": "array", "items": _ONE_REQUEST, "minItems": 1, "maxItems": MAX_LINES},
                 "example": '{"user_id": "u001", "k": 3}\n{"video_id": "v005", "k": 3}\n',
             },
         },

@@ -1,88 +1,124 @@
-"""Validated requests → recommender queries → response bodies: the predict step of decode → predict → encode.
+"""Parsed queries → outcomes: the predict step of decode → predict → encode.
 
 Answers that need no scoring pass (a known user's precomputed top-N, the popular fallback) are computed on the
 event loop for small requests: cheaper than a thread hop. Everything else, and every query of a large request,
-goes through the worker's micro-batcher to its scoring thread. A failing query yields its exception in its own
-slot; `serving.transform` turns exceptions into statuses.
+goes through the worker's micro-batcher to its scoring thread, where `Recommender.quick` runs only for queries
+that have not tried it yet. Each query's result is typed where it is made: answered, or a ServingError in its
+own slot (an unknown video: 404; a fault nobody foresaw: 500, logged with the request id, the other queries of
+the batch answered as usual).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from serving.batcher import MicroBatcher
-from serving.errors import ServingError
-from serving.schemas import parse_request
-from vrmodels.recommend import Query, Recommendations, Recommender, SimilarQuery
+from serving.errors import InternalError, NotFound, ServingError
+from serving.outcomes import Answered, Outcome, Parsed
+from vrmodels.model.queries import Answer, AnyQuery, Query, SimilarQuery, UnknownVideo
+from vrmodels.model.recommend import Recommender
+
+log = logging.getLogger(__name__)
 
 INLINE_LIMIT = 16  # queries a request may have and still get its cheap answers on the event loop
 
-Result = dict | Exception
+
+@dataclass(slots=True)
+class Job:
+    """One query on its way to the scoring thread."""
+
+    recommender: Recommender
+    query: AnyQuery
+    request_id: str
+    quick_tried: bool
 
 
 class Predictor:
-    def __init__(self, recommender: Recommender, max_batch: int, max_wait: float, in_flight: Callable[[], int]):
-        self.recommender = recommender
-        self._batcher: MicroBatcher[Query | SimilarQuery, Result] = MicroBatcher(
-            self.score, max_batch, max_wait, in_flight
-        )
+    """One per worker: its micro-batcher and scoring thread serve every model the worker holds."""
 
-    async def predict(self, payloads: list[object]) -> list[Result]:
-        results: list[Result | None] = [None] * len(payloads)
-        queries: list[tuple[int, Query | SimilarQuery]] = []
-        for slot, payload in enumerate(payloads):
-            try:
-                if isinstance(payload, ServingError):
-                    raise payload
-                queries.append((slot, parse_request(payload).to_query()))
-            except ServingError as error:
-                results[slot] = error
-        if len(queries) <= INLINE_LIMIT:
+    def __init__(self, max_batch: int, max_wait: float):
+        self.batcher: MicroBatcher[Job, Outcome] = MicroBatcher(self.score, max_batch, max_wait)
+
+    async def predict(self, recommender: Recommender, parsed: Sequence[Parsed], request_id: str) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(parsed)
+        pending: list[tuple[int, AnyQuery]] = []
+        for slot, item in enumerate(parsed):
+            if isinstance(item, ServingError):
+                outcomes[slot] = item
+            else:
+                pending.append((slot, item))
+        inline = len(pending) <= INLINE_LIMIT
+        if inline:
             unanswered = []
-            for slot, query in queries:
-                answer = self.recommender.quick(query)
-                if answer is None:
+            for slot, query in pending:
+                outcome = _quick(recommender, query, request_id)
+                if outcome is None:
                     unanswered.append((slot, query))
                 else:
-                    results[slot] = body(query, answer)
-            queries = unanswered
-        if queries:
-            scored = await self._batcher.run([query for _, query in queries])
-            for (slot, _), result in zip(queries, scored):
-                results[slot] = result
-        return results  # type: ignore[return-value]
+                    outcomes[slot] = outcome
+            pending = unanswered
+        if pending:
+            jobs = [Job(recommender, query, request_id, inline) for _, query in pending]
+            for (slot, _), outcome in zip(pending, await self.batcher.run(jobs)):
+                outcomes[slot] = outcome
+        return outcomes  # type: ignore[return-value]
 
-    def score(self, queries: list[Query | SimilarQuery]) -> list[Result]:
-        """Answers for one batch, on the scoring thread: cheap ones first, one exact pass for the rest."""
-        answers: list = [self.recommender.quick(query) for query in queries]
-        unanswered = [slot for slot, answer in enumerate(answers) if answer is None]
-        for slot, answer in zip(unanswered, self.recommender.answer([queries[slot] for slot in unanswered])):
-            answers[slot] = answer
-        return [answer if isinstance(answer, Exception) else body(q, answer) for q, answer in zip(queries, answers)]
+    def score(self, jobs: list[Job]) -> list[Outcome]:
+        """Outcomes for one batch, on the scoring thread: cheap answers first, one exact pass per model for the rest."""
+        outcomes: list[Outcome | None] = [None] * len(jobs)
+        by_model: dict[Recommender, list[int]] = {}
+        for index, job in enumerate(jobs):
+            if not job.quick_tried:
+                outcomes[index] = _quick(job.recommender, job.query, job.request_id)
+            if outcomes[index] is None:
+                by_model.setdefault(job.recommender, []).append(index)
+        for recommender, indices in by_model.items():
+            try:
+                answers: list[Answer | ServingError] = recommender.answer([jobs[i].query for i in indices])
+            except Exception:  # one query's fault must not fail the others: score them one by one
+                answers = [_answer_alone(jobs[i]) for i in indices]
+            for index, answer in zip(indices, answers):
+                outcomes[index] = _outcome(jobs[index].query, answer)
+        return outcomes  # type: ignore[return-value]
 
-    def warm_up(self) -> None:
+    def warm_up(self, recommender: Recommender) -> None:
         """Touch every code path once (precomputed, fold-in, catalogue, similar) so the first request is not slow."""
-        some_video = self.recommender.popular(1).video_ids[0]
-        queries = [
-            Query("warm-up", 1, history=[some_video]),
-            Query("warm-up", 1),
-            SimilarQuery(some_video, 1),
-        ]
-        results = self.score(queries)
-        if not all(isinstance(result, dict) for result in results):
-            raise RuntimeError(f"warm-up prediction failed: {results}")
+        popular = recommender.quick(Query(None, 1))
+        some_video = popular.video_ids[0]  # type: ignore[union-attr]  (an unknown user always gets the fallback)
+        queries = [Query("warm-up", 1, history=[some_video]), Query("warm-up", 1), SimilarQuery(some_video, 1)]
+        outcomes = self.score([Job(recommender, query, "warm-up", quick_tried=False) for query in queries])
+        if not all(isinstance(outcome, Answered) for outcome in outcomes):
+            raise RuntimeError(f"warm-up prediction failed: {outcomes}")
 
     def close(self) -> None:
-        self._batcher.close()
+        self.batcher.close()
 
 
-def body(query: Query | SimilarQuery, answer: Recommendations) -> dict:
-    items = [{"videoId": video, "score": round(score, 6)} for video, score in zip(answer.video_ids, answer.scores)]
-    if isinstance(query, SimilarQuery):
-        return {"videoId": query.video_id, "similar": items}
-    result: dict = {"userId": query.user_id, "recommendations": items}
-    if answer.fallback:
-        result["fallback"] = True
-    if answer.unknown_video_ids:
-        result["unknownVideoIds"] = answer.unknown_video_ids
-    return result
+def _quick(recommender: Recommender, query: AnyQuery, request_id: str) -> Outcome | None:
+    try:
+        answer = recommender.quick(query)
+    except Exception:
+        return _fault(request_id)
+    return None if answer is None else Answered(query, answer)
+
+
+def _answer_alone(job: Job) -> Answer | ServingError:
+    try:
+        return job.recommender.answer([job.query])[0]
+    except Exception:
+        return _fault(job.request_id)
+
+
+def _fault(request_id: str) -> InternalError:
+    log.exception("query failed", extra={"request_id": request_id})
+    return InternalError(request_id)
+
+
+def _outcome(query: AnyQuery, answer: Answer | ServingError) -> Outcome:
+    if isinstance(answer, ServingError):
+        return answer
+    if isinstance(answer, UnknownVideo):
+        return NotFound(f"video_id: {answer}")
+    return Answered(query, answer)

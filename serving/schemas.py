@@ -1,4 +1,7 @@
-"""Request shapes and their validation; field names match what callers already send."""
+"""Request shapes and their validation: each decoded value parsed once into a query, or an error naming the field.
+
+Field names are what callers already send. The pydantic models double as the OpenAPI schemas (serving.openapi).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, model_validator
 
-from serving.errors import InvalidRequest
-from vrmodels.recommend import Query, SimilarQuery
+from serving.errors import InvalidRequest, ServingError
+from serving.outcomes import Parsed
+from vrmodels.model.queries import DEFAULT_K, Query, SimilarQuery
 
 MAX_K = 1000
-DEFAULT_K = 5
 MAX_ID_LIST = 10_000
-MAX_BATCH = 10_000
 
 VideoIds = Annotated[list[StrictStr], Field(max_length=MAX_ID_LIST)]
 K = Annotated[StrictInt, Field(ge=1, le=MAX_K, description=f"how many videos to return (1..{MAX_K})")]
@@ -52,15 +54,18 @@ class SimilarRequest(BaseModel):
         return SimilarQuery(self.video_id, self.k)
 
 
-def parse_request(payload: object) -> RecommendRequest | SimilarRequest:
-    """One decoded JSON value → a validated request, or InvalidRequest naming the field and the rule."""
-    if not isinstance(payload, dict):
-        raise InvalidRequest(f"a request must be a JSON object, got {type(payload).__name__}")
-    model = SimilarRequest if "video_id" in payload else RecommendRequest
+def parse(value: object) -> Parsed:
+    """One decoded JSON value → its query, or the InvalidRequest naming the field and the rule (a value that is
+    already an error, a line that did not decode, stays one)."""
+    if isinstance(value, ServingError):
+        return value
+    if not isinstance(value, dict):
+        return InvalidRequest(f"a request must be a JSON object, got {type(value).__name__}")
+    model = SimilarRequest if "video_id" in value else RecommendRequest
     try:
-        return model.model_validate(payload)
+        return model.model_validate(value).to_query()
     except ValidationError as exc:
-        raise InvalidRequest(_describe(exc)) from None
+        return InvalidRequest(_describe(exc))
 
 
 def _describe(exc: ValidationError) -> str:

@@ -1,108 +1,92 @@
-"""/invocations as decode → predict → encode, and the one place where faults become HTTP statuses.
+"""An invocation as decode → parse → budget → predict → encode, one way through.
 
-Every fault ends here: a ServingError carries its own status; the recommender's own errors map through
-FAULTS; a timeout is 504; anything else is a real fault, 500, logged with the request id and never with a
-traceback in the body. A batch answers each slot with its own result or error.
+Faults carry their status from where they arise (serving.errors): a ServingError raised anywhere ends the
+request with its status; one standing in a query's slot is encoded in that slot. The only mapping left is the
+catch-all for a fault nobody foresaw: 500, logged with the request id, never a traceback in the body.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
-import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from serving import codecs
+from serving import codecs, schemas
 from serving.environment import Settings
-from serving.errors import InternalError, NotFound, PayloadTooLarge, RequestTimeout, ServingError
-from serving.state import ModelState
-from vrmodels.recommend import UnknownVideoError
+from serving.errors import ClientClosedRequest, InternalError, PayloadTooLarge, RequestTimeout, ServingError
+from serving.metrics import STATS_KEY, InvocationStats
+from serving.models import LoadedModel
+from serving.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
-FAULTS: dict[type[Exception], type[ServingError]] = {UnknownVideoError: NotFound}
-
-
-def as_serving_error(fault: Exception) -> ServingError | None:
-    """The ServingError a fault answers with, or None for a real fault (a 500)."""
-    if isinstance(fault, ServingError):
-        return fault
-    for kind, error in FAULTS.items():
-        if isinstance(fault, kind):
-            return error(f"video_id: {fault}" if isinstance(fault, UnknownVideoError) else str(fault))
-    return None
-
-
-def error_response(error: ServingError) -> Response:
-    return Response(orjson.dumps(error.body()), status_code=error.status, media_type=codecs.JSON)
-
 
 class Transformer:
-    def __init__(self, settings: Settings, state: ModelState):
+    def __init__(self, settings: Settings, predictor: Predictor):
         self.settings = settings
-        self.state = state
+        self.predictor = predictor
 
-    async def __call__(self, request: Request) -> Response:
-        self.state.in_flight += 1
-        try:
-            return await self._transform(request)
-        except ServingError as error:
-            return error_response(error)
-        except Exception:
-            request_id = request.scope["state"].get("request_id")
-            log.exception("invocation failed", extra={"request_id": request_id})
-            return error_response(InternalError(f"internal error; request id {request_id}"))
-        finally:
-            self.state.in_flight -= 1
+    async def __call__(self, request: Request, resolve: Callable[[], LoadedModel]) -> Response:
+        """Answer one invocation with the model `resolve` names (it raises when there is none to answer with)."""
+        state = request.scope.setdefault("state", {})
+        stats = state[STATS_KEY] = InvocationStats()
+        request_id = state.get("request_id", "")
+        model: LoadedModel | None = None
+        with self.predictor.batcher.in_flight():
+            try:
+                model = resolve()
+                stats.model_version = model.version
+                return await self._answer(request, model, stats, request_id)
+            except ServingError as error:
+                return error_response(error, model)
+            except Exception:
+                log.exception("invocation failed", extra={"request_id": request_id})
+                return error_response(InternalError(request_id), model)
 
-    async def _transform(self, request: Request) -> Response:
-        predictor, budget = self.state.ready()
-        request_type = codecs.request_kind(request.headers.get("content-type"))
-        answer_type = codecs.response_type(request.headers.get("accept"), request_type)
-        decoded = codecs.decode(await read_body(request, self.settings.max_payload_bytes), request_type)
-        outcome = request.scope["state"]["outcome"] = {"Queries": len(decoded.payloads)}
-        budget.check(decoded.payloads)
+    async def _answer(self, request: Request, model: LoadedModel, stats: InvocationStats, request_id: str) -> Response:
+        request_kind = codecs.request_type(request.headers.get("content-type"))
+        answer_kind = codecs.response_type(request.headers.get("accept"), request_kind)
+        decoded = codecs.decode(await read_body(request, self.settings.max_payload_bytes), request_kind)
+        parsed = [schemas.parse(value) for value in decoded.values]
+        stats.queries = len(parsed)
+        model.budget.check(parsed)
         try:
             async with asyncio.timeout(self.settings.timeout_seconds):  # no task per request, unlike wait_for
-                results = await predictor.predict(decoded.payloads)
+                outcomes = await self.predictor.predict(model.recommender, parsed, request_id)
         except TimeoutError:
             raise RequestTimeout(f"prediction took longer than {self.settings.timeout_seconds:g}s") from None
-        outcome |= _count(decoded.payloads, results)
-        bodies = [_slot_body(result) for result in results]
-        if not decoded.batched and not isinstance(results[0], dict):
-            return Response(orjson.dumps(bodies[0]), status_code=bodies[0]["error"]["status"], media_type=codecs.JSON)
-        return Response(codecs.encode(bodies, decoded.batched, answer_type), media_type=answer_type)
+        stats.count(outcomes)
+        status, content = codecs.encode(outcomes, decoded.batched, answer_kind)
+        response = Response(content, status_code=status, media_type=answer_kind)
+        response.raw_headers.extend(model.headers)
+        return response
 
 
-def _count(payloads: list[object], results: list[dict | Exception]) -> dict[str, int]:
-    """What the metrics report about the answers (serving.metrics)."""
-    fold_ins = sum(1 for payload in payloads if isinstance(payload, dict) and payload.get("history"))
-    answers = [result for result in results if isinstance(result, dict)]
-    fallbacks = sum(1 for answer in answers if answer.get("fallback"))
-    empty = sum(1 for answer in answers if not answer.get("recommendations", answer.get("similar")))
-    return {"FoldIns": fold_ins, "Fallbacks": fallbacks, "EmptyAnswers": empty}
-
-
-def _slot_body(result: dict | Exception) -> dict:
-    if isinstance(result, dict):
-        return result
-    error = as_serving_error(result)
-    if error is None:
-        raise result
-    return error.body()
+def error_response(error: ServingError, model: LoadedModel | None = None) -> Response:
+    response = Response(codecs.error_body(error), status_code=error.status, media_type=codecs.JSON)
+    if model is not None:
+        response.raw_headers.extend(model.headers)
+    return response
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `limit` (before any parsing)."""
+    """The body, refused with 413 as soon as it is known to exceed `limit` (before any parsing); 499 when the
+    caller goes away before all of it has arrived."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit} byte limit")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds the {limit} byte limit")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body exceeds the {limit} byte limit")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        request_id = request.scope["state"].get("request_id")
+        log.warning("client went away after %d bytes of its request", size, extra={"request_id": request_id})
+        raise ClientClosedRequest("the client closed the connection before its request arrived") from None
     return b"".join(chunks)

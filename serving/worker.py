@@ -61,7 +61,7 @@ class Supervisor(BaseApplication):
         from serving.app import create_app
 
         app = create_app(self.settings)
-        app.state.model.load()  # no scoring here: each worker warms up after the fork, before it accepts
+        app.state.model_state.load()  # no scoring here: each worker warms up after the fork, before it accepts
         # Everything loaded so far moves to the collector's permanent generation: the workers' collections
         # never walk it, so they never write its objects' headers and copy the pages they share with the master.
         gc.collect()

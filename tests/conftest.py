@@ -7,17 +7,24 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.synthetic import random_model
 from features.build_features import build_features
 from features.events import validate_events
 from features.feature_set import FeatureSet
 from features.sample_events import generate_events
 from tests.container import build_image, ensure_engine
-from vrmodels.synthetic import random_model
-from vrmodels.train_model import TrainParams, save_versioned, to_artifacts, train
+from vrmodels.model.threads import limit_blas_threads
+from vrmodels.training.als import TrainParams
+from vrmodels.training.assemble import save_versioned
+from vrmodels.training.trainer import to_artifacts, train
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 IMAGE = "vr-recommender:test"
 SMALL_PARAMS = TrainParams(factors=16, regularization=5.0, alpha=1.0, iterations=10, seed=3)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    limit_blas_threads()  # as every entry point does first
 
 
 @pytest.fixture(scope="session")

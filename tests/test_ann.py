@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 
 import numpy as np
 import pytest
 
+from bench.synthetic import random_model
 from features.build_features import build_features
-from vrmodels.ann import AnnIndexes
-from vrmodels.artifacts import ModelArtifactError, load_model_dir
-from vrmodels.recommend import Query, Recommender, SimilarQuery
-from vrmodels.synthetic import random_model
+from tests.asking import recommend
+from vrmodels.model.artifacts import ModelArtifactError, load_model_dir
+from vrmodels.model.queries import Query, SimilarQuery
+from vrmodels.model.recommend import Recommender
 from vrmodels.train_model import main as train_main
+from vrmodels.training.aids import build_ann
 
 USERS, VIDEOS, FACTORS = 2000, 3000, 16
 
@@ -102,7 +105,7 @@ def test_precomputed_lists_hold_what_the_ann_path_serves(approximate):
 def test_an_index_of_another_model_is_refused_naming_the_file(model_dir, tmp_path):
     copy = tmp_path / "model"
     shutil.copytree(model_dir, copy)
-    other = AnnIndexes.build(np.random.default_rng(9).normal(size=(VIDEOS - 1, FACTORS)).astype(np.float32))
+    other = build_ann(np.random.default_rng(9).normal(size=(VIDEOS - 1, FACTORS)).astype(np.float32))
     other.save(tmp_path)
     for name in ("ann_inner_product.faiss", "ann_cosine.faiss"):
         shutil.copy(tmp_path / name, copy / name)
@@ -116,10 +119,11 @@ def test_an_index_of_another_model_is_refused_naming_the_file(model_dir, tmp_pat
         load_model_dir(copy)
 
 
-def test_ann_on_with_a_tiny_catalogue_trains_says_so_and_serves_exactly(tmp_path, sample_events, capsys):
+def test_ann_on_with_a_tiny_catalogue_trains_says_so_and_serves_exactly(tmp_path, sample_events, caplog):
+    caplog.set_level(logging.INFO)
     build_features(sample_events).save(tmp_path / "features")
     args = ["--features", str(tmp_path / "features"), "--models-root", str(tmp_path / "models"), "--ann", "on"]
     assert train_main([*args, "--factors", "16", "--regularization", "5", "--iterations", "10"]) == 0
-    assert "ANN skipped: 80 videos are too few for an index (from 1000); scoring stays exact" in capsys.readouterr().out
+    assert "ANN skipped: 80 videos are too few for an index (from 1000); scoring stays exact" in caplog.messages
     model = Recommender.load(tmp_path / "models" / "latest")
-    assert not model.approximate and len(model.recommend("u001", k=5).video_ids) == 5
+    assert not model.approximate and len(recommend(model, "u001", 5).video_ids) == 5

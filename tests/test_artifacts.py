@@ -6,7 +6,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from vrmodels.artifacts import (
+from tests.asking import recommend, similar
+from vrmodels.model.artifacts import (
     DATA_FILES,
     MANIFEST_FILE,
     ModelArtifactError,
@@ -14,7 +15,7 @@ from vrmodels.artifacts import (
     package_model_dir,
     write_model_dir,
 )
-from vrmodels.recommend import Recommender
+from vrmodels.model.recommend import Recommender
 
 
 @pytest.fixture
@@ -83,8 +84,8 @@ def test_older_format_directories_still_load_and_answer_the_same(model_copy, mod
     assert (artifacts.topn is None) == ("topn.npy" in drop)
     old, new = Recommender(artifacts), Recommender.load(model_dir)
     for user in ("u001", "u002", "someone-new"):
-        assert old.recommend(user, k=5).video_ids == new.recommend(user, k=5).video_ids
-    assert old.similar("v005", 3) == new.similar("v005", 3)
+        assert recommend(old, user, 5).video_ids == recommend(new, user, 5).video_ids
+    assert similar(old, "v005", 3) == similar(new, "v005", 3)
 
 
 def test_a_format_2_directory_may_not_list_topn(model_copy):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from contextlib import ExitStack
 
 import pytest
 
@@ -33,13 +34,28 @@ def run(coroutine):
     return asyncio.run(asyncio.wait_for(coroutine, timeout=30))
 
 
+async def request(batcher: MicroBatcher, items: list[int]) -> list[int]:
+    """What serving.transform does: a request counts as in flight for as long as it is answered."""
+    with batcher.in_flight():
+        return await batcher.run(items)
+
+
+def others_in_flight(batcher: MicroBatcher, count: int) -> ExitStack:
+    """`count` requests in flight (reading their bodies, answered inline, or about to send work)."""
+    stack = ExitStack()
+    for _ in range(count):
+        stack.enter_context(batcher.in_flight())
+    return stack
+
+
 def test_concurrent_requests_are_scored_together_each_getting_its_own_results():
     recorder = Recorder()
     requests = 6
 
     async def scenario():
-        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR, in_flight=lambda: requests)
-        results = await asyncio.gather(*(batcher.run([n, n + 100]) for n in range(requests)))
+        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
+        with others_in_flight(batcher, requests):  # six requests have arrived; then each sends its work
+            results = await asyncio.gather(*(batcher.run([n, n + 100]) for n in range(requests)))
         batcher.close()
         return results
 
@@ -52,8 +68,8 @@ def test_a_lone_request_does_not_wait_for_company():
     recorder = Recorder()
 
     async def scenario():
-        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR, in_flight=lambda: 1)
-        result = await batcher.run([7])
+        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
+        result = await request(batcher, [7])
         batcher.close()
         return result
 
@@ -64,8 +80,9 @@ def test_a_request_waits_at_most_the_window_when_others_are_in_flight_but_do_not
     recorder = Recorder()
 
     async def scenario():
-        batcher = MicroBatcher(recorder, max_batch=64, max_wait=0.01, in_flight=lambda: 5)
-        result = await batcher.run([1, 2])
+        batcher = MicroBatcher(recorder, max_batch=64, max_wait=0.01)
+        with others_in_flight(batcher, 4):
+            result = await request(batcher, [1, 2])
         batcher.close()
         return result
 
@@ -76,8 +93,8 @@ def test_no_batch_exceeds_max_batch():
     recorder = Recorder()
 
     async def scenario():
-        batcher = MicroBatcher(recorder, max_batch=4, max_wait=HOUR, in_flight=lambda: 1)
-        result = await batcher.run(list(range(10)))
+        batcher = MicroBatcher(recorder, max_batch=4, max_wait=HOUR)
+        result = await request(batcher, list(range(10)))
         batcher.close()
         return result
 
@@ -89,10 +106,10 @@ def test_work_arriving_while_the_thread_is_busy_forms_the_next_batch():
     recorder = Recorder(hold=True)
 
     async def scenario():
-        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR, in_flight=lambda: 1)
-        first = asyncio.ensure_future(batcher.run([1]))
+        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
+        first = asyncio.ensure_future(request(batcher, [1]))
         await asyncio.to_thread(recorder.started.wait, 30)
-        later = [asyncio.ensure_future(batcher.run([n])) for n in (2, 3, 4)]
+        later = [asyncio.ensure_future(request(batcher, [n])) for n in (2, 3, 4)]
         await asyncio.sleep(0)
         recorder.release.set()
         results = await asyncio.gather(first, *later)
@@ -107,14 +124,14 @@ def test_a_request_that_gave_up_is_never_scored():
     recorder = Recorder(hold=True)
 
     async def scenario():
-        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR, in_flight=lambda: 1)
-        busy = asyncio.ensure_future(batcher.run([1]))
+        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
+        busy = asyncio.ensure_future(request(batcher, [1]))
         await asyncio.to_thread(recorder.started.wait, 30)
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(batcher.run([666, 667]), timeout=0.05)  # times out while the thread is busy
+            await asyncio.wait_for(request(batcher, [666, 667]), timeout=0.05)  # times out while the thread is busy
         recorder.release.set()
         await busy
-        after = await batcher.run([2])
+        after = await request(batcher, [2])
         batcher.close()
         return after
 
@@ -127,8 +144,8 @@ def test_a_failing_batch_fails_each_of_its_requests():
         raise RuntimeError("scoring exploded")
 
     async def scenario():
-        batcher = MicroBatcher(broken, max_batch=64, max_wait=HOUR, in_flight=lambda: 2)
-        outcomes = await asyncio.gather(batcher.run([1]), batcher.run([2]), return_exceptions=True)
+        batcher = MicroBatcher(broken, max_batch=64, max_wait=HOUR)
+        outcomes = await asyncio.gather(request(batcher, [1]), request(batcher, [2]), return_exceptions=True)
         batcher.close()
         return outcomes
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vrmodels.ids import IdIndex, IdIndexError
+from vrmodels.model.ids import IdIndex, IdIndexError
 
 IDS = ["v10", "v2", "vidéo-ü", "用户-7", "🎬", "a" * 40, "v1"]
 

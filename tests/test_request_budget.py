@@ -11,8 +11,9 @@ import pytest
 
 from serving.budget import ResponseBudget
 from serving.errors import PayloadTooLarge
+from serving.schemas import parse
 from tests.server import start_server
-from vrmodels.recommend import Recommender
+from vrmodels.model.recommend import Recommender
 
 LIMIT_MB = 6.0
 JSON = {"Content-Type": "application/json"}
@@ -95,7 +96,7 @@ def test_jsonlines_lines_count_like_instances(server):
 
 def budget_allows(budget: ResponseBudget, payloads: list[dict]) -> bool:
     try:
-        budget.check(payloads)
+        budget.check([parse(payload) for payload in payloads])
     except PayloadTooLarge:
         return False
     return True

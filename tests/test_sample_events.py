@@ -8,7 +8,7 @@ import pytest
 from features.build_features import build_features_from_file
 from features.sample_events import EARLY_SKIP, generate_events
 from tests.server import PROJECT_ROOT
-from vrmodels.train_model import train
+from vrmodels.training.trainer import train
 
 BUNDLED_SAMPLE = PROJECT_ROOT / "data" / "sample" / "events.csv.gz"
 

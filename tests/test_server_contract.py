@@ -1,40 +1,47 @@
-"""The SageMaker HTTP contract, checked against the real server in a subprocess."""
+"""The SageMaker HTTP contract, checked in-process through the app's ASGI interface (the real app, its lifespan,
+its scoring thread). What needs a real server process (workers, signals, sockets) is in test_server_lifecycle."""
 
 from __future__ import annotations
 
 import json
+import logging
 
-import httpx
 import pytest
+from starlette.testclient import TestClient
 
+from serving.app import create_app
+from serving.environment import Settings
 from tests import emf
-from tests.server import start_server
 
 JSON = {"Content-Type": "application/json"}
 JSONLINES = {"Content-Type": "application/jsonlines"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, model_dir):
-    tmp = tmp_path_factory.mktemp("server")
-    running = start_server(
-        tmp / "server.log",
+def client(tmp_path_factory, model_dir):
+    settings = Settings.from_env(
         {
             "VR_MODEL_DIR": str(model_dir),
-            "VR_OPT_ML": str(tmp / "no-opt-ml"),
+            "VR_OPT_ML": str(tmp_path_factory.mktemp("no-opt-ml")),
             "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
             "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1",
             "VR_VARIANT": "blue",
-        },
+        }
     )
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with TestClient(create_app(settings)) as http:
         yield http
+
+
+@pytest.fixture
+def logged(capsys, caplog):
+    """The request log lines (JSON on stdout) written while the test runs."""
+    caplog.set_level(logging.INFO, logger="serving.requests")
+    capsys.readouterr()
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+    return lines
 
 
 def invoke(client, payload, headers=JSON, **kwargs):
@@ -227,22 +234,17 @@ def test_docs_are_served(client):
     assert "/invocations" in client.get("/openapi.json").json()["paths"]
 
 
-def test_logs_are_json_lines_with_request_fields_and_no_ping(client, server):
+def test_logs_are_json_lines_with_request_fields_and_no_ping(client, logged):
     client.get("/ping")
     client.get("/execution-parameters", headers={"X-Amzn-SageMaker-Inference-Id": "plain-line"})
-    entries = [json.loads(line) for line in server.logs() if line.strip()]
-    plain = next(e for e in entries if e.get("request_id") == "plain-line")
+    entries = logged()
+    (plain,) = [e for e in entries if e.get("request_id") == "plain-line"]
     assert plain["route"] == "/execution-parameters" and plain["status"] == 200 and plain["latency_ms"] >= 0
-    assert "_aws" not in plain  # only /invocations carries metrics
+    assert "_aws" not in plain  # only invocations carry metrics
     assert not any(e.get("route") == "/ping" for e in entries)
 
 
-def emf_line(server, request_id: str) -> dict:
-    entries = [json.loads(line) for line in server.logs() if line.strip()]
-    return next(e for e in entries if e.get("request_id") == request_id)
-
-
-def test_each_invocation_logs_one_embedded_metric_format_line(client, server, model_dir):
+def test_each_invocation_logs_one_embedded_metric_format_line(client, logged, model_dir):
     instances = [
         {"user_id": "u001", "k": 2},
         {"user_id": "never-seen", "k": 2},  # fallback
@@ -253,7 +255,7 @@ def test_each_invocation_logs_one_embedded_metric_format_line(client, server, mo
     headers = {**JSON, "X-Amzn-SageMaker-Inference-Id": "emf-batch"}
     response = invoke(client, {"instances": instances}, headers=headers)
     assert response.status_code == 200
-    line = emf_line(server, "emf-batch")
+    (line,) = [entry for entry in logged() if entry.get("request_id") == "emf-batch"]
     emf.validate(line)
     model_version = json.loads((model_dir / "manifest.json").read_text())["model_version"]
     assert response.headers["x-model-version"] == model_version
@@ -265,8 +267,8 @@ def test_each_invocation_logs_one_embedded_metric_format_line(client, server, mo
     assert namespaces == {"VideoRecommender"}
 
 
-def test_a_failed_invocation_counts_as_an_error_under_its_status(client, server):
+def test_a_failed_invocation_counts_as_an_error_under_its_status(client, logged):
     invoke(client, {"user_id": "u001", "k": 0}, headers={**JSON, "X-Amzn-SageMaker-Inference-Id": "emf-422"})
-    line = emf_line(server, "emf-422")
+    (line,) = [entry for entry in logged() if entry.get("request_id") == "emf-422"]
     emf.validate(line)
     assert (line["StatusCode"], line["Errors"], line["Requests"]) == ("422", 1, 1)

@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -29,9 +30,9 @@ def test_ping_is_503_until_the_model_is_loaded_and_warm(model_dir, tmp_path):
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             before = await client.get("/ping")
             refused = await client.post("/invocations", json={"user_id": "u001"})
-            app.state.model.load()  # what gunicorn's master does before forking: mapped, not yet warm
+            app.state.model_state.load()  # what gunicorn's master does before forking: mapped, not yet warm
             loaded = await client.get("/ping")
-            app.state.model.warm()  # what each worker does before it accepts a connection
+            app.state.model_state.warm()  # what each worker does before it accepts a connection
             after = await client.get("/ping")
             return before, refused, loaded, after
 
@@ -48,7 +49,7 @@ def test_a_worker_finishes_starting_only_once_its_model_is_warm(model_dir, tmp_p
 
     async def start_up() -> str:
         async with app.lifespan():
-            return app.state.model.status
+            return app.state.model_state.status
 
     assert asyncio.run(start_up()) == "ready"
 
@@ -187,25 +188,30 @@ def test_a_request_over_the_timeout_is_504_and_its_remaining_work_is_dropped(big
         server.stop()
 
 
-def test_an_unexpected_fault_is_500_naming_the_request_id_without_a_traceback(model_dir, tmp_path, monkeypatch):
-    """A 500 is a bug by definition: one is injected into the real app's exact scoring path."""
-    app = create_app(Settings(opt_ml=tmp_path, fallback_model_dir=model_dir))
-
-    def broken_answer(queries):
-        raise ZeroDivisionError("a bug in scoring")
-
-    async def exercise():
-        async with app.lifespan():
-            monkeypatch.setattr(app.state.model.predictor.recommender, "answer", broken_answer)
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                headers = {"X-Amzn-SageMaker-Inference-Id": "req-500"}
-                return await client.post("/invocations", json={"video_id": "v005", "k": 2}, headers=headers)
-
-    response = asyncio.run(exercise())
-    assert response.status_code == 500
-    assert response.json() == {"error": {"status": 500, "message": "internal error; request id req-500"}}
-    assert "Traceback" not in response.text and "ZeroDivisionError" not in response.text
+def test_a_caller_that_hangs_up_mid_body_is_logged_499_with_a_warning_not_a_500(model_dir, tmp_path):
+    """A slow-body probe on a real socket: headers, part of the body, then the connection closes."""
+    server = start_server(tmp_path / "log", {"VR_MODEL_DIR": str(model_dir), "VR_OPT_ML": str(tmp_path)})
+    try:
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as probe:
+            probe.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\nX-Amzn-SageMaker-Inference-Id: probe\r\n\r\n{"user_id": '
+            )
+            time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while not (entries := [json.loads(line) for line in server.logs() if '"probe"' in line]):
+            assert time.monotonic() < deadline, server.logs()
+            time.sleep(0.1)
+        time.sleep(0.2)
+        entries = [json.loads(line) for line in server.logs() if '"probe"' in line]
+        warning = next(entry for entry in entries if entry["level"] == "WARNING")
+        request = next(entry for entry in entries if entry["message"] == "request")
+        assert "went away" in warning["message"] and "exception" not in warning
+        assert (request["status"], request["StatusCode"], request["Errors"]) == (499, "499", 0)
+        assert not [entry for entry in entries if entry["level"] == "ERROR"]
+    finally:
+        server.stop()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")

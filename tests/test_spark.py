@@ -22,13 +22,13 @@ from features.events import EventsFileError, validate_events
 from features.sample_events import generate_events
 from tests.aws import cli_env, client, moto_server, reset
 from tests.server import PROJECT_ROOT, start_server
-from vrmodels.artifacts import load_model_dir, write_model_dir
-from vrmodels.evaluation import temporal_split
+from vrmodels.model.artifacts import load_model_dir, write_model_dir
+from vrmodels.training.split import temporal_split
 
 pytestmark = pytest.mark.spark
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -r requirements-spark.txt)")
 
-from vrmodels import train_spark  # noqa: E402  (needs pyspark, checked just above)
+from vrmodels.training import spark as train_spark  # noqa: E402  (needs pyspark, checked just above)
 
 HEADER = "user_id,video_id,timestamp,event,watch_seconds,video_duration\n"
 SMALL = train_spark.SparkParams(rank=16, max_iter=8, reg_param=0.1, alpha=1.0, seed=3)

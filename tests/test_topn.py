@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from scipy.sparse import csr_matrix
 
-from vrmodels.artifacts import ModelArtifacts, write_model_dir
-from vrmodels.catalogue import CatalogueRanker
-from vrmodels.recommend import Query, Recommender
-from vrmodels.topn import build_topn
+from tests.asking import ask
+from vrmodels.model.artifacts import ModelArtifacts, write_model_dir
+from vrmodels.model.catalogue import CatalogueRanker
+from vrmodels.model.queries import Query
+from vrmodels.model.recommend import Recommender
+from vrmodels.training.aids import build_topn
 
 USERS, VIDEOS, FACTORS, N = 3000, 400, 16, 20
 
@@ -74,7 +76,7 @@ def test_excluding_too_much_of_the_list_falls_back_to_exact_scoring(recommender)
     listed = recommender.quick(Query("u42", N)).video_ids
     query = Query("u42", 10, exclude=listed[: N - 5])  # 5 listed videos remain, 10 are asked for
     assert recommender.quick(query) is None
-    answer = recommender.recommend("u42", k=10, exclude=listed[: N - 5])
+    answer = ask(recommender, query)
     assert answer.video_ids[:5] == listed[N - 5 :] and len(answer.video_ids) == 10
     assert_same(answer, recommender.answer([query])[0])
 
@@ -97,4 +99,4 @@ def test_a_user_with_fewer_unwatched_videos_than_n_gets_exactly_those(recommende
 )
 def test_what_the_lists_cannot_answer_is_left_to_exact_scoring(recommender, query):
     assert recommender.quick(query) is None
-    assert recommender.recommend(**{f: getattr(query, f) for f in query.__slots__}) == recommender.answer([query])[0]
+    assert ask(recommender, query) == recommender.answer([query])[0]

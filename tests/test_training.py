@@ -9,11 +9,13 @@ from features.build_features import build_features, build_features_from_file
 from features.events import validate_events
 from features.feature_set import FeatureSet
 from tests.conftest import SMALL_PARAMS
-from vrmodels.als import fit_als
-from vrmodels.evaluation import holdout, ranking_metrics, temporal_split
-from vrmodels.relevance import Relevance
-from vrmodels.train_model import QualityGateError, main, train
-from vrmodels.tuning import Trial, search_space, tune
+from vrmodels.train_model import main
+from vrmodels.training.als import fit_als
+from vrmodels.training.evaluation import QualityGateError, ranking_metrics
+from vrmodels.training.relevance import Relevance
+from vrmodels.training.split import holdout, temporal_split
+from vrmodels.training.trainer import train
+from vrmodels.training.tuning import Trial, search_space, tune
 
 
 def popularity_only_events(users: int = 400, videos: int = 80, per_user: int = 15, seed: int = 5) -> pd.DataFrame:

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from tests.server import PROJECT_ROOT
-from vrmodels.artifacts import load_model_dir
-from vrmodels.training_job import main
+from vrmodels.model.artifacts import load_model_dir
+from vrmodels.training.training_job import main
 
 
 @pytest.fixture

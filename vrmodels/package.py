@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from vrmodels.artifacts import ModelArtifactError, package_model_dir
+from vrmodels.model.artifacts import ModelArtifactError, package_model_dir
 
 
 def main(argv: list[str]) -> int:

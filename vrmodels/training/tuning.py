@@ -9,17 +9,20 @@ on validation. Only parameters the data can inform are searched (no skip paramet
 
 from __future__ import annotations
 
-import sys
+import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import optuna
-from tqdm import tqdm
 
 from features.confidence import ConfidenceConfig
 from features.feature_set import FeatureSet
-from vrmodels.als import K, TrainParams, evaluate_split
-from vrmodels.evaluation import holdout
+from vrmodels.training.als import TrainParams
+from vrmodels.training.evaluation import K, evaluate_split
+from vrmodels.training.split import holdout
+
+log = logging.getLogger(__name__)
 
 VALIDATION_FRACTION = 0.2
 DEFAULT_TUNE_TRIALS = 50
@@ -79,9 +82,16 @@ def search_space(base: Trial, features: FeatureSet) -> dict[str, list]:
 
 
 def tune(
-    features: FeatureSet, train_rows: np.ndarray, relevant: np.ndarray, trials: int, base: Trial
+    features: FeatureSet,
+    train_rows: np.ndarray,
+    relevant: np.ndarray,
+    trials: int,
+    base: Trial,
+    on_trial: Callable[[dict], None] | None = None,
 ) -> tuple[Trial, list[dict]]:
-    """The best of `trials` trials by validation NDCG@K, and every trial's record; only `train_rows` are read."""
+    """The best of `trials` trials by validation NDCG@K, and every trial's record; only `train_rows` are read.
+
+    `on_trial` receives each trial's record as it finishes, with the best validation score so far."""
     inner = holdout(features.interactions, relevant, VALIDATION_FRACTION, within=train_rows)
     fit_rows, judged_rows = inner.train_rows, inner.relevant_rows
     space = search_space(base, features)
@@ -95,29 +105,25 @@ def tune(
         if key not in scores:
             trial_features = features.with_confidence(trial.confidence)
             scores[key] = evaluate_split(trial_features, fit_rows, judged_rows, trial.params).metrics["als"]["ndcg"]
-        history.append(
-            {
-                "trial": study_trial.number,
-                "params": asdict(trial.params),
-                "confidence": trial.confidence.to_dict(),
-                f"validation_ndcg@{K}": scores[key],
-            }
-        )
-        tqdm.write(f"  trial {study_trial.number}: validation NDCG@{K} {scores[key]:.4f}  ({trial.describe()})")
+        record = {
+            "trial": study_trial.number,
+            "params": asdict(trial.params),
+            "confidence": trial.confidence.to_dict(),
+            f"validation_ndcg@{K}": scores[key],
+        }
+        history.append(record)
+        log.info("  trial %d: validation NDCG@%d %.4f  (%s)", study_trial.number, K, scores[key], trial.describe())
+        if on_trial:
+            on_trial(record | {"best": max(scores.values())})
         return scores[key]
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=base.params.seed))
     study.enqueue_trial({name: base.values()[name] for name in space})
-    with tqdm(total=trials, desc="tune", unit="trial", file=sys.stderr, disable=None) as progress:
-
-        def advance(study: optuna.Study, _: optuna.trial.FrozenTrial) -> None:
-            progress.update()
-            progress.set_postfix(best=f"{study.best_value:.4f}")
-
-        study.optimize(objective, n_trials=trials, callbacks=[advance])
+    study.optimize(objective, n_trials=trials)
     best = base.with_values(study.best_params)
-    print(
-        f"[tune] best: trial {study.best_trial.number}, validation NDCG@{K} {study.best_value:.4f} ({best.describe()})"
-    )
+    log.info(
+        "[tune] best: trial %d, validation NDCG@%d %.4f (%s)",
+        study.best_trial.number, K, study.best_value, best.describe(),
+    )  # fmt: skip
     return best, history

@@ -14,9 +14,12 @@ from __future__ import annotations
 import html
 import io
 import json
+import logging
 
-from vrmodels.artifacts import REPORT_HTML_FILE as HTML_FILE
-from vrmodels.artifacts import REPORT_PNG_FILE as PNG_FILE
+from vrmodels.model.artifacts import REPORT_HTML_FILE as HTML_FILE
+from vrmodels.model.artifacts import REPORT_PNG_FILE as PNG_FILE
+
+log = logging.getLogger(__name__)
 
 LABELS = {"als": "ALS", "most_popular": "most popular (clicks)", "most_watched": "most watched (engagement)"}
 
@@ -27,7 +30,7 @@ def render(manifest: dict) -> dict[str, bytes]:
         png = _plot(manifest)
     except ImportError:
         png = None
-        print("note: no matplotlib here, so no evaluation.png (pip install -r requirements-offline.txt)")
+        log.warning("no matplotlib here, so no evaluation.png (pip install -r requirements-offline.txt)")
     files = {HTML_FILE: _html(manifest, with_png=png is not None).encode()}
     if png is not None:
         files[PNG_FILE] = png

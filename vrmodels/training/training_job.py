@@ -15,9 +15,9 @@ relevant_min_rating, topn (precomputed top-N per user, default 100; 0 for none),
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
-import traceback
 from dataclasses import fields
 from pathlib import Path
 
@@ -26,11 +26,16 @@ import pandas as pd
 from features.build_features import build_features
 from features.confidence import ConfidenceConfig
 from features.events import read_events, read_movielens
-from vrmodels.artifacts import write_model_dir
-from vrmodels.relevance import DEFAULT_MIN_COMPLETION
-from vrmodels.topn import DEFAULT_TOPN
-from vrmodels.train_model import TrainParams, to_artifacts, train
-from vrmodels.tuning import DEFAULT_TUNE_TRIALS
+from vrmodels.model.artifacts import write_model_dir
+from vrmodels.model.booleans import parse_bool
+from vrmodels.model.threads import limit_blas_threads
+from vrmodels.model.topn import DEFAULT_TOPN
+from vrmodels.training.als import TrainParams
+from vrmodels.training.relevance import DEFAULT_MIN_COMPLETION
+from vrmodels.training.trainer import to_artifacts, train
+from vrmodels.training.tuning import DEFAULT_TUNE_TRIALS
+
+log = logging.getLogger(__name__)
 
 EVENT_SUFFIXES = (".csv", ".gz", ".parquet")
 CONFIDENCE_HYPERPARAMETERS = ("completion_weight", "skip_below", "skip_weight", "rating_weight", "scaling")
@@ -80,7 +85,7 @@ def run(root: Path) -> None:
         min_video_events=parsed.get("min_video_events", 1),
         source=str(channel),
     )
-    print(json.dumps({"features": features.report}), flush=True)
+    log.info(json.dumps({"features": features.report}))
     result = train(
         features,
         params,
@@ -91,7 +96,7 @@ def run(root: Path) -> None:
     )
     artifacts = to_artifacts(result, parsed.get("topn", DEFAULT_TOPN), parsed.get("ann", "auto"))
     directory = write_model_dir(artifacts, root / "model")
-    print(json.dumps({"model_dir": str(directory), "metrics": result.metrics}), flush=True)
+    log.info(json.dumps({"model_dir": str(directory), "metrics": result.metrics}))
 
 
 _TYPES = {
@@ -124,12 +129,7 @@ def _typed(values: dict[str, str]) -> dict:
             continue
         raw = values[name].strip()
         try:
-            if kind == "bool":
-                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                typed[name] = raw.lower() in ("true", "1", "yes")
-            else:
-                typed[name] = kind(raw)
+            typed[name] = parse_bool(raw) if kind == "bool" else kind(raw)
         except ValueError:
             expected = "true or false" if kind == "bool" else kind.__name__
             raise TrainingJobError(f"hyperparameter {name}={raw!r}: expected {expected}") from None
@@ -137,12 +137,14 @@ def _typed(values: dict[str, str]) -> dict:
 
 
 def main() -> int:
+    limit_blas_threads()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     root = Path(os.environ.get("VR_OPT_ML", "/opt/ml"))
     try:
         run(root)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
-        print(traceback.format_exc(), file=sys.stderr, flush=True)
+        log.exception("training job failed")
         failure = root / "output" / "failure"
         failure.parent.mkdir(parents=True, exist_ok=True)
         failure.write_text(reason + "\n")

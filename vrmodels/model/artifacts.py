@@ -11,15 +11,15 @@ A model directory holds
     popularity.npy       float32 per video: the fallback ranking (format 2 on: engagement, the sum of confidence;
                          format 1: distinct users)
     user_ids.npy, user_ids_order.npy, video_ids.npy, video_ids_order.npy
-                         the id ↔ index maps (format 4 on; memory-mapped and shared, see vrmodels.ids);
+                         the id ↔ index maps (format 4 on; memory-mapped and shared, see vrmodels.model.ids);
                          formats 1-3 have user_ids.json and video_ids.json (position = index) instead
     evaluation.html, evaluation.png
                          the evaluation report (format 2 on, optional: the PNG needs matplotlib)
     topn.npy             int32 users × N: each known user's best unwatched videos, best first, -1 padded
-                         (format 3 on, optional; memory-mapped, see vrmodels.topn)
+                         (format 3 on, optional; memory-mapped, see vrmodels.model.topn)
     ann_inner_product.faiss, ann_cosine.faiss
                          HNSW indexes for approximate top-k over large catalogues (format 4 on, optional;
-                         memory-mapped, see vrmodels.ann)
+                         memory-mapped, see vrmodels.model.ann)
 
 Format history: 1 the core files; 2 adds the report, the confidence parameters and the relevance definition
 to the manifest; 3 adds the precomputed top-N lists; 4 replaces the JSON id lists by shared id indexes and adds
@@ -43,9 +43,9 @@ from pathlib import Path
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from vrmodels import ann
-from vrmodels.ann import AnnIndexError, AnnIndexes
-from vrmodels.ids import IdIndex, IdIndexError
+from vrmodels.model import ann
+from vrmodels.model.ann import AnnIndexError, AnnIndexes
+from vrmodels.model.ids import IdIndex, IdIndexError
 
 FORMAT_VERSION = 4
 MANIFEST_FILE = "manifest.json"
@@ -93,9 +93,9 @@ class ModelArtifacts:
     reports: dict[str, bytes] = field(default_factory=dict)
     """Optional report files (name → content), written and checksummed with the rest."""
     topn: np.ndarray | None = None
-    """Optional precomputed top-N lists (see vrmodels.topn)."""
+    """Optional precomputed top-N lists (see vrmodels.model.topn)."""
     ann: AnnIndexes | None = None
-    """Optional ANN indexes (see vrmodels.ann)."""
+    """Optional ANN indexes (see vrmodels.model.ann)."""
 
     def __post_init__(self) -> None:
         for name in ("user_ids", "video_ids"):
@@ -166,6 +166,11 @@ def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+def is_model_dir(directory: Path | str) -> bool:
+    """True when `directory` holds a model (a manifest), e.g. one SageMaker extracted into /opt/ml/model."""
+    return (Path(directory) / MANIFEST_FILE).is_file()
 
 
 def read_manifest(directory: Path | str) -> dict:

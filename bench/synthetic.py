@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from vrmodels.artifacts import ModelArtifacts, write_model_dir
-from vrmodels.topn import serving_aids
+from vrmodels.model.artifacts import ModelArtifacts, write_model_dir
+from vrmodels.training.aids import serving_aids
 
 
 def ids(prefix: str, count: int) -> list[str]:

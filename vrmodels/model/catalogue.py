@@ -4,8 +4,9 @@ Without ANN indexes this is implicit's top-k (every video scored). With them, ea
 max(pool, 2k) candidates from the HNSW graph, the pool is re-scored exactly (a dot product per candidate),
 watched and excluded videos are removed, and the best k are kept; a query whose pool the filters leave with
 fewer than k videos (a heavy watcher, a long exclude list) is scored exactly instead. The same routine
-answers requests (vrmodels.recommend) and builds the precomputed top-N lists (vrmodels.topn), so a
-precomputed answer is the one the server would compute.
+answers requests (vrmodels.model.recommend), builds the precomputed top-N lists (vrmodels.training.aids) and
+ranks for evaluation (vrmodels.training.evaluation), so a precomputed or judged answer is the one the server
+would compute.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import numpy as np
 from implicit.cpu.topk import topk
 from scipy.sparse import csr_matrix
 
-from vrmodels.ann import AnnIndexes, faiss_module
+from vrmodels.model.ann import AnnIndexes, faiss_module
 
 FILTERED_SCORE = -1e38  # implicit marks filtered items with -finfo.max; anything below this is filtered
-DEFAULT_POOL = 200  # candidates per query: recall@10 0.995 at a million videos (vrmodels.ann)
+DEFAULT_POOL = 200  # candidates per query: recall@10 0.995 at a million videos (docs/large-catalogues.md)
 
 
 class CatalogueRanker:

@@ -1,8 +1,4 @@
-"""The recommend API: the only part of `vrmodels` that the server imports.
-
-Load a model directory once, then ask for top-k videos for a known user, for a watch history the model has
-never seen (fold-in), for many users at once, for the most popular videos, or for videos similar to one video.
-Ids in and out are the product's string ids.
+"""The Recommender: one loaded model directory, answering queries (vrmodels.model.queries) with string ids.
 
 Two entry points serve many callers cheaply:
 - `quick(query)` answers what needs no scoring pass: a known user from the precomputed top-N lists (a lookup
@@ -14,89 +10,20 @@ Two entry points serve many callers cheaply:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
 from scipy.sparse import csr_matrix
 
-from vrmodels import topn
-from vrmodels.artifacts import MANIFEST_FILE, ModelArtifactError, ModelArtifacts, load_model_dir
-from vrmodels.catalogue import DEFAULT_POOL, FILTERED_SCORE, CatalogueRanker
+from vrmodels.model import topn
+from vrmodels.model.artifacts import ModelArtifacts, load_model_dir
+from vrmodels.model.catalogue import DEFAULT_POOL, FILTERED_SCORE, CatalogueRanker
+from vrmodels.model.queries import Answer, AnyQuery, Query, Recommendations, SimilarQuery, UnknownVideo
 
 _NO_VIDEOS = np.zeros(0, dtype=np.int32)
 _SCORING_CHUNK = 256  # queries per top-k call: bounds the scores buffer to 256 × videos floats
-
-__all__ = [
-    "DEFAULT_POOL",
-    "FILTERED_SCORE",
-    "ModelArtifactError",
-    "Query",
-    "Recommendation",
-    "Recommendations",
-    "Recommender",
-    "SimilarQuery",
-    "UnknownVideoError",
-    "is_model_dir",
-]
-
-
-def is_model_dir(directory: Path | str) -> bool:
-    """True when `directory` holds a model (a manifest), e.g. one SageMaker extracted into /opt/ml/model."""
-    return (Path(directory) / MANIFEST_FILE).is_file()
-
-
-class UnknownVideoError(KeyError):
-    def __init__(self, video_id: str):
-        super().__init__(video_id)
-        self.video_id = video_id
-
-    def __str__(self) -> str:
-        return f"video {self.video_id!r} is not in the model"
-
-
-@dataclass(frozen=True, slots=True)
-class Recommendation:
-    video_id: str
-    score: float
-
-
-@dataclass(frozen=True)
-class Recommendations:
-    video_ids: list[str]
-    scores: list[float]
-    fallback: bool = False
-    """True when the user was unknown and had no usable history, so these are the most popular videos."""
-    unknown_video_ids: list[str] = field(default_factory=list)
-    """Ids from `history` or `candidates` that the model does not know; they were not used."""
-
-    @property
-    def items(self) -> list[Recommendation]:
-        return [Recommendation(video, score) for video, score in zip(self.video_ids, self.scores)]
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """Top-k videos for a user (known, or described by `history`), optionally among `candidates` only."""
-
-    user_id: str | None = None
-    k: int = 10
-    exclude_watched: bool = True
-    exclude: Sequence[str] = ()
-    candidates: Sequence[str] | None = None
-    history: Sequence[str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SimilarQuery:
-    """Top-k videos closest to one video by cosine of their factors."""
-
-    video_id: str
-    k: int = 10
-
-
-Answer = Recommendations | UnknownVideoError
 
 
 class Recommender:
@@ -161,12 +88,9 @@ class Recommender:
         """N of the precomputed lists (0 when the model directory has none)."""
         return 0 if self._topn is None else self._topn.shape[1]
 
-    def knows_user(self, user_id: str) -> bool:
-        return self._users.index_of(user_id) is not None
-
     # ---- the two entry points ----
 
-    def quick(self, query: Query | SimilarQuery) -> Recommendations | None:
+    def quick(self, query: AnyQuery) -> Recommendations | None:
         """The answer when it needs no scoring pass (precomputed top-N, popular fallback), else None."""
         if isinstance(query, SimilarQuery):
             return None
@@ -182,8 +106,8 @@ class Recommender:
         scores = self._item_factors[videos] @ self._user_factors[user]
         return Recommendations(self._videos.ids_of(videos), scores.tolist())
 
-    def answer(self, queries: Sequence[Query | SimilarQuery]) -> list[Answer]:
-        """Exact answers to many queries, scored together; an unknown `video_id` yields UnknownVideoError."""
+    def answer(self, queries: Sequence[AnyQuery]) -> list[Answer]:
+        """Exact answers to many queries, scored together; an unknown `video_id` is answered UnknownVideo."""
         results: list[Answer | None] = [None] * len(queries)
         ranked: list[_Ranking] = []
         similar: list[tuple[int, int, int]] = []
@@ -191,7 +115,7 @@ class Recommender:
             if isinstance(query, SimilarQuery):
                 video = self._videos.index_of(query.video_id)
                 if video is None:
-                    results[slot] = UnknownVideoError(query.video_id)
+                    results[slot] = UnknownVideo(query.video_id)
                 else:
                     similar.append((slot, video, query.k))
                 continue
@@ -211,43 +135,6 @@ class Recommender:
         for slot, answer in self._similar(similar):
             results[slot] = answer
         return results  # type: ignore[return-value]
-
-    # ---- the single-call API, built on the two entry points ----
-
-    def recommend(
-        self,
-        user_id: str | None,
-        k: int = 10,
-        exclude_watched: bool = True,
-        exclude: Iterable[str] = (),
-        candidates: Sequence[str] | None = None,
-        history: Sequence[str] | None = None,
-    ) -> Recommendations:
-        """Top-k for one user. `history` folds fresh watches in; unknown user and no history → popular."""
-        query = Query(user_id, k, exclude_watched, tuple(exclude), candidates, history)
-        return self.quick(query) or self.answer([query])[0]  # type: ignore[return-value]
-
-    def recommend_batch(
-        self, user_ids: Sequence[str], k: int = 10, exclude_watched: bool = True
-    ) -> list[Recommendations]:
-        """Many users at once; unknown users get the popular fallback."""
-        queries = [Query(user_id, k, exclude_watched) for user_id in user_ids]
-        answers: list = [self.quick(query) for query in queries]
-        pending = [slot for slot, answer in enumerate(answers) if answer is None]
-        for slot, answer in zip(pending, self.answer([queries[slot] for slot in pending])):
-            answers[slot] = answer
-        return answers
-
-    def popular(self, k: int = 10, exclude: Iterable[str] = ()) -> Recommendations:
-        """Most-watched videos; score = popularity relative to the most popular video (1.0)."""
-        return self._popular(Query(None, k, exclude=tuple(exclude)))
-
-    def similar(self, video_id: str, k: int = 10) -> list[Recommendation]:
-        """Videos whose factors are closest by cosine, the video itself left out."""
-        answer = self.answer([SimilarQuery(video_id, k)])[0]
-        if isinstance(answer, UnknownVideoError):
-            raise answer
-        return answer.items
 
     # ---- internals ----
 
