@@ -1,23 +1,35 @@
 # Two entry points, both from a fresh clone:  `make run`  and  `make test`.
+# `run` installs what training and serving need (requirements.txt, requirements-offline.txt); `test` adds the
+# test, deploy and Spark tools (requirements-dev.txt). uv installs them: the same wheels as pip, in parallel.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
 EVENTS ?= data/sample/events.csv.gz
 FEATURES_DIR ?= artifacts/features
 MODELS_ROOT ?= artifacts/models
 PORT ?= 8080
 
-.PHONY: run setup features train serve test lint bench
+.PHONY: run setup dev-setup features train serve test lint bench
 
 run: train serve
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-offline.txt requirements-spark.txt
+$(UV):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.run-installed: requirements.txt requirements-offline.txt | $(UV)
+	$(UV) pip install --quiet --python $(PY) -r requirements.txt -r requirements-offline.txt
 	touch $@
 
-setup: $(VENV)/.installed
+$(VENV)/.dev-installed: $(VENV)/.run-installed requirements-dev.txt requirements-spark.txt
+	$(UV) pip install --quiet --python $(PY) -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.run-installed
+
+dev-setup: $(VENV)/.dev-installed
 
 features: setup
 	$(PY) -m features.build_features $(EVENTS) --out $(FEATURES_DIR)
@@ -28,7 +40,7 @@ train: features
 serve: setup
 	VR_MODEL_DIR=$(MODELS_ROOT)/latest SAGEMAKER_BIND_TO_PORT=$(PORT) $(PY) serve.py
 
-lint: setup
+lint: dev-setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/shellcheck deploy/*.sh tests/engine/*.sh
@@ -37,7 +49,7 @@ lint: setup
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: setup
+bench: dev-setup
 	$(PY) -m bench.offline
 	$(PY) -m bench.quality
 	$(PY) -m bench.server
