@@ -100,12 +100,12 @@ def create_app(settings: Settings | None = None) -> Application:
 
     @app.post("/invocations", summary="Recommendations, similar videos, or a batch of either")
     async def invocations(request: Request) -> Response:
-        return await transform(request, state.ready)
+        return await transform(request.scope, request.receive, state.ready)
 
     async def hot_ping(scope: Scope, receive: Receive, send: Send) -> None:
         await ping_response()(scope, receive, send)
 
     async def hot_invocations(scope: Scope, receive: Receive, send: Send) -> None:
-        await (await transform(Request(scope, receive), state.ready))(scope, receive, send)
+        await (await transform(scope, receive, state.ready))(scope, receive, send)
 
     return Application(app, {("GET", "/ping"): hot_ping, ("POST", "/invocations"): hot_invocations}, settings.variant)

@@ -84,7 +84,7 @@ def _object(outcome: Outcome) -> dict:
 def answer_object(answered: Answered) -> dict:
     """{"userId", "recommendations"[, "fallback", "unknownVideoIds"]} or {"videoId", "similar"}."""
     query, answer = answered.query, answered.recommendations
-    items = [{"videoId": video, "score": round(score, 6)} for video, score in zip(answer.video_ids, answer.scores)]
+    items = [{"videoId": video, "score": score} for video, score in zip(answer.video_ids, answer.scores)]
     if isinstance(query, SimilarQuery):
         return {"videoId": query.video_id, "similar": items}
     result: dict = {"userId": query.user_id, "recommendations": items}

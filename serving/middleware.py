@@ -6,8 +6,8 @@ invocation's line also carries its metrics in CloudWatch EMF (serving.metrics).
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,7 +28,7 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         request_id = next((v for k, v in scope["headers"] if k == INFERENCE_ID_HEADER), b"").decode("latin-1")[:64]
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or os.urandom(16).hex()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         started = time.perf_counter()

@@ -10,6 +10,7 @@ the batch answered as usual).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,7 +42,11 @@ class Predictor:
     def __init__(self, max_batch: int, max_wait: float):
         self.batcher: MicroBatcher[Job, Outcome] = MicroBatcher(self.score, max_batch, max_wait)
 
-    async def predict(self, recommender: Recommender, parsed: Sequence[Parsed], request_id: str) -> list[Outcome]:
+    async def predict(
+        self, recommender: Recommender, parsed: Sequence[Parsed], request_id: str, timeout: float
+    ) -> list[Outcome]:
+        """Each query's outcome, in order; TimeoutError when scoring takes longer than `timeout` seconds (answers
+        that need no scoring never wait, so they are never timed)."""
         outcomes: list[Outcome | None] = [None] * len(parsed)
         pending: list[tuple[int, AnyQuery]] = []
         for slot, item in enumerate(parsed):
@@ -61,7 +66,9 @@ class Predictor:
             pending = unanswered
         if pending:
             jobs = [Job(recommender, query, request_id, inline) for _, query in pending]
-            for (slot, _), outcome in zip(pending, await self.batcher.run(jobs)):
+            async with asyncio.timeout(timeout):  # no task per request, unlike wait_for
+                scored = await self.batcher.run(jobs)
+            for (slot, _), outcome in zip(pending, scored):
                 outcomes[slot] = outcome
         return outcomes  # type: ignore[return-value]
 

@@ -30,7 +30,7 @@ class RecommendRequest(BaseModel):
     user_id: StrictStr | None = Field(None, min_length=1, max_length=256)
     k: K = DEFAULT_K
     exclude_watched: StrictBool = True
-    exclude: VideoIds = []
+    exclude: VideoIds = Field(default_factory=list)
     candidates: VideoIds | None = None
     history: VideoIds | None = None
 

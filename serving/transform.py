@@ -7,12 +7,11 @@ catch-all for a fault nobody foresaw: 500, logged with the request id, never a t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
-from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope
 
 from serving import codecs, schemas
 from serving.environment import Settings
@@ -29,9 +28,9 @@ class Transformer:
         self.settings = settings
         self.predictor = predictor
 
-    async def __call__(self, request: Request, resolve: Callable[[], LoadedModel]) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, resolve: Callable[[], LoadedModel]) -> Response:
         """Answer one invocation with the model `resolve` names (it raises when there is none to answer with)."""
-        state = request.scope.setdefault("state", {})
+        state = scope.setdefault("state", {})
         stats = state[STATS_KEY] = InvocationStats()
         request_id = state.get("request_id", "")
         model: LoadedModel | None = None
@@ -39,25 +38,29 @@ class Transformer:
             try:
                 model = resolve()
                 stats.model_version = model.version
-                return await self._answer(request, model, stats, request_id)
+                return await self._answer(scope, receive, model, stats, request_id)
             except ServingError as error:
                 return error_response(error, model)
             except Exception:
                 log.exception("invocation failed", extra={"request_id": request_id})
                 return error_response(InternalError(request_id), model)
 
-    async def _answer(self, request: Request, model: LoadedModel, stats: InvocationStats, request_id: str) -> Response:
-        request_kind = codecs.request_type(request.headers.get("content-type"))
-        answer_kind = codecs.response_type(request.headers.get("accept"), request_kind)
-        decoded = codecs.decode(await read_body(request, self.settings.max_payload_bytes), request_kind)
+    async def _answer(
+        self, scope: Scope, receive: Receive, model: LoadedModel, stats: InvocationStats, request_id: str
+    ) -> Response:
+        headers = _headers(scope)
+        request_kind = codecs.request_type(headers.get(b"content-type"))
+        answer_kind = codecs.response_type(headers.get(b"accept"), request_kind)
+        body = await read_body(receive, headers.get(b"content-length"), self.settings.max_payload_bytes, request_id)
+        decoded = codecs.decode(body, request_kind)
         parsed = [schemas.parse(value) for value in decoded.values]
         stats.queries = len(parsed)
         model.budget.check(parsed)
+        timeout = self.settings.timeout_seconds
         try:
-            async with asyncio.timeout(self.settings.timeout_seconds):  # no task per request, unlike wait_for
-                outcomes = await self.predictor.predict(model.recommender, parsed, request_id)
+            outcomes = await self.predictor.predict(model.recommender, parsed, request_id, timeout)
         except TimeoutError:
-            raise RequestTimeout(f"prediction took longer than {self.settings.timeout_seconds:g}s") from None
+            raise RequestTimeout(f"prediction took longer than {timeout:g}s") from None
         stats.count(outcomes)
         status, content = codecs.encode(outcomes, decoded.batched, answer_kind)
         response = Response(content, status_code=status, media_type=answer_kind)
@@ -72,21 +75,29 @@ def error_response(error: ServingError, model: LoadedModel | None = None) -> Res
     return response
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+_READ = (b"content-type", b"accept", b"content-length")
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    """The request headers the transform reads (ASGI servers give names in lower case)."""
+    return {name: value.decode("latin-1") for name, value in scope["headers"] if name in _READ}
+
+
+async def read_body(receive: Receive, declared: str | None, limit: int, request_id: str) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed `limit` (before any parsing); 499 when the
     caller goes away before all of it has arrived."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit} byte limit")
     chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"body exceeds the {limit} byte limit")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        request_id = request.scope["state"].get("request_id")
-        log.warning("client went away after %d bytes of its request", size, extra={"request_id": request_id})
-        raise ClientClosedRequest("the client closed the connection before its request arrived") from None
-    return b"".join(chunks)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            log.warning("client went away after %d bytes of its request", size, extra={"request_id": request_id})
+            raise ClientClosedRequest("the client closed the connection before its request arrived")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the {limit} byte limit")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

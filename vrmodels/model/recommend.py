@@ -104,7 +104,7 @@ class Recommender:
         if videos is None:
             return None
         scores = self._item_factors[videos] @ self._user_factors[user]
-        return Recommendations(self._videos.ids_of(videos), scores.tolist())
+        return Recommendations(self._videos.ids_of(videos), _score_list(scores))
 
     def answer(self, queries: Sequence[AnyQuery]) -> list[Answer]:
         """Exact answers to many queries, scored together; an unknown `video_id` is answered UnknownVideo."""
@@ -151,7 +151,7 @@ class Recommender:
                 video for video in self._popular_order[: query.k + len(excluded)].tolist() if video not in excluded
             ]
             chosen = chosen[: query.k]
-        scores = [float(self._popular_score[video]) for video in chosen]
+        scores = _score_list(self._popular_score[chosen])
         return Recommendations(self._videos.ids_of(chosen), scores, fallback=True, unknown_video_ids=unknown)
 
     def _ranking(self, slot: int, query: Query) -> _Ranking | Recommendations:
@@ -202,7 +202,7 @@ class Recommender:
         scores = self._item_factors[videos] @ ranking.vector
         best = np.argsort(-scores, kind="stable")[: ranking.k]
         return Recommendations(
-            self._videos.ids_of(videos[best]), scores[best].tolist(), unknown_video_ids=ranking.unknown
+            self._videos.ids_of(videos[best]), _score_list(scores[best]), unknown_video_ids=ranking.unknown
         )
 
     def _rank_catalogue(self, rankings: list[_Ranking]) -> list[tuple[_Ranking, Recommendations]]:
@@ -218,7 +218,7 @@ class Recommender:
             keep = row_scores[: ranking.k] > FILTERED_SCORE
             answer = Recommendations(
                 self._videos.ids_of(row_ids[: ranking.k][keep]),
-                row_scores[: ranking.k][keep].tolist(),
+                _score_list(row_scores[: ranking.k][keep]),
                 unknown_video_ids=ranking.unknown,
             )
             answers.append((ranking, answer))
@@ -230,7 +230,7 @@ class Recommender:
         videos = np.asarray([video for _, video, _ in requests])
         ids, scores = self._ranker.similar(videos, max(k for _, _, k in requests))
         return [
-            (slot, Recommendations(self._videos.ids_of(row_ids[:k]), row_scores[:k].tolist()))
+            (slot, Recommendations(self._videos.ids_of(row_ids[:k]), _score_list(row_scores[:k])))
             for (slot, _, k), row_ids, row_scores in zip(requests, ids, scores)
         ]
 
@@ -260,6 +260,11 @@ class _Ranking:
     candidates: np.ndarray | None
     unknown: list[str]
     vector: np.ndarray | None = None
+
+
+def _score_list(scores: np.ndarray) -> list[float]:
+    """Scores to 6 decimals, as answers carry them: float32 holds no more, and the answer stays short."""
+    return np.round(scores.astype(np.float64), 6).tolist()
 
 
 def _union(sorted_unique: np.ndarray, other: np.ndarray) -> np.ndarray:
