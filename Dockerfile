@@ -35,7 +35,7 @@ WORKDIR /build
 COPY features/ features/
 COPY vrmodels/ vrmodels/
 COPY data/sample/ data/sample/
-RUN python -m features.build_features data/sample/events.csv.gz --out /tmp/features \
+RUN python -m features.build_features data/sample/events.csv.gz --videos data/sample/videos.csv.gz --out /tmp/features \
     && python -m vrmodels.train_model --features /tmp/features --models-root /tmp/models \
     && cp -rL /tmp/models/latest /opt/default-model
 

@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 EVENTS ?= data/sample/events.csv.gz
+VIDEOS ?= data/sample/videos.csv.gz
 FEATURES_DIR ?= artifacts/features
 MODELS_ROOT ?= artifacts/models
 PORT ?= 8080
@@ -32,7 +33,7 @@ setup: $(VENV)/.run-installed
 dev-setup: $(VENV)/.dev-installed
 
 features: setup
-	$(PY) -m features.build_features $(EVENTS) --out $(FEATURES_DIR)
+	$(PY) -m features.build_features $(EVENTS) --videos $(VIDEOS) --out $(FEATURES_DIR)
 
 train: features
 	$(PY) -m vrmodels.train_model --features $(FEATURES_DIR) --models-root $(MODELS_ROOT)

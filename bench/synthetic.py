@@ -59,7 +59,7 @@ def random_model(
     )
     user_items.sum_duplicates()
     user_factors, item_factors = topic_factors(rng, users, videos, factors)
-    lists, indexes, serving = serving_aids(user_factors, item_factors, user_items, topn, ann_mode)
+    aids = serving_aids(user_factors, item_factors, user_items, topn, ann_mode)
     return write_model_dir(
         ModelArtifacts(
             user_factors=user_factors,
@@ -71,10 +71,10 @@ def random_model(
             manifest={
                 "model_version": f"random-{users}x{videos}x{factors}",
                 "parameters": {"alpha": 1.0},
-                "serving": serving,
+                "serving": aids.manifest,
             },
-            topn=lists,
-            ann=indexes,
+            topn=aids.topn,
+            ann=aids.ann,
         ),
         directory,
     )

@@ -1,10 +1,12 @@
-"""Events → user–video confidence table and id maps.
+"""Events (and the video catalogue) → user–video confidence table, id maps and video metadata.
 
-    python -m features.build_features EVENTS --out DIR [--format events|movielens]
+    python -m features.build_features EVENTS --out DIR [--videos VIDEOS] [--format events|movielens]
         [--min-user-events N] [--min-video-events N] [--skip-below C] [--skip-weight W] ...
 
 Exact duplicate events and events of users/videos under the minimum counts are dropped on purpose;
-each drop is counted in `report.json` and printed, never lost silently.
+each drop is counted in `report.json` and printed, never lost silently. With `--videos`, catalogue videos
+nobody has watched yet (new uploads) join the video ids, and videos watched but missing from the catalogue are
+counted; neither is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.catalogue import read_catalogue
+from features.columns import DataFileError
 from features.confidence import (
     DEFAULT_EVENT_WEIGHTS,
     SCALINGS,
@@ -26,10 +30,11 @@ from features.confidence import (
     check_event_names,
     completion,
 )
-from features.events import EventsFileError, read_events, read_movielens
+from features.events import read_events, read_movielens
 from features.feature_set import FeatureSet, PairEvents
 
 READERS = {"events": read_events, "movielens": read_movielens}
+CATALOGUE_FORMATS = {"events": "videos", "movielens": "movielens"}  # --format reads u.data and u.item alike
 NO_EVENT_COLUMN = "view"  # what an event is when the file has no `event` column
 
 
@@ -39,8 +44,10 @@ def build_features(
     min_user_events: int = 1,
     min_video_events: int = 1,
     source: str = "<frame>",
+    videos: pd.DataFrame | None = None,
 ) -> FeatureSet:
-    """Aggregate validated events (see `features.events`) into one confidence per user–video pair."""
+    """Aggregate validated events (see `features.events`) into one confidence per user–video pair; `videos` is
+    a validated catalogue (see `features.catalogue`), whose videos join the video ids whether watched or not."""
     confidence = confidence or ConfidenceConfig()
     if "event" in events.columns:
         event_codes, event_names = pd.factorize(events["event"])
@@ -48,7 +55,7 @@ def build_features(
         try:
             check_event_names(list(event_names), first_rows.tolist(), confidence)
         except UnknownEventError as exc:
-            raise EventsFileError(source, str(exc), row=exc.row, column="event") from exc
+            raise DataFileError(source, str(exc), row=exc.row, column="event") from exc
         event_names = [str(name) for name in event_names]
     else:
         event_codes, event_names = np.zeros(len(events), np.int64), [NO_EVENT_COLUMN]
@@ -86,19 +93,27 @@ def build_features(
         pair=(np.cumsum(starts_flag) - 1).astype(np.int32),
         event_codes=event_codes[keep].astype(np.int16),
         event_names=event_names,
+        timestamp=timestamps.astype(np.int64),
         completion=completion(events)[kept],
         rating=ratings,
+        pairs=len(run_starts),
     )
 
-    # Re-index so that only users and videos with kept events get an index (order-preserving).
+    # Re-index so that only users and videos with kept events get an index (order-preserving); catalogue videos
+    # join the video ids in sorted order.
     kept_users, user_index = _compact(user_codes[keep][run_starts], len(user_ids))
     kept_videos, video_index = _compact(video_codes[keep][run_starts], len(video_ids))
+    watched_ids = np.asarray(video_ids, dtype=object)[kept_videos]
+    all_video_ids = watched_ids if videos is None else np.union1d(watched_ids.astype(str), videos["video_id"])
+    if videos is not None:
+        video_index = np.searchsorted(all_video_ids, watched_ids.astype(str))[video_index].astype(np.int32)
     interactions = pd.DataFrame(
         {
             "user_index": user_index,
             "video_index": video_index,
             "confidence": pair_events.confidence(confidence),
             "events": (run_ends - run_starts).astype(np.int32),
+            "first_timestamp": timestamps[run_starts].astype(np.int64),
             "last_timestamp": timestamps[run_ends - 1].astype(np.int64),
         }
     )
@@ -113,7 +128,7 @@ def build_features(
         },
         "kept_events": int(keep.sum()),
         "users": len(kept_users),
-        "videos": len(kept_videos),
+        "videos": len(all_video_ids),
         "pairs": len(interactions),
         "events_with_watch_time": int((~np.isnan(pair_events.completion)).sum()),
         "event_counts": dict(
@@ -123,13 +138,39 @@ def build_features(
         "min_video_events": min_video_events,
         "confidence": confidence.to_dict(),
     }
+    aligned = None
+    if videos is not None:
+        aligned, report["catalogue"] = _align_catalogue(videos, all_video_ids, watched_ids.astype(str))
     return FeatureSet(
         interactions=interactions,
         pair_events=pair_events,
         user_ids=[str(u) for u in np.asarray(user_ids)[kept_users]],
-        video_ids=[str(v) for v in np.asarray(video_ids)[kept_videos]],
+        video_ids=[str(v) for v in all_video_ids],
         report=report,
+        videos=aligned,
     )
+
+
+def _align_catalogue(videos: pd.DataFrame, video_ids: np.ndarray, watched_ids: np.ndarray) -> tuple[pd.DataFrame, dict]:
+    """The catalogue in video index order (empty rows for watched videos it lacks), and what the report counts."""
+    listed = np.isin(video_ids, videos["video_id"].to_numpy(dtype=str))
+    watched = np.isin(video_ids, watched_ids)
+    aligned = (
+        videos.set_index("video_id")
+        .reindex(video_ids)
+        .reset_index(drop=True)[["channel_id", "category", "duration_seconds", "published_at"]]
+    )
+    aligned["channel_id"] = aligned["channel_id"].astype(object).where(aligned["channel_id"].notna(), None)
+    aligned["category"] = aligned["category"].astype(object).where(aligned["category"].notna(), None)
+    counts = {
+        "videos": int(listed.sum()),
+        "watched": int((listed & watched).sum()),
+        "without_events": int((listed & ~watched).sum()),
+        "watched_but_not_in_catalogue": int((watched & ~listed).sum()),
+        "known": {column: int(aligned[column].notna().sum()) for column in aligned.columns},
+        "ignored_columns": videos.attrs.get("ignored_columns", []),
+    }
+    return aligned, counts
 
 
 def _compact(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -140,8 +181,12 @@ def _compact(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return in_use, position[codes]
 
 
-def build_features_from_file(path: Path | str, input_format: str = "events", **options: object) -> FeatureSet:
-    return build_features(READERS[input_format](path), source=str(path), **options)
+def build_features_from_file(
+    path: Path | str, input_format: str = "events", videos: Path | str | None = None, **options: object
+) -> FeatureSet:
+    """Events from `path` (and the catalogue from `videos`), both in `input_format`'s flavour."""
+    catalogue = read_catalogue(videos, CATALOGUE_FORMATS[input_format]) if videos else None
+    return build_features(READERS[input_format](path), source=str(path), videos=catalogue, **options)
 
 
 def confidence_arguments(parser: argparse.ArgumentParser) -> None:
@@ -180,6 +225,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("events", type=Path, help="CSV (optionally .gz) or Parquet events, or MovieLens u.data")
     parser.add_argument("--out", type=Path, required=True, help="feature directory to write")
+    parser.add_argument(
+        "--videos", type=Path, help="the video catalogue: CSV (optionally .gz) or Parquet, or MovieLens u.item"
+    )
     parser.add_argument("--format", choices=sorted(READERS), default="events")
     parser.add_argument("--min-user-events", type=int, default=1)
     parser.add_argument("--min-video-events", type=int, default=1)
@@ -194,11 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         features = build_features_from_file(
             args.events,
             args.format,
+            args.videos,
             confidence=confidence_from_arguments(args),
             min_user_events=args.min_user_events,
             min_video_events=args.min_video_events,
         )
-    except (EventsFileError, ValueError) as exc:
+    except (DataFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     features.save(args.out)
@@ -209,6 +258,13 @@ def main(argv: list[str] | None = None) -> int:
         f"({report['users']} users × {report['videos']} videos) in {seconds:.2f}s → {args.out}"
     )
     print("dropped: " + ", ".join(f"{name}={count}" for name, count in report["dropped"].items()))
+    if "catalogue" in report:
+        catalogue = report["catalogue"]
+        print(
+            f"catalogue: {catalogue['videos']} videos, {catalogue['without_events']} without events yet (new "
+            f"uploads), {catalogue['watched_but_not_in_catalogue']} watched but not in it"
+            + (f"; columns not read: {', '.join(catalogue['ignored_columns'])}" if catalogue["ignored_columns"] else "")
+        )
     return 0
 
 

@@ -1,54 +1,261 @@
-"""Deterministic synthetic watch logs that behave like real ones, for the bundled sample and benchmarks.
+"""Deterministic synthetic video platforms that behave like real ones: the bundled sample and benchmark logs.
 
-What makes it realistic, and hard for a click counter:
-- users have topic tastes (a few topics each, Dirichlet-distributed) and heavy-tailed activity;
-- videos have a topic, a duration (log-normal, 20 s to 3 h), a quality and a power-law popularity;
-- a click becomes a watch whose completion depends on the user's affinity for the topic and on the
-  video's quality: many clicks end in an early skip (under 15% watched);
+The platform: channels in categories upload videos every day (a back catalogue exists before the log starts);
+users follow a few channels, have tastes over categories, and spend part of their time on what is new. What
+makes the log realistic, and hard for a click counter:
+- each click comes from a source: a followed channel's recent uploads, fresh uploads of a favourite category,
+  what is trending platform-wide, a clickbait thumbnail, or browsing a favourite category's catalogue;
+- a video's pull decays with its age: most of its views come in its first days;
+- a click becomes a watch whose completion depends on the user's taste for the category, whether they follow the
+  channel, and the video's quality: many clicks end in an early skip (under 15% watched);
 - `complete`, `like` and `share` events follow satisfying watches, more often the stronger the affinity;
-- a few popular clickbait videos are clicked by everyone, whatever their taste, and rarely finished;
+- popular clickbait is clicked by everyone, whatever their taste, and rarely finished;
 - satisfied users sometimes come back and watch a video again (replays).
 
-Rows: `user_id, video_id, timestamp, event, watch_seconds, video_duration`. A `view` row carries how long
-the video was watched; `complete`, `like` and `share` rows follow it with empty watch columns.
+Events: `user_id, video_id, timestamp, event, watch_seconds, video_duration` (a `view` carries how long the video
+was watched; `complete`, `like` and `share` rows follow it with empty watch columns). Catalogue:
+`video_id, channel_id, category, duration_seconds, published_at` (ISO-8601) and a `title` no trainer reads.
 
-    python -m features.sample_events --out data/sample/events.csv.gz
+    python -m features.sample_events --out data/sample/events.csv.gz --videos-out data/sample/videos.csv.gz
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-START = 1_735_689_600  # 2025-01-01T00:00:00Z
-SPAN_SECONDS = 60 * 24 * 3600
+START = 1_735_689_600  # 2025-01-01T00:00:00Z: the log's first second
+DAY = 24 * 3600
 EARLY_SKIP = 0.15  # an early skip watches at most this share of the video
+CATEGORY_NAMES = (
+    "music", "gaming", "news", "comedy", "sports", "education", "cooking", "travel", "tech", "film",
+    "fitness", "science", "fashion", "pets", "autos", "diy", "history", "kids", "finance", "art",
+)  # fmt: skip
+SOURCES = ("follow", "fresh", "trending", "clickbait", "browse")
 
 
-def generate_events(
+@dataclass
+class Platform:
+    events: pd.DataFrame
+    videos: pd.DataFrame
+
+
+def generate_platform(
     users: int = 3000,
-    videos: int = 600,
+    videos: int = 1200,
+    channels: int | None = None,
+    categories: int | None = None,
+    days: int = 60,
     mean_events: float = 20.0,
-    topics: int = 16,
+    back_catalogue: float = 0.3,
     clickbait_share: float = 0.015,
-    clickbait_clicks: float = 0.12,
     seed: int = 7,
-) -> pd.DataFrame:
-    """About `mean_events` clicks per user (each a `view`, plus the explicit events that follow it)."""
+) -> Platform:
+    """About `mean_events` clicks per user over `days` days; `back_catalogue` of the videos predate the log."""
     rng = np.random.default_rng(seed)
-    catalogue = _catalogue(rng, videos, topics, clickbait_share)
-    taste = rng.dirichlet(np.full(topics, 0.3), size=users)  # most weight on a few topics
-    clicks_per_user = np.maximum(2, rng.lognormal(np.log(mean_events) - 0.5, 1.0, size=users).astype(np.int64))
-    user = np.repeat(np.arange(users), clicks_per_user)
-    video = _choose_videos(rng, user, taste, catalogue, clickbait_clicks)
+    channels = channels or max(3, round(videos / 20))
+    categories = categories or max(3, min(20, round(channels / 4)))
+    catalogue = _catalogue(rng, videos, channels, categories, days, back_catalogue, clickbait_share)
+    people = _users(rng, users, catalogue, days, mean_events)
+    clicks = _clicks(rng, people, catalogue, days)
+    return Platform(_events(rng, clicks, people, catalogue), _catalogue_frame(catalogue))
 
-    # Affinity in 0..1: the user's taste for the video's topic relative to their favourite topic.
-    affinity = taste[user, catalogue["topic"][video]] / taste[user].max(axis=1)
-    satisfaction = 1 / (1 + np.exp(-6 * (0.55 * affinity + 0.6 * catalogue["quality"][video] - 0.6)))
+
+def generate_events(**options: object) -> pd.DataFrame:
+    """The events of `generate_platform(**options)`, for callers without a catalogue."""
+    return generate_platform(**options).events  # type: ignore[arg-type]
+
+
+def _catalogue(
+    rng: np.random.Generator,
+    videos: int,
+    channels: int,
+    categories: int,
+    days: int,
+    back_catalogue: float,
+    clickbait_share: float,
+) -> dict[str, np.ndarray]:
+    channel_category = np.r_[np.arange(categories), rng.integers(0, categories, max(0, channels - categories))]
+    channel_category = rng.permutation(channel_category)[:channels]
+    channel_popularity = (1.0 / np.arange(1, channels + 1) ** 0.9)[rng.permutation(channels)]
+    channel_quality = rng.beta(4, 2, channels)
+    # Each channel uploads in proportion to its activity; back-catalogue videos predate the log by up to 180 days.
+    channel = rng.choice(channels, size=videos, p=_normalised(channel_popularity**0.5 + 0.2))
+    old = rng.random(videos) < back_catalogue
+    published = np.where(
+        old,
+        START - rng.integers(DAY, 180 * DAY, videos),
+        START + rng.integers(0, days * DAY, videos),
+    )
+    appeal = channel_popularity[channel] * rng.lognormal(0, 0.6, videos)
+    clickbait = np.zeros(videos, dtype=bool)
+    clickbait[np.argsort(-appeal)[: max(3, int(videos * clickbait_share))]] = True  # among the most appealing
+    quality = np.clip(channel_quality[channel] + rng.normal(0, 0.1, videos), 0.05, 1.0)
+    quality = np.where(clickbait, rng.uniform(0.0, 0.15, videos), quality)
+    category = channel_category[channel]
+    duration = np.clip(np.round(rng.lognormal(np.log(300 + 60 * (category % 5)), 0.9, videos)), 20, 3 * 3600)
+    return {
+        "channel": channel,
+        "category": category,
+        "published": published,
+        "appeal": appeal,
+        "clickbait": clickbait,
+        "quality": quality,
+        "duration": duration,
+        "channel_category": channel_category,
+        "channel_popularity": channel_popularity,
+        "categories": np.asarray(categories),
+    }
+
+
+def _users(
+    rng: np.random.Generator, users: int, catalogue: dict[str, np.ndarray], days: int, mean_events: float
+) -> dict[str, np.ndarray]:
+    categories = int(catalogue["categories"])
+    channels = len(catalogue["channel_category"])
+    taste = rng.dirichlet(np.full(categories, 0.3), size=users)  # most weight on a few categories
+    # Each user follows 1 to 5 channels, chosen by taste for the channel's category and the channel's popularity.
+    follow_weight = taste[:, catalogue["channel_category"]] * catalogue["channel_popularity"][None, :]
+    counts = np.minimum(rng.integers(1, 6, users), channels)
+    followed = np.zeros((users, 5), dtype=np.int64)  # the first counts[user] columns are the user's channels
+    for user in range(users):
+        weights = follow_weight[user] + 1e-9
+        followed[user, : counts[user]] = rng.choice(
+            channels, size=counts[user], replace=False, p=weights / weights.sum()
+        )
+    follows = np.zeros((users, channels), dtype=bool)
+    follows[np.repeat(np.arange(users), counts), followed[np.arange(5)[None, :] < counts[:, None]]] = True
+    start = rng.integers(0, days * DAY // 2, users)
+    length = rng.integers(days * DAY // 3, days * DAY, users)
+    return {
+        "taste": taste,
+        "follows": follows,
+        "followed": followed,
+        "follow_count": counts,
+        "freshness": rng.beta(2, 4, users),  # share of attention on what is new
+        "clicks": np.maximum(2, rng.lognormal(np.log(mean_events) - 0.5, 1.0, users).astype(np.int64)),
+        "start": START + start,
+        "end": np.minimum(START + start + length, START + days * DAY - 1),
+    }
+
+
+def _clicks(
+    rng: np.random.Generator, people: dict[str, np.ndarray], catalogue: dict[str, np.ndarray], days: int
+) -> pd.DataFrame:
+    """Who clicked what, when: each click's source is drawn, then its video among what that source offers."""
+    user = np.repeat(np.arange(len(people["clicks"])), people["clicks"])
+    time = people["start"][user] + (rng.random(len(user)) * (people["end"] - people["start"])[user]).astype(np.int64)
+    fresh_share = people["freshness"][user]
+    # The chance of each source but browsing (SOURCES order); the first two grow with an appetite for the new.
+    chances = np.stack([0.30 * fresh_share + 0.1, 0.35 * fresh_share, np.full(len(user), 0.06),
+                        np.full(len(user), 0.07)], axis=1)  # fmt: skip
+    source = (rng.random(len(user))[:, None] >= np.cumsum(chances, axis=1)).sum(axis=1)
+    taste = people["taste"]
+    cumulative_taste = np.cumsum(taste, axis=1)
+    category = np.minimum((cumulative_taste[user] < rng.random(len(user))[:, None]).sum(axis=1), taste.shape[1] - 1)
+    explore = rng.random(len(user)) < 0.10
+    category[explore] = rng.integers(0, taste.shape[1], int(explore.sum()))
+    video = np.full(len(user), -1, dtype=np.int64)
+    day = (time - START) // DAY
+    for d in range(days):
+        on_day = day == d
+        if on_day.any():
+            _choose_for_day(rng, d, on_day, source, category, user, video, time, people, catalogue)
+    missing = video < 0  # a source with nothing to offer that day: the user browses instead
+    if missing.any():
+        _browse(rng, np.flatnonzero(missing), category, video, time, catalogue)
+    clicks = pd.DataFrame({"user": user, "video": video, "timestamp": time, "source": source})
+    # A click cannot precede the upload: same-day uploads are watched after they appear.
+    published = catalogue["published"][video]
+    late = clicks.timestamp.to_numpy() < published
+    clicks.loc[late, "timestamp"] = published[late] + rng.integers(60, 6 * 3600, int(late.sum()))
+    return clicks[clicks.timestamp < START + days * DAY].reset_index(drop=True)
+
+
+def _choose_for_day(
+    rng: np.random.Generator,
+    d: int,
+    on_day: np.ndarray,
+    source: np.ndarray,
+    category: np.ndarray,
+    user: np.ndarray,
+    video: np.ndarray,
+    time: np.ndarray,
+    people: dict[str, np.ndarray],
+    catalogue: dict[str, np.ndarray],
+) -> None:
+    day_end = START + (d + 1) * DAY
+    published = catalogue["published"]
+    age_days = (day_end - published) / DAY
+    available = published < day_end
+    recent = available & (age_days <= 7)
+    fresh = available & (age_days <= 3)
+    regular = ~catalogue["clickbait"]
+    # Following: one of the user's channels, its uploads of the last week, the newest most likely.
+    clicks = np.flatnonzero(on_day & (source == SOURCES.index("follow")))
+    channel = people["followed"][
+        user[clicks], (rng.random(len(clicks)) * people["follow_count"][user[clicks]]).astype(int)
+    ]
+    for c in np.unique(channel):
+        chosen = clicks[channel == c]
+        pool = np.flatnonzero(recent & (catalogue["channel"] == c))
+        if len(pool):
+            video[chosen] = rng.choice(pool, size=len(chosen), p=_normalised(np.exp(-age_days[pool] / 2)))
+    # The others draw by appeal and newness: a favourite category's uploads of the last three days (fresh), any
+    # upload of the last three days (trending), clickbait of any age (its appeal decays slowly).
+    pools = {
+        "fresh": (fresh & regular, True, 1.5),
+        "trending": (fresh, False, 1.5),
+        "clickbait": (available & catalogue["clickbait"], False, 30.0),
+    }
+    for name, (mask, by_category, decay_days) in pools.items():
+        clicks = np.flatnonzero(on_day & (source == SOURCES.index(name)))
+        keys = category[clicks] if by_category else np.zeros(len(clicks), dtype=np.int64)
+        for key in np.unique(keys):
+            chosen = clicks[keys == key]
+            pool = np.flatnonzero(mask & (catalogue["category"] == key) if by_category else mask)
+            if len(pool):
+                weights = catalogue["appeal"][pool] * np.exp(-age_days[pool] / decay_days)
+                video[chosen] = rng.choice(pool, size=len(chosen), p=_normalised(weights))
+    _browse(rng, np.flatnonzero(on_day & (source == SOURCES.index("browse"))), category, video, time, catalogue)
+
+
+def _browse(
+    rng: np.random.Generator,
+    clicks: np.ndarray,
+    category: np.ndarray,
+    video: np.ndarray,
+    time: np.ndarray,
+    catalogue: dict[str, np.ndarray],
+) -> None:
+    """A favourite category's catalogue by appeal, newer videos still favoured (views decay with age)."""
+    if not len(clicks):
+        return
+    day_start = START + ((time[clicks] - START) // DAY) * DAY
+    regular = ~catalogue["clickbait"]
+    for key in np.unique(category[clicks]):
+        for start in np.unique(day_start[category[clicks] == key]):
+            chosen = clicks[(category[clicks] == key) & (day_start == start)]
+            published = catalogue["published"]
+            pool = np.flatnonzero(regular & (catalogue["category"] == key) & (published < start))
+            if not len(pool):
+                pool = np.flatnonzero(regular & (published < start))
+            age_days = (start - published[pool]) / DAY
+            weights = catalogue["appeal"][pool] * (0.25 + np.exp(-age_days / 10))
+            video[chosen] = rng.choice(pool, size=len(chosen), p=_normalised(weights))
+
+
+def _events(
+    rng: np.random.Generator, clicks: pd.DataFrame, people: dict[str, np.ndarray], catalogue: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    user, video = clicks.user.to_numpy(), clicks.video.to_numpy()
+    affinity = _affinity(user, video, people, catalogue)
+    satisfaction = 1 / (1 + np.exp(-6 * (0.5 * affinity + 0.6 * catalogue["quality"][video] - 0.6)))
     satisfaction = np.clip(satisfaction + rng.normal(0, 0.08, size=len(user)), 0, 1)
     skipped = rng.random(len(user)) > satisfaction
     completion = np.where(
@@ -56,20 +263,21 @@ def generate_events(
         rng.uniform(0.01, EARLY_SKIP, size=len(user)),
         np.clip(rng.beta(1 + 8 * satisfaction, 1 + 2 * (1 - satisfaction)), 0.2, 1.0),
     )
-    time = _timestamps(rng, user, users)
-
-    views = pd.DataFrame({"user": user, "video": video, "timestamp": time, "event": "view", "completion": completion})
+    views = pd.DataFrame(
+        {"user": user, "video": video, "timestamp": clicks.timestamp.to_numpy(), "event": "view",
+         "completion": completion, "engaged": affinity * catalogue["quality"][video]}
+    )  # fmt: skip
+    end = clicks.timestamp.max() + 1 if len(clicks) else START
     # Replays: a satisfying watch is sometimes watched again later, usually to the end.
-    replayed = ~skipped & (rng.random(len(user)) < 0.25 * satisfaction)
+    replayed = ~skipped & (rng.random(len(user)) < 0.2 * satisfaction)
     replays = views[replayed].assign(
-        timestamp=lambda f: f.timestamp + rng.integers(3600, 14 * 24 * 3600, size=len(f)),
+        timestamp=lambda f: f.timestamp + rng.integers(3600, 14 * DAY, size=len(f)),
         completion=lambda f: np.clip(rng.beta(6, 1.5, size=len(f)), 0.3, 1.0),
     )
     views = pd.concat([views, replays], ignore_index=True)
-    views = views[views.timestamp < START + SPAN_SECONDS]
-
+    views = views[views.timestamp < end]
     satisfied = views.completion.to_numpy() >= 0.95
-    engaged = (views.completion.to_numpy() >= 0.5) * satisfaction_of(views, catalogue, taste)
+    engaged = (views.completion.to_numpy() >= 0.5) * views.engaged.to_numpy()
     explicit = [
         views[satisfied].assign(event="complete"),
         views[rng.random(len(views)) < 0.30 * engaged].assign(event="like"),
@@ -77,8 +285,8 @@ def generate_events(
     ]
     offset = np.round(views.completion * catalogue["duration"][views.video]).astype(np.int64)
     explicit = [frame.assign(timestamp=frame.timestamp + offset[frame.index] + 1) for frame in explicit]
-
     rows = pd.concat([views, *explicit], ignore_index=True)
+    rows = rows[rows.timestamp < end]
     duration = catalogue["duration"][rows.video.to_numpy()]
     is_view = (rows.event == "view").to_numpy()
     frame = pd.DataFrame(
@@ -94,63 +302,35 @@ def generate_events(
     return frame.sort_values(["timestamp", "user_id", "event"], kind="stable").reset_index(drop=True)
 
 
-def satisfaction_of(views: pd.DataFrame, catalogue: dict[str, np.ndarray], taste: np.ndarray) -> np.ndarray:
-    """How much a watch pleased: affinity and quality, without the per-watch noise (drives likes and shares)."""
-    video, user = views.video.to_numpy(), views.user.to_numpy()
-    affinity = taste[user, catalogue["topic"][video]] / taste[user].max(axis=1)
-    return affinity * catalogue["quality"][video]
-
-
-def _catalogue(rng: np.random.Generator, videos: int, topics: int, clickbait_share: float) -> dict[str, np.ndarray]:
-    popularity = 1.0 / np.arange(1, videos + 1) ** 0.8
-    popularity = popularity[rng.permutation(videos)]
-    clickbait = np.zeros(videos, dtype=bool)
-    clickbait[np.argsort(-popularity)[: max(3, int(videos * clickbait_share))]] = True  # among the most clicked
-    quality = np.where(clickbait, rng.uniform(0.0, 0.15, size=videos), rng.beta(4, 2, size=videos))
-    return {
-        "topic": rng.integers(0, topics, size=videos),
-        "popularity": popularity,
-        "clickbait": clickbait,
-        "quality": quality,
-        "duration": np.clip(np.round(rng.lognormal(np.log(360), 0.9, size=videos)), 20, 3 * 3600),
-    }
-
-
-def _choose_videos(
-    rng: np.random.Generator,
-    user: np.ndarray,
-    taste: np.ndarray,
-    catalogue: dict[str, np.ndarray],
-    clickbait_clicks: float,
+def _affinity(
+    user: np.ndarray, video: np.ndarray, people: dict[str, np.ndarray], catalogue: dict[str, np.ndarray]
 ) -> np.ndarray:
-    """A topic from the user's taste (10% exploration), then a video of it by popularity; or clickbait."""
-    n, topics = len(user), taste.shape[1]
-    cumulative_taste = np.cumsum(taste, axis=1)
-    topic = np.minimum((cumulative_taste[user] < rng.random(n)[:, None]).sum(axis=1), topics - 1)
-    explore = rng.random(n) < 0.10
-    topic[explore] = rng.integers(0, topics, size=int(explore.sum()))
-
-    video = np.empty(n, dtype=np.int64)
-    regular = ~catalogue["clickbait"]
-    for t in range(topics):
-        chosen = topic == t
-        pool = np.flatnonzero(regular & (catalogue["topic"] == t))
-        if len(pool) == 0:
-            pool = np.flatnonzero(regular)
-        weights = catalogue["popularity"][pool]
-        video[chosen] = rng.choice(pool, size=int(chosen.sum()), p=weights / weights.sum())
-    baited = rng.random(n) < clickbait_clicks
-    pool = np.flatnonzero(catalogue["clickbait"])
-    weights = catalogue["popularity"][pool]
-    video[baited] = rng.choice(pool, size=int(baited.sum()), p=weights / weights.sum())
-    return video
+    """0..1: the user's taste for the video's category against their favourite, lifted for followed channels."""
+    taste = people["taste"]
+    category_taste = taste[user, catalogue["category"][video]] / taste[user].max(axis=1)
+    followed = people["follows"][user, catalogue["channel"][video]]
+    return np.clip(category_taste + 0.35 * followed, 0, 1)
 
 
-def _timestamps(rng: np.random.Generator, user: np.ndarray, users: int) -> np.ndarray:
-    """Each user is active over a random window of the span; events spread uniformly inside it."""
-    start = rng.integers(0, SPAN_SECONDS // 2, size=users)
-    length = rng.integers(SPAN_SECONDS // 6, SPAN_SECONDS // 2, size=users)
-    return START + start[user] + (rng.random(len(user)) * length[user]).astype(np.int64)
+def _catalogue_frame(catalogue: dict[str, np.ndarray]) -> pd.DataFrame:
+    index = np.arange(len(catalogue["channel"]))
+    categories = int(catalogue["categories"])
+    names = [CATEGORY_NAMES[c] if c < len(CATEGORY_NAMES) else f"category-{c + 1}" for c in range(categories)]
+    published = pd.to_datetime(catalogue["published"], unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return pd.DataFrame(
+        {
+            "video_id": _ids("v", index),
+            "channel_id": _ids("c", catalogue["channel"]),
+            "category": [names[c] for c in catalogue["category"]],
+            "duration_seconds": catalogue["duration"],
+            "published_at": published,
+            "title": [f"upload {n + 1} of {channel}" for n, channel in zip(index, _ids("c", catalogue["channel"]))],
+        }
+    )
+
+
+def _normalised(weights: np.ndarray) -> np.ndarray:
+    return weights / weights.sum()
 
 
 def _ids(prefix: str, indices: np.ndarray) -> np.ndarray:
@@ -158,21 +338,34 @@ def _ids(prefix: str, indices: np.ndarray) -> np.ndarray:
     return np.char.add(prefix, np.char.zfill((indices + 1).astype(str), 3))
 
 
+def write(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False, compression={"method": "infer", "mtime": 0})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, help=".csv, .csv.gz or .parquet")
+    parser.add_argument("--out", type=Path, required=True, help="events: .csv, .csv.gz or .parquet")
+    parser.add_argument("--videos-out", type=Path, help="the catalogue: .csv, .csv.gz or .parquet")
     parser.add_argument("--users", type=int, default=3000)
-    parser.add_argument("--videos", type=int, default=600)
+    parser.add_argument("--videos", type=int, default=1200)
+    parser.add_argument("--channels", type=int, help="default: one per 20 videos")
+    parser.add_argument("--categories", type=int, help="default: one per 4 channels, 3 to 20")
+    parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--mean-events", type=float, default=20.0, help="mean clicks per user")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    frame = generate_events(args.users, args.videos, args.mean_events, seed=args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.out.suffix == ".parquet":
-        frame.to_parquet(args.out, index=False)
-    else:
-        frame.to_csv(args.out, index=False, compression={"method": "infer", "mtime": 0})
-    print(f"{len(frame)} events, {frame.user_id.nunique()} users, {frame.video_id.nunique()} videos → {args.out}")
+    platform = generate_platform(
+        args.users, args.videos, args.channels, args.categories, args.days, args.mean_events, seed=args.seed
+    )
+    write(platform.events, args.out)
+    if args.videos_out:
+        write(platform.videos, args.videos_out)
+    events = platform.events
+    print(f"{len(events)} events, {events.user_id.nunique()} users, {events.video_id.nunique()} videos → {args.out}")
     return 0
 
 

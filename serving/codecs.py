@@ -92,6 +92,8 @@ def answer_object(answered: Answered) -> dict:
         result["fallback"] = True
     if answer.unknown_video_ids:
         result["unknownVideoIds"] = answer.unknown_video_ids
+    if answer.unknown_categories:
+        result["unknownCategories"] = answer.unknown_categories
     return result
 
 

@@ -32,6 +32,7 @@ class RecommendationsAnswer(BaseModel):
     recommendations: list[VideoScore]
     fallback: bool = Field(False, description="present and true when these are the popular fallback")
     unknownVideoIds: list[str] = Field([], description="ids of history or candidates the model does not know")
+    unknownCategories: list[str] = Field([], description="names in categories the model does not know")
 
 
 class SimilarAnswer(BaseModel):
@@ -77,7 +78,8 @@ INVOCATION_ERRORS = {
     406: "The `Accept` header asks for a media type the server cannot produce",
     413: "The body exceeds SAGEMAKER_MAX_PAYLOAD_IN_MB, or its answer could exceed VR_MAX_RESPONSE_MB",
     415: "A Content-Type other than application/json or application/jsonlines",
-    422: "A request that breaks the schema; the message names the field and the rule",
+    422: "A request that breaks the schema, or narrows in a way the model cannot (categories without a catalogue); "
+    "the message names the field and the rule",
     500: "A real fault; the message names the request id to find in the logs",
     503: "The model is not loaded (yet, or it failed to load)",
     504: "Scoring took longer than SAGEMAKER_MODEL_SERVER_TIMEOUT",

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from serving.batcher import MicroBatcher
-from serving.errors import InternalError, NotFound, ServingError
+from serving.errors import InternalError, InvalidRequest, NotFound, ServingError
 from serving.outcomes import Answered, Outcome, Parsed
-from vrmodels.model.queries import Answer, AnyQuery, Query, SimilarQuery, UnknownVideo
+from vrmodels.model.queries import Answer, AnyQuery, Query, SimilarQuery, UnknownVideo, UnsupportedFilter
 from vrmodels.model.recommend import Recommender
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def _quick(recommender: Recommender, query: AnyQuery, request_id: str) -> Outcom
         answer = recommender.quick(query)
     except Exception:
         return _fault(request_id)
-    return None if answer is None else Answered(query, answer)
+    return None if answer is None else _outcome(query, answer)
 
 
 def _answer_alone(job: Job) -> Answer | ServingError:
@@ -128,4 +128,6 @@ def _outcome(query: AnyQuery, answer: Answer | ServingError) -> Outcome:
         return answer
     if isinstance(answer, UnknownVideo):
         return NotFound(f"video_id: {answer}")
+    if isinstance(answer, UnsupportedFilter):
+        return InvalidRequest(str(answer))
     return Answered(query, answer)

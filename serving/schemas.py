@@ -5,9 +5,21 @@ Field names are what callers already send. The pydantic models double as the Ope
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from serving.errors import InvalidRequest, ServingError
 from serving.outcomes import Parsed
@@ -15,6 +27,7 @@ from vrmodels.model.queries import DEFAULT_K, Query, SimilarQuery
 
 MAX_K = 1000
 MAX_ID_LIST = 10_000
+MAX_CATEGORIES = 1000
 
 VideoIds = Annotated[list[StrictStr], Field(max_length=MAX_ID_LIST)]
 K = Annotated[StrictInt, Field(ge=1, le=MAX_K, description=f"how many videos to return (1..{MAX_K})")]
@@ -33,6 +46,27 @@ class RecommendRequest(BaseModel):
     exclude: VideoIds = Field(default_factory=list)
     candidates: VideoIds | None = None
     history: VideoIds | None = None
+    categories: Annotated[list[StrictStr], Field(min_length=1, max_length=MAX_CATEGORIES)] | None = Field(
+        None, description="only videos of these categories (the model needs a catalogue)"
+    )
+    max_per_channel: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None, description="at most this many videos of one channel (the model needs a catalogue)"
+    )
+    published_after: StrictInt | StrictFloat | StrictStr | None = Field(
+        None,
+        description="only videos published after this time: epoch seconds or ISO-8601 (the model needs a catalogue)",
+    )
+
+    @field_validator("published_after")
+    @classmethod
+    def _a_time(cls, value: int | float | str | None) -> float | None:
+        if value is None or isinstance(value, int | float):
+            return None if value is None else float(value)
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("give epoch seconds or an ISO-8601 time such as 2026-11-20T00:00:00Z") from None
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
     @model_validator(mode="after")
     def _needs_someone(self) -> RecommendRequest:
@@ -41,7 +75,10 @@ class RecommendRequest(BaseModel):
         return self
 
     def to_query(self) -> Query:
-        return Query(self.user_id, self.k, self.exclude_watched, self.exclude, self.candidates, self.history)
+        return Query(
+            self.user_id, self.k, self.exclude_watched, self.exclude, self.candidates, self.history,
+            self.categories, self.max_per_channel, self.published_after,  # type: ignore[arg-type]
+        )  # fmt: skip
 
 
 class SimilarRequest(BaseModel):

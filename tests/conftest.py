@@ -9,9 +9,10 @@ import pytest
 
 from bench.synthetic import random_model
 from features.build_features import build_features
+from features.catalogue import validate_catalogue
 from features.events import validate_events
 from features.feature_set import FeatureSet
-from features.sample_events import generate_events
+from features.sample_events import generate_events, generate_platform
 from tests.container import build_image, ensure_engine
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.training.als import TrainParams
@@ -42,6 +43,22 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, sample_features: Feature
     """A real, trained, versioned model directory (read-only for the tests that use it)."""
     result = train(sample_features, SMALL_PARAMS)
     return save_versioned(to_artifacts(result), tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def platform_features() -> FeatureSet:
+    """A small video platform with its catalogue: channels, categories, daily uploads, fresh-seeking users."""
+    platform = generate_platform(users=800, videos=400, seed=5)
+    return build_features(
+        validate_events(platform.events, "platform events"), videos=validate_catalogue(platform.videos, "catalogue")
+    )
+
+
+@pytest.fixture(scope="session")
+def platform_model_dir(tmp_path_factory: pytest.TempPathFactory, platform_features: FeatureSet) -> Path:
+    """The two-stage model of that platform: ALS with metadata priors, catalogue tables, a learned ranker."""
+    result = train(platform_features, SMALL_PARAMS, ranker="on")
+    return save_versioned(to_artifacts(result), tmp_path_factory.mktemp("platform-models"))
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ def model_copy(tmp_path, model_dir):
 
 def test_manifest_records_parameters_data_metrics_and_checksums(model_dir):
     manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
-    assert manifest["format_version"] == 4
+    assert manifest["format_version"] == 5
     assert manifest["model_version"] == model_dir.name
     assert set(manifest["parameters"]) == {"factors", "regularization", "alpha", "iterations", "seed"}
     assert set(manifest["confidence"]) == {
@@ -75,7 +75,7 @@ def signature(path) -> dict:
 
 @pytest.mark.parametrize(
     ("version", "drop"),
-    [(1, ("evaluation.html", "evaluation.png", "topn.npy")), (2, ("topn.npy",)), (3, ())],
+    [(1, ("evaluation.html", "evaluation.png", "topn.npy")), (2, ("topn.npy",)), (3, ()), (4, ())],
 )
 def test_older_format_directories_still_load_and_answer_the_same(model_copy, model_dir, version, drop):
     downgrade(model_copy, version, drop)
@@ -164,7 +164,7 @@ def test_newer_format_version_is_refused(model_copy):
     manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
     manifest["format_version"] = 99
     (model_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(ModelArtifactError, match="format_version 99, this code reads 1, 2, 3, 4"):
+    with pytest.raises(ModelArtifactError, match="format_version 99, this code reads 1, 2, 3, 4, 5"):
         load_model_dir(model_copy)
 
 

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from features.build_features import build_features_from_file
-from features.events import EventsFileError, read_events, read_movielens
+from features.columns import DataFileError
+from features.events import read_events, read_movielens
 
 HEADER = "user_id,video_id,timestamp,event,watch_seconds,video_duration\n"
 
@@ -17,42 +18,42 @@ def write(tmp_path: Path, body: str, header: str = HEADER) -> Path:
 
 def test_missing_required_column_is_named(tmp_path):
     path = write(tmp_path, "u1,v1\n", header="user_id,video_id\n")
-    with pytest.raises(EventsFileError, match=r"events\.csv: missing required column\(s\) 'timestamp'"):
+    with pytest.raises(DataFileError, match=r"events\.csv: missing required column\(s\) 'timestamp'"):
         read_events(path)
 
 
 def test_non_numeric_duration_names_row_and_column(tmp_path):
     path = write(tmp_path, "u1,v1,100,view,10,60\nu2,v1,101,view,5,abc\n")
-    with pytest.raises(EventsFileError, match=r"events\.csv, row 2, column 'video_duration': 'abc' is not a number"):
+    with pytest.raises(DataFileError, match=r"events\.csv, row 2, column 'video_duration': 'abc' is not a number"):
         read_events(path)
 
 
 def test_unparseable_timestamp_names_row_and_column(tmp_path):
     path = write(tmp_path, "u1,v1,2025-01-01T00:00:00Z,view,,\nu2,v1,yesterday,view,,\n")
-    with pytest.raises(EventsFileError, match=r"row 2, column 'timestamp': unparseable timestamp 'yesterday'"):
+    with pytest.raises(DataFileError, match=r"row 2, column 'timestamp': unparseable timestamp 'yesterday'"):
         read_events(path)
 
 
 def test_empty_id_names_row_and_column(tmp_path):
     path = write(tmp_path, "u1,v1,100,view,,\nu2,,101,view,,\n")
-    with pytest.raises(EventsFileError, match=r"row 2, column 'video_id': empty id"):
+    with pytest.raises(DataFileError, match=r"row 2, column 'video_id': empty id"):
         read_events(path)
 
 
 def test_negative_watch_seconds_is_rejected(tmp_path):
     path = write(tmp_path, "u1,v1,100,view,-3,60\n")
-    with pytest.raises(EventsFileError, match=r"row 1, column 'watch_seconds': negative value"):
+    with pytest.raises(DataFileError, match=r"row 1, column 'watch_seconds': negative value"):
         read_events(path)
 
 
 def test_unknown_event_names_row_and_column(tmp_path):
     path = write(tmp_path, "u1,v1,100,view,,\nu1,v2,101,dislike,,\n")
-    with pytest.raises(EventsFileError, match=r"row 2, column 'event': unknown event 'dislike'; known events: "):
+    with pytest.raises(DataFileError, match=r"row 2, column 'event': unknown event 'dislike'; known events: "):
         build_features_from_file(path)
 
 
 def test_missing_file_is_named(tmp_path):
-    with pytest.raises(EventsFileError, match=r"nope\.csv: file not found"):
+    with pytest.raises(DataFileError, match=r"nope\.csv: file not found"):
         read_events(tmp_path / "nope.csv")
 
 
@@ -85,7 +86,7 @@ def test_movielens_adapter_reads_tab_separated_ratings(tmp_path):
 
 def test_bad_timestamp_among_epoch_seconds_names_its_own_row(tmp_path):
     path = write(tmp_path, "u1,v1,100,view,,\nu2,v1,2025-01-01T00:00:00Z,view,,\nu3,v1,later,view,,\n")
-    with pytest.raises(EventsFileError, match=r"row 3, column 'timestamp': unparseable timestamp 'later'"):
+    with pytest.raises(DataFileError, match=r"row 3, column 'timestamp': unparseable timestamp 'later'"):
         read_events(path)
 
 
@@ -96,23 +97,23 @@ def test_epoch_and_iso_timestamps_may_mix(tmp_path):
 
 def test_negative_video_duration_names_row_and_column(tmp_path):
     path = write(tmp_path, "u1,v1,100,view,10,60\nu1,v2,101,view,10,-60\n")
-    with pytest.raises(EventsFileError, match=r"row 2, column 'video_duration': negative value"):
+    with pytest.raises(DataFileError, match=r"row 2, column 'video_duration': negative value"):
         read_events(path)
 
 
 def test_watch_time_without_a_duration_names_row_and_column(tmp_path):
     path = write(tmp_path, "u1,v1,100,like,,\nu1,v2,101,view,30,\n")
-    with pytest.raises(EventsFileError, match=r"row 2, column 'video_duration': missing where watch_seconds is given"):
+    with pytest.raises(DataFileError, match=r"row 2, column 'video_duration': missing where watch_seconds is given"):
         read_events(path)
 
 
 def test_watch_time_with_a_zero_duration_is_refused(tmp_path):
     path = write(tmp_path, "u1,v1,100,view,30,0\n")
-    with pytest.raises(EventsFileError, match=r"row 1, column 'video_duration': must be positive"):
+    with pytest.raises(DataFileError, match=r"row 1, column 'video_duration': must be positive"):
         read_events(path)
 
 
 def test_watch_time_without_a_duration_column_is_refused(tmp_path):
     path = write(tmp_path, "u1,v1,100,view,30\n", header="user_id,video_id,timestamp,event,watch_seconds\n")
-    with pytest.raises(EventsFileError, match=r"column 'watch_seconds' needs a 'video_duration' column"):
+    with pytest.raises(DataFileError, match=r"column 'watch_seconds' needs a 'video_duration' column"):
         read_events(path)

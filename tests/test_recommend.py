@@ -67,9 +67,12 @@ def test_unknown_user_without_history_gets_the_popular_fallback(recommender):
     assert result.video_ids == popular(recommender, 4)
 
 
-def test_fold_in_for_an_unseen_user_follows_their_history(recommender, watched):
-    """An unseen user who watched what u001 watched should get much of what u001 gets."""
-    history = sorted(watched["u001"])
+def test_fold_in_for_an_unseen_user_follows_their_history(recommender, sample_features):
+    """An unseen user who watched through what u001 watched through (not its skips) gets much of what u001 gets."""
+    frame = sample_features.interactions
+    mine = frame[(frame.user_index == sample_features.user_ids.index("u001")) & (frame.confidence > 0.5)]
+    history = sorted(sample_features.video_ids[video] for video in mine.video_index)
+    assert len(history) >= 3
     folded = recommend(recommender, "brand-new-user", 10, history=history)
     assert not folded.fallback
     assert not set(folded.video_ids) & set(history)

@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 
 from features.build_features import build_features
+from features.columns import DataFileError
 from features.confidence import ConfidenceConfig
-from features.events import EventsFileError, validate_events
+from features.events import validate_events
 from features.sample_events import generate_events
 from tests.aws import cli_env, client, moto_server, reset
 from tests.server import PROJECT_ROOT, start_server
@@ -31,7 +32,7 @@ pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed (pip i
 from vrmodels.training import spark as train_spark  # noqa: E402  (needs pyspark, checked just above)
 
 HEADER = "user_id,video_id,timestamp,event,watch_seconds,video_duration\n"
-SMALL = train_spark.SparkParams(rank=16, max_iter=8, reg_param=0.1, alpha=1.0, seed=3)
+SMALL = train_spark.SparkParams(rank=16, max_iter=8, reg_param=0.3, alpha=1.0, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,7 @@ def test_rating_data_gets_the_same_confidences(spark, tmp_path):
 def test_bad_events_are_refused_naming_the_column_and_a_bad_row(spark, tmp_path, rows, header, column, problem):
     path = tmp_path / "events.csv"
     path.write_text(header + "u0,v0,99,view,30,60\n" * (header == HEADER) + rows)
-    with pytest.raises(EventsFileError) as refused:
+    with pytest.raises(DataFileError) as refused:
         train_spark.validate(train_spark.read_events(spark, str(path)), str(path), ConfidenceConfig())
     message = str(refused.value)
     assert problem in message and str(path) in message
@@ -211,7 +212,7 @@ def spark_job(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_spark_job_on_a_local_master_uploads_a_model_the_server_loads(spark, events_file, job_env, moto_url, tmp_path):
-    small = ["--rank", "16", "--max-iter", "8", "--reg-param", "0.1", "--alpha", "1", "--seed", "3", "--ann", "off"]
+    small = ["--rank", "16", "--max-iter", "8", "--reg-param", "0.3", "--alpha", "1", "--seed", "3", "--ann", "off"]
     done = spark_job(
         "--master", "local[2]", "--events", str(events_file), "--output", "s3://vr-models/spark/", "--", *small,
         env=job_env,

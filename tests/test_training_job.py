@@ -104,3 +104,20 @@ def test_a_relevance_threshold_outside_0_to_1_fails_the_job_with_the_reason(opt_
     assert main() == 1
     assert "relevant completion must be between 0 and 1, got 80.0" in (opt_ml / "output" / "failure").read_text()
     assert not any((opt_ml / "model").iterdir())
+
+
+def test_a_videos_channel_trains_the_catalogue_aware_model(opt_ml):
+    """The catalogue arrives as its own channel; a time split judges the two stages."""
+    from features.sample_events import generate_platform
+
+    platform = generate_platform(users=800, videos=400, seed=5)
+    channel = opt_ml / "input" / "data" / "training"
+    (channel / "events.csv").unlink()
+    platform.events.to_csv(channel / "events.csv", index=False)
+    (opt_ml / "input" / "data" / "videos").mkdir()
+    platform.videos.to_parquet(opt_ml / "input" / "data" / "videos" / "videos.parquet")
+    set_hyperparameters(opt_ml, {**SMALL, "ranker": "on", "test_days": "7", "allow_worse": "true"})
+    assert main() == 0
+    manifest = load_model_dir(opt_ml / "model").manifest
+    assert manifest["shipped"] == "two_stage" and manifest["evaluation"]["split"] == "time"
+    assert manifest["data"]["features"]["catalogue"]["videos"] == 400

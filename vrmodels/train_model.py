@@ -1,6 +1,7 @@
 """Train implicit ALS on a feature directory, judge it against the baselines, ship a model directory.
 
     python -m vrmodels.train_model --features DIR --models-root DIR [--tune] [--allow-worse] [--package FILE]
+        [--split auto|user|time] [--test-days 7] [--ranker auto|on|off]
         [--relevant-completion 0.8] [--relevant-min-rating R] [--topn 100] [--ann auto|on|off]
 
 Writes `<models-root>/<version>/` with its evaluation report and points `<models-root>/latest` at it; exits 3
@@ -29,7 +30,7 @@ from vrmodels.training.als import TrainParams
 from vrmodels.training.assemble import save_versioned
 from vrmodels.training.evaluation import QualityGateError, metrics_table
 from vrmodels.training.relevance import DEFAULT_MIN_COMPLETION
-from vrmodels.training.trainer import to_artifacts, train
+from vrmodels.training.trainer import DEFAULT_TEST_DAYS, RANKER_MODES, SPLITS, to_artifacts, train
 from vrmodels.training.tuning import DEFAULT_TUNE_TRIALS
 
 
@@ -71,7 +72,25 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="auto",
         help="approximate top-k indexes for large catalogues (auto: from 100,000 videos; docs/large-catalogues.md)",
     )
-    parser.add_argument("--allow-worse", action="store_true", help="ship even if ALS loses to the baselines")
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="auto",
+        help="how to hold out: per user, or in time (auto: time when the catalogue has published_at)",
+    )
+    parser.add_argument(
+        "--test-days",
+        type=int,
+        default=DEFAULT_TEST_DAYS,
+        help=f"with --split time, the days after the cut that judge (default {DEFAULT_TEST_DAYS})",
+    )
+    parser.add_argument(
+        "--ranker",
+        choices=RANKER_MODES,
+        default="auto",
+        help="the learned second stage (auto: on with a catalogue and a time split)",
+    )
+    parser.add_argument("--allow-worse", action="store_true", help="ship even if the model loses to the baselines")
     parser.add_argument("--package", type=Path, help="also write this model.tar.gz for SageMaker")
     return parser.parse_args(argv)
 
@@ -99,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                 relevant_completion=args.relevant_completion,
                 relevant_min_rating=args.relevant_min_rating,
                 on_trial=on_trial,
+                split=args.split,
+                test_days=args.test_days,
+                ranker=args.ranker,
             )
         except QualityGateError as exc:
             print(metrics_table(exc.metrics))

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from features.build_features import confidence_arguments, confidence_from_arguments
-from features.events import EventsFileError
+from features.columns import DataFileError
 from vrmodels.model.artifacts import package_model_dir
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.model.topn import DEFAULT_TOPN
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print(metrics_table(exc.metrics))
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except (EventsFileError, ValueError) as exc:
+    except (DataFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -20,10 +20,16 @@ A model directory holds
     ann_inner_product.faiss, ann_cosine.faiss
                          HNSW indexes for approximate top-k over large catalogues (format 4 on, optional;
                          memory-mapped, see vrmodels.model.ann)
+    video_*.npy, trending.npy, channel_fresh_*.npy, category_fresh_*.npy
+                         the catalogue tables: channels, categories, publication, the ranker's video features,
+                         as of the data end (format 5 on, with a catalogue; see vrmodels.model.videos)
+    ranker.txt, topn_scores.npy
+                         the learned second stage (LightGBM text format) and each precomputed list's ranker scores
+                         (format 5 on, optional; see vrmodels.model.twostage)
 
 Format history: 1 the core files; 2 adds the report, the confidence parameters and the relevance definition
 to the manifest; 3 adds the precomputed top-N lists; 4 replaces the JSON id lists by shared id indexes and adds
-the ANN indexes. Every version listed in REQUIRED_FILES still loads.
+the ANN indexes; 5 adds the catalogue tables and the ranker. Every version listed in REQUIRED_FILES still loads.
 The loader never writes to the directory: SageMaker mounts `/opt/ml/model` read-only.
 """
 
@@ -44,10 +50,14 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from vrmodels.model import ann
+from vrmodels.model import videos as video_tables
 from vrmodels.model.ann import AnnIndexError, AnnIndexes
 from vrmodels.model.ids import IdIndex, IdIndexError
+from vrmodels.model.ranker import RANKER_FILE, Ranker, RankerError
+from vrmodels.model.twostage import FEATURES
+from vrmodels.model.videos import VideoTables, VideoTablesError
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 MANIFEST_FILE = "manifest.json"
 USER_FACTORS_FILE = "user_factors.npy"
 ITEM_FACTORS_FILE = "item_factors.npy"
@@ -63,6 +73,7 @@ ID_JSON_FILES = (f"{USER_IDS}.json", f"{VIDEO_IDS}.json")  # formats 1-3
 REPORT_HTML_FILE = "evaluation.html"
 REPORT_PNG_FILE = "evaluation.png"
 TOPN_FILE = "topn.npy"
+TOPN_SCORES_FILE = "topn_scores.npy"
 ARRAY_FILES = (USER_FACTORS_FILE, ITEM_FACTORS_FILE, *USER_ITEMS_FILES.values(), POPULARITY_FILE)
 REPORT_FILES = (REPORT_HTML_FILE, REPORT_PNG_FILE)
 # Per format version: the files a model directory must have, and those it may have.
@@ -71,8 +82,15 @@ REQUIRED_FILES = {
     2: (*ARRAY_FILES, *ID_JSON_FILES),
     3: (*ARRAY_FILES, *ID_JSON_FILES),
     4: (*ARRAY_FILES, *ID_INDEX_FILES),
+    5: (*ARRAY_FILES, *ID_INDEX_FILES),
 }
-OPTIONAL_FILES = {1: (), 2: REPORT_FILES, 3: (*REPORT_FILES, TOPN_FILE), 4: (*REPORT_FILES, TOPN_FILE, *ann.FILES)}
+OPTIONAL_FILES = {
+    1: (),
+    2: REPORT_FILES,
+    3: (*REPORT_FILES, TOPN_FILE),
+    4: (*REPORT_FILES, TOPN_FILE, *ann.FILES),
+    5: (*REPORT_FILES, TOPN_FILE, *ann.FILES, *video_tables.FILES, RANKER_FILE, TOPN_SCORES_FILE),
+}
 DATA_FILES = REQUIRED_FILES[FORMAT_VERSION]
 
 
@@ -96,6 +114,12 @@ class ModelArtifacts:
     """Optional precomputed top-N lists (see vrmodels.model.topn)."""
     ann: AnnIndexes | None = None
     """Optional ANN indexes (see vrmodels.model.ann)."""
+    tables: VideoTables | None = None
+    """Optional catalogue tables (see vrmodels.model.videos); the manifest's `catalogue` entry describes them."""
+    ranker: Ranker | None = None
+    """Optional second stage (needs the tables; see vrmodels.model.twostage)."""
+    topn_scores: np.ndarray | None = None
+    """The ranker's score of each precomputed video (with a ranker and top-N lists)."""
 
     def __post_init__(self) -> None:
         for name in ("user_ids", "video_ids"):
@@ -148,6 +172,13 @@ def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
             names.append(TOPN_FILE)
         if artifacts.ann is not None:
             names += artifacts.ann.save(staging)
+        if artifacts.tables is not None:
+            names += artifacts.tables.save(staging)
+        if artifacts.ranker is not None:
+            names.append(artifacts.ranker.save(staging))
+        if artifacts.topn_scores is not None:
+            np.save(staging / TOPN_SCORES_FILE, np.ascontiguousarray(artifacts.topn_scores, dtype=np.float32))
+            names.append(TOPN_SCORES_FILE)
         manifest = {
             "format_version": FORMAT_VERSION,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -240,15 +271,22 @@ def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
             manifest=manifest,
             topn=np.load(directory / TOPN_FILE, mmap_mode="r" if mmap else None) if TOPN_FILE in files else None,
         )
-        listed = [name for name in ann.FILES if name in files]
-        if listed and len(listed) < len(ann.FILES):
-            raise ModelArtifactError(
-                f"{directory / MANIFEST_FILE}: lists {listed[0]} without {set(ann.FILES) - set(listed)}"
-            )
-        if listed:
+        if _all_or_none(ann.FILES, files, directory):
             artifacts.ann = AnnIndexes.load(directory, len(video_ids), item_factors.shape[1], mmap)
-    except (AnnIndexError, IdIndexError) as exc:
+        if _all_or_none(video_tables.FILES, files, directory):
+            artifacts.tables = VideoTables.load(directory, manifest.get("catalogue", {}), len(video_ids), mmap)
+        if RANKER_FILE in files:
+            if artifacts.tables is None:
+                raise ModelArtifactError(f"{directory / RANKER_FILE}: a ranker needs the catalogue tables")
+            artifacts.ranker = Ranker.load(directory, FEATURES)
+        if TOPN_SCORES_FILE in files:
+            if artifacts.topn is None or artifacts.ranker is None:
+                raise ModelArtifactError(f"{directory / TOPN_SCORES_FILE}: needs {TOPN_FILE} and {RANKER_FILE}")
+            artifacts.topn_scores = np.load(directory / TOPN_SCORES_FILE, mmap_mode="r" if mmap else None)
+    except (AnnIndexError, IdIndexError, VideoTablesError, RankerError) as exc:
         raise ModelArtifactError(str(exc)) from None
+    except KeyError as exc:
+        raise ModelArtifactError(f"{directory / MANIFEST_FILE}: missing {exc} for the files it lists") from None
     except (ValueError, OSError) as exc:
         raise ModelArtifactError(f"{directory}: a file matches its checksum but cannot be read: {exc}") from exc
     users, videos = len(user_ids), len(video_ids)
@@ -269,7 +307,17 @@ def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
         )
     if artifacts.topn is not None:
         _check_topn(artifacts.topn, videos, directory / TOPN_FILE)
+    if artifacts.topn_scores is not None and artifacts.topn_scores.shape != artifacts.topn.shape:  # type: ignore[union-attr]
+        raise ModelArtifactError(f"{directory / TOPN_SCORES_FILE}: shape {artifacts.topn_scores.shape} is not topn's")
     return artifacts
+
+
+def _all_or_none(group: tuple[str, ...], files: dict, directory: Path) -> bool:
+    """Whether the manifest lists a group of files that only work together; refused when it lists a part."""
+    listed = [name for name in group if name in files]
+    if listed and len(listed) < len(group):
+        raise ModelArtifactError(f"{directory / MANIFEST_FILE}: lists {listed[0]} without {set(group) - set(listed)}")
+    return bool(listed)
 
 
 def _check_topn(lists: np.ndarray, videos: int, path: Path) -> None:

@@ -1,10 +1,16 @@
 """The Recommender: one loaded model directory, answering queries (vrmodels.model.queries) with string ids.
 
 Two entry points serve many callers cheaply:
-- `quick(query)` answers what needs no scoring pass: a known user from the precomputed top-N lists (a lookup
-  and k dot products) and an unknown user from the popularity ranking. It returns None otherwise.
-- `answer(queries)` scores everything else in one pass per kind: one fold-in solve for every history, one
-  top-k over the catalogue for every ranking, one similar-items call. Results are identical to asking one by one.
+- `quick(query)` answers what needs no scoring pass: a known user from the precomputed top-N lists (a lookup,
+  then the list narrowed as the query asks) and an unknown user from the popularity ranking. It returns None
+  otherwise.
+- `answer(queries)` scores everything else in one pass per kind: one fold-in solve for every history, then
+  either the two stages (vrmodels.model.twostage) when the model has a ranker, or one top-k over the catalogue
+  for every ranking; one similar-items call. Results are identical to asking one by one.
+
+A query narrowed by categories, publication time or a per-channel cap is answered from the same ranking,
+narrowed (vrmodels.model.narrowing); when fewer than k videos survive, the ranking is redone over what the query
+allows (the exact fallback, as for `exclude`).
 """
 
 from __future__ import annotations
@@ -17,13 +23,23 @@ import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
 from scipy.sparse import csr_matrix
 
-from vrmodels.model import topn
 from vrmodels.model.artifacts import ModelArtifacts, load_model_dir
 from vrmodels.model.catalogue import DEFAULT_POOL, FILTERED_SCORE, CatalogueRanker
-from vrmodels.model.queries import Answer, AnyQuery, Query, Recommendations, SimilarQuery, UnknownVideo
+from vrmodels.model.narrowing import Narrowing
+from vrmodels.model.queries import (
+    Answer,
+    AnyQuery,
+    Query,
+    Recommendations,
+    SimilarQuery,
+    UnknownVideo,
+    UnsupportedFilter,
+)
+from vrmodels.model.twostage import POOL, Profiles, TwoStage
 
 _NO_VIDEOS = np.zeros(0, dtype=np.int32)
 _SCORING_CHUNK = 256  # queries per top-k call: bounds the scores buffer to 256 × videos floats
+_NO_CATALOGUE = "this model was trained without a video catalogue (features.build_features --videos)"
 
 
 class Recommender:
@@ -38,7 +54,6 @@ class Recommender:
         parameters = artifacts.manifest.get("parameters", {})
         self.manifest = artifacts.manifest
         self.model_version: str = artifacts.manifest.get("model_version", "unknown")
-        self.num_threads = num_threads
         self._model = AlternatingLeastSquares(
             factors=artifacts.item_factors.shape[1],
             regularization=parameters.get("regularization", 0.01),
@@ -51,12 +66,23 @@ class Recommender:
         self._model.user_factors, self._model.item_factors = self._user_factors, self._item_factors
         self._user_items = artifacts.user_items
         self._topn = None if artifacts.topn is None else np.asarray(artifacts.topn)
+        self._topn_scores = None if artifacts.topn_scores is None else np.asarray(artifacts.topn_scores)
         self._users, self._videos = artifacts.users, artifacts.videos
         ann = artifacts.ann if use_ann else None
-        self._ranker = CatalogueRanker(self._item_factors, ann, ann_candidates, ann_ef_search, num_threads)
+        self._catalogue = CatalogueRanker(self._item_factors, ann, ann_candidates, ann_ef_search, num_threads)
+        self._tables = artifacts.tables
+        self._category_codes = (
+            {name: code for code, name in enumerate(self._tables.category_names)} if self._tables else {}
+        )
+        self._unavailable = np.flatnonzero(~self._tables.available()).astype(np.int32) if self._tables else _NO_VIDEOS
+        self._two_stage = None
+        if artifacts.ranker is not None and artifacts.tables is not None:
+            pool = artifacts.manifest.get("serving", {}).get("two_stage", {}).get("pool", POOL)
+            self._two_stage = TwoStage(self._item_factors, artifacts.tables, self._catalogue, artifacts.ranker, pool)
         self._popularity = artifacts.popularity
         # Private to each worker, so kept small: 4 bytes per video each.
-        self._popular_order = np.argsort(-artifacts.popularity, kind="stable").astype(np.int32)
+        order = np.argsort(-artifacts.popularity, kind="stable").astype(np.int32)
+        self._popular_order = order[~np.isin(order, self._unavailable)] if len(self._unavailable) else order
         top = max(1e-12, float(artifacts.popularity.max(initial=0.0)))
         self._popular_score = (artifacts.popularity / top).astype(np.float32)
         # A history video weighted like a typical training interaction: the median of at most 100,000 evenly
@@ -72,7 +98,12 @@ class Recommender:
     @property
     def approximate(self) -> bool:
         """True when catalogue rankings come from the ANN indexes (re-ranked exactly)."""
-        return self._ranker.approximate
+        return self._catalogue.approximate
+
+    @property
+    def two_stage(self) -> bool:
+        """True when rankings come from the two stages (the model has a ranker)."""
+        return self._two_stage is not None
 
     @property
     def video_count(self) -> int:
@@ -90,21 +121,32 @@ class Recommender:
 
     # ---- the two entry points ----
 
-    def quick(self, query: AnyQuery) -> Recommendations | None:
+    def quick(self, query: AnyQuery) -> Recommendations | UnsupportedFilter | None:
         """The answer when it needs no scoring pass (precomputed top-N, popular fallback), else None."""
         if isinstance(query, SimilarQuery):
             return None
+        narrowing = self._narrowing(query)
+        if isinstance(narrowing, UnsupportedFilter):
+            return narrowing
         user = self._users.index_of(query.user_id) if query.user_id is not None else None
         if user is None:
-            return self._popular(query) if not query.history else None
+            return self._popular(query, narrowing) if not query.history else None
         if query.history or query.candidates is not None or not query.exclude_watched or query.k > self.topn_size:
             return None
-        excluded = set(self._known_indices(query.exclude).tolist()) if query.exclude else set()
-        videos = topn.lookup(self._topn, user, query.k, excluded)
-        if videos is None:
-            return None
-        scores = self._item_factors[videos] @ self._user_factors[user]
-        return Recommendations(self._videos.ids_of(videos), _score_list(scores))
+        row = self._topn[user]  # type: ignore[index]
+        exhaustive = row[-1] < 0
+        listed = row[row >= 0] if exhaustive else row
+        positions, complete = narrowing.pick(listed, query.k)
+        if not complete and not exhaustive:
+            return None  # the answer lies beyond the list
+        videos = listed[positions]
+        if self._topn_scores is not None:
+            scores = self._topn_scores[user][positions]
+        else:
+            scores = self._item_factors[videos] @ self._user_factors[user]
+        return Recommendations(
+            self._videos.ids_of(videos), _score_list(scores), unknown_categories=narrowing.unknown_categories
+        )
 
     def answer(self, queries: Sequence[AnyQuery]) -> list[Answer]:
         """Exact answers to many queries, scored together; an unknown `video_id` is answered UnknownVideo."""
@@ -120,50 +162,63 @@ class Recommender:
                     similar.append((slot, video, query.k))
                 continue
             ranking = self._ranking(slot, query)
-            if isinstance(ranking, Recommendations):
-                results[slot] = ranking
-            else:
+            if isinstance(ranking, _Ranking):
                 ranked.append(ranking)
+            else:
+                results[slot] = ranking
         self._fold_in(ranked)
-        for ranking in ranked:
-            if ranking.candidates is not None:
-                results[ranking.slot] = self._rank_candidates(ranking)
-        whole_catalogue = [ranking for ranking in ranked if ranking.candidates is None]
-        for start in range(0, len(whole_catalogue), _SCORING_CHUNK):
-            for ranking, answer in self._rank_catalogue(whole_catalogue[start : start + _SCORING_CHUNK]):
-                results[ranking.slot] = answer
+        rank = self._rank_two_stage if self._two_stage is not None else self._rank_als
+        for ranking, answer in rank(ranked):
+            results[ranking.slot] = answer
         for slot, answer in self._similar(similar):
             results[slot] = answer
         return results  # type: ignore[return-value]
 
-    # ---- internals ----
+    # ---- preparing a query ----
 
-    def _popular(self, query: Query) -> Recommendations:
-        """The fallback: most popular videos, among `candidates` when given, without `exclude`."""
-        excluded = set(self._known_indices(query.exclude).tolist()) if query.exclude else set()
+    def _narrowing(self, query: Query) -> Narrowing | UnsupportedFilter:
+        if query.narrowed and self._tables is None:
+            fields = ("categories", "max_per_channel", "published_after")
+            return UnsupportedFilter(next(name for name in fields if getattr(query, name) is not None), _NO_CATALOGUE)
+        excluded = _union(self._known_indices(query.exclude), self._unavailable)
+        categories = list(query.categories) if query.categories is not None else None
+        return Narrowing.of(
+            excluded, self._tables, self._category_codes, categories, query.published_after, query.max_per_channel
+        )
+
+    def _popular(self, query: Query, narrowing: Narrowing) -> Recommendations:
+        """The fallback: most popular videos, among `candidates` when given, narrowed as the query asks."""
         unknown: list[str] = []
         if query.candidates is not None:
             known, unknown = self._indices(query.candidates)
-            known = [video for video in known.tolist() if video not in excluded]
-            chosen = sorted(known, key=lambda video: (-self._popularity[video], video))[: query.k]
+            order = known[np.lexsort((known, -self._popularity[known]))]
         else:
-            chosen = [
-                video for video in self._popular_order[: query.k + len(excluded)].tolist() if video not in excluded
-            ]
-            chosen = chosen[: query.k]
-        scores = _score_list(self._popular_score[chosen])
-        return Recommendations(self._videos.ids_of(chosen), scores, fallback=True, unknown_video_ids=unknown)
+            order = self._popular_order
+        positions, _ = narrowing.pick(order, query.k)
+        chosen = order[positions]
+        return Recommendations(
+            self._videos.ids_of(chosen),
+            _score_list(self._popular_score[chosen]),
+            fallback=True,
+            unknown_video_ids=unknown,
+            unknown_categories=narrowing.unknown_categories,
+        )
 
-    def _ranking(self, slot: int, query: Query) -> _Ranking | Recommendations:
-        """What to score for one recommend query (or its popular answer when there is nothing to score from)."""
+    def _ranking(self, slot: int, query: Query) -> _Ranking | Recommendations | UnsupportedFilter:
+        """What to score for one recommend query (or its answer when there is nothing to score)."""
+        narrowing = self._narrowing(query)
+        if isinstance(narrowing, UnsupportedFilter):
+            return narrowing
         user = self._users.index_of(query.user_id) if query.user_id is not None else None
         unknown: list[str] = []
         history = _NO_VIDEOS
         if query.history:
             history, unknown = self._indices(query.history)
         if user is None and len(history) == 0:
-            answer = self._popular(query)
-            return Recommendations(answer.video_ids, answer.scores, True, unknown + answer.unknown_video_ids)
+            answer = self._popular(query, narrowing)
+            return Recommendations(
+                answer.video_ids, answer.scores, True, unknown + answer.unknown_video_ids, answer.unknown_categories
+            )
         candidates = None
         if query.candidates is not None:
             candidates, unknown_candidates = self._indices(query.candidates)
@@ -178,8 +233,9 @@ class Recommender:
             fold_in=len(history) > 0,
             videos=videos,
             confidences=confidences,
-            filtered=_union(videos if query.exclude_watched else _NO_VIDEOS, self._known_indices(query.exclude)),
+            watched=videos if query.exclude_watched else _NO_VIDEOS,
             candidates=candidates,
+            narrowing=narrowing,
             unknown=unknown,
         )
 
@@ -197,42 +253,119 @@ class Recommender:
             if not ranking.fold_in:
                 ranking.vector = self._user_factors[ranking.user]
 
-    def _rank_candidates(self, ranking: _Ranking) -> Recommendations:
-        videos = np.setdiff1d(ranking.candidates, ranking.filtered, assume_unique=True)
+    # ---- ranking: ALS alone ----
+
+    def _rank_als(self, rankings: list[_Ranking]) -> list[tuple[_Ranking, Recommendations]]:
+        """Candidates (or everything a narrowed query allows) ranked exactly; the rest by catalogue top-k."""
+        answers, whole_catalogue = [], []
+        for ranking in rankings:
+            among = ranking.candidates
+            if ranking.narrowing.restricts:
+                allowed = ranking.narrowing.allowed_videos(self.video_count)
+                among = allowed if among is None else np.intersect1d(among, allowed, assume_unique=True)
+            if among is None:
+                whole_catalogue.append(ranking)
+            else:
+                answers.append((ranking, self._rank_among(ranking, among)))
+        for start in range(0, len(whole_catalogue), _SCORING_CHUNK):
+            answers += self._rank_catalogue(whole_catalogue[start : start + _SCORING_CHUNK])
+        return answers
+
+    def _rank_among(self, ranking: _Ranking, among: np.ndarray) -> Recommendations:
+        videos = np.setdiff1d(among, _union(ranking.watched, ranking.narrowing.excluded), assume_unique=True)
         scores = self._item_factors[videos] @ ranking.vector
-        best = np.argsort(-scores, kind="stable")[: ranking.k]
-        return Recommendations(
-            self._videos.ids_of(videos[best]), _score_list(scores[best]), unknown_video_ids=ranking.unknown
-        )
+        order = np.argsort(-scores, kind="stable")
+        positions, _ = ranking.narrowing.pick(videos[order], ranking.k)
+        best = order[positions]
+        return self._recommendations(ranking, videos[best], scores[best])
 
     def _rank_catalogue(self, rankings: list[_Ranking]) -> list[tuple[_Ranking, Recommendations]]:
-        if not rankings:
-            return []
-        k = max(ranking.k for ranking in rankings)
-        filters = _csr(
-            [r.filtered for r in rankings], [np.ones(len(r.filtered), np.float32) for r in rankings], self.video_count
-        )
-        ids, scores = self._ranker.top_k(np.stack([ranking.vector for ranking in rankings]), filters, k)
-        answers = []
-        for ranking, row_ids, row_scores in zip(rankings, ids, scores):
-            keep = row_scores[: ranking.k] > FILTERED_SCORE
-            answer = Recommendations(
-                self._videos.ids_of(row_ids[: ranking.k][keep]),
-                _score_list(row_scores[: ranking.k][keep]),
-                unknown_video_ids=ranking.unknown,
-            )
-            answers.append((ranking, answer))
+        """One top-k over the catalogue for many rankings; a per-channel cap fetches deeper until k survive."""
+        answers, pending, depth = [], rankings, 1
+        while pending:
+            wanted = [ranking.k * (4**depth if ranking.narrowing.max_per_channel else 1) for ranking in pending]
+            k = min(max(wanted), self.video_count)
+            filtered = [_union(ranking.watched, ranking.narrowing.excluded) for ranking in pending]
+            filters = _csr(filtered, [np.ones(len(row), np.float32) for row in filtered], self.video_count)
+            ids, scores = self._catalogue.top_k(np.stack([ranking.vector for ranking in pending]), filters, k)
+            deeper = []
+            for ranking, row_ids, row_scores in zip(pending, ids, scores):
+                valid = row_scores > FILTERED_SCORE
+                positions, complete = ranking.narrowing.pick(row_ids[valid], ranking.k)
+                if complete or k >= self.video_count or not ranking.narrowing.max_per_channel:
+                    answers.append(
+                        (
+                            ranking,
+                            self._recommendations(ranking, row_ids[valid][positions], row_scores[valid][positions]),
+                        )
+                    )
+                else:
+                    deeper.append(ranking)
+            pending, depth = deeper, depth + 1
         return answers
+
+    # ---- ranking: the two stages ----
+
+    def _rank_two_stage(self, rankings: list[_Ranking]) -> list[tuple[_Ranking, Recommendations]]:
+        """The two stages over each query's candidates; a narrowed query whose ranking leaves fewer than k videos
+        is ranked again over everything it allows."""
+        answers, short = [], []
+        ranked = self._two_stage_pass(rankings, [ranking.candidates for ranking in rankings])
+        for ranking, (videos, scores) in zip(rankings, ranked):
+            positions, complete = ranking.narrowing.pick(videos, ranking.k)
+            if complete or ranking.candidates is not None:
+                answers.append((ranking, self._recommendations(ranking, videos[positions], scores[positions])))
+            else:
+                short.append(ranking)
+        if short:
+            allowed = [
+                np.setdiff1d(ranking.narrowing.allowed_videos(self.video_count), ranking.watched, assume_unique=True)
+                for ranking in short
+            ]
+            for ranking, (videos, scores) in zip(short, self._two_stage_pass(short, allowed)):
+                positions, _ = ranking.narrowing.pick(videos, ranking.k)
+                answers.append((ranking, self._recommendations(ranking, videos[positions], scores[positions])))
+        return answers
+
+    def _two_stage_pass(
+        self, rankings: list[_Ranking], restrict: list[np.ndarray | None]
+    ) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+        two_stage: TwoStage = self._two_stage  # type: ignore[assignment]
+        for start in range(0, len(rankings), _SCORING_CHUNK):
+            chunk = rankings[start : start + _SCORING_CHUNK]
+            profiles = Profiles(
+                vectors=np.stack([ranking.vector for ranking in chunk]),
+                videos=_csr([r.videos for r in chunk], [r.confidences for r in chunk], self.video_count),
+                filtered=_csr(
+                    [r.watched for r in chunk], [np.ones(len(r.watched), np.float32) for r in chunk], self.video_count
+                ),
+                restrict=restrict[start : start + _SCORING_CHUNK],
+            )
+            k = max(ranking.k for ranking in chunk)
+            yield from zip(*two_stage.rank(profiles, k))
+
+    # ---- similar videos, and shared pieces ----
 
     def _similar(self, requests: list[tuple[int, int, int]]) -> list[tuple[int, Recommendations]]:
         if not requests:
             return []
         videos = np.asarray([video for _, video, _ in requests])
-        ids, scores = self._ranker.similar(videos, max(k for _, _, k in requests))
-        return [
-            (slot, Recommendations(self._videos.ids_of(row_ids[:k]), _score_list(row_scores[:k])))
-            for (slot, _, k), row_ids, row_scores in zip(requests, ids, scores)
-        ]
+        ids, scores = self._catalogue.similar(videos, max(k for _, _, k in requests) + len(self._unavailable))
+        answers = []
+        for (slot, _, k), row_ids, row_scores in zip(requests, ids, scores):
+            keep = ~np.isin(row_ids, self._unavailable) if len(self._unavailable) else slice(None)
+            answers.append(
+                (slot, Recommendations(self._videos.ids_of(row_ids[keep][:k]), _score_list(row_scores[keep][:k])))
+            )
+        return answers
+
+    def _recommendations(self, ranking: _Ranking, videos: np.ndarray, scores: np.ndarray) -> Recommendations:
+        return Recommendations(
+            self._videos.ids_of(videos),
+            _score_list(scores),
+            unknown_video_ids=ranking.unknown,
+            unknown_categories=ranking.narrowing.unknown_categories,
+        )
 
     def _user_videos(self, user: int) -> tuple[np.ndarray, np.ndarray]:
         """One user's training videos and confidences, sliced from the CSR arrays (scipy's row indexing is slow)."""
@@ -256,15 +389,16 @@ class _Ranking:
     fold_in: bool
     videos: np.ndarray  # the user's videos (training ∪ history), sorted
     confidences: np.ndarray
-    filtered: np.ndarray  # sorted video indices never to return
+    watched: np.ndarray  # sorted: the user's videos when they are left out, else none
     candidates: np.ndarray | None
+    narrowing: Narrowing
     unknown: list[str]
     vector: np.ndarray | None = None
 
 
 def _score_list(scores: np.ndarray) -> list[float]:
     """Scores to 6 decimals, as answers carry them: float32 holds no more, and the answer stays short."""
-    return np.round(scores.astype(np.float64), 6).tolist()
+    return np.round(np.asarray(scores, dtype=np.float64), 6).tolist()
 
 
 def _union(sorted_unique: np.ndarray, other: np.ndarray) -> np.ndarray:

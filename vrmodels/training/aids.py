@@ -5,13 +5,15 @@
   query, where IVF-Flat reached 0.83 at nprobe 256 (inner products over factors of varied norms defeat coarse
   cells). `--ann auto` builds them from AUTO_MIN_VIDEOS videos on; below that exact top-k is as fast.
 - Precomputed top-N lists (vrmodels.model.topn), ranked through the very CatalogueRanker the server will use
-  (exact, or through the indexes just built), so a list holds the server's own answer.
+  (exact, or through the indexes just built), or by the two stages when the model has a ranker (with each
+  video's ranker score), so a list holds the server's own answer.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -19,7 +21,10 @@ from threadpoolctl import threadpool_limits
 
 from vrmodels.model.ann import AnnIndexes, faiss_module
 from vrmodels.model.catalogue import FILTERED_SCORE, CatalogueRanker
+from vrmodels.model.ranker import Ranker
 from vrmodels.model.threads import limit_blas_threads
+from vrmodels.model.twostage import POOL, Profiles, TwoStage
+from vrmodels.model.videos import VideoTables
 
 log = logging.getLogger(__name__)
 
@@ -60,30 +65,81 @@ def build_ann(item_factors: np.ndarray) -> AnnIndexes:
     return AnnIndexes(*indexes)
 
 
-def build_topn(ranker: CatalogueRanker, user_factors: np.ndarray, user_items: csr_matrix, n: int) -> np.ndarray:
-    """Users × min(n, videos) best unwatched video indices, best first, -1 where fewer remain."""
+def build_topn(
+    ranker: CatalogueRanker,
+    user_factors: np.ndarray,
+    user_items: csr_matrix,
+    n: int,
+    unavailable: np.ndarray | None = None,
+) -> np.ndarray:
+    """Users × min(n, videos) best unwatched video indices, best first, -1 where fewer remain; `unavailable`
+    videos (not published yet at the data end) are in no list."""
     users = user_items.shape[0]
     n = min(n, ranker.videos)
     lists = np.full((users, n), -1, dtype=np.int32)
     for start in range(0, users, _CHUNK_USERS):
         end = min(start + _CHUNK_USERS, users)
-        ids, scores = ranker.top_k(user_factors[start:end], user_items[start:end], n)
+        filters = user_items[start:end]
+        if unavailable is not None and len(unavailable):
+            rows = np.repeat(np.arange(end - start), len(unavailable))
+            blocked = csr_matrix(
+                (np.ones(len(rows), np.float32), (rows, np.tile(unavailable, end - start))), filters.shape
+            )
+            filters = (filters + blocked).tocsr()
+        ids, scores = ranker.top_k(user_factors[start:end], filters, n)
         lists[start:end] = np.where(scores > FILTERED_SCORE, ids, -1)
     return lists
 
 
+def build_two_stage_topn(two_stage: TwoStage, user_factors: np.ndarray, user_items: csr_matrix, n: int) -> tuple:
+    """Users × n best unwatched video indices by the two stages (-1 padded) and their ranker scores (NaN)."""
+    users = user_items.shape[0]
+    lists = np.full((users, n), -1, dtype=np.int32)
+    scores = np.full((users, n), np.nan, dtype=np.float32)
+    for start in range(0, users, _CHUNK_USERS):
+        chunk = np.arange(start, min(start + _CHUNK_USERS, users))
+        for row, (ids, values) in enumerate(
+            zip(*two_stage.rank(Profiles.of_users(user_factors, user_items, chunk), n))
+        ):
+            lists[start + row, : min(n, len(ids))], scores[start + row, : min(n, len(ids))] = ids[:n], values[:n]
+    return lists, scores
+
+
+@dataclass
+class ServingAids:
+    topn: np.ndarray | None
+    topn_scores: np.ndarray | None
+    ann: AnnIndexes | None
+    manifest: dict
+    """What was built and why (the manifest's `serving` entry)."""
+
+
 def serving_aids(
-    user_factors: np.ndarray, item_factors: np.ndarray, user_items: csr_matrix, topn_size: int, ann_mode: str
-) -> tuple[np.ndarray | None, AnnIndexes | None, dict]:
-    """ANN indexes (`ann_mode`: auto, on, off), then each user's top-N ranked through them; and the manifest
-    entry that says what was built and why."""
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    user_items: csr_matrix,
+    topn_size: int,
+    ann_mode: str,
+    tables: VideoTables | None = None,
+    ranker: Ranker | None = None,
+) -> ServingAids:
+    """ANN indexes (`ann_mode`: auto, on, off), then each user's top-N ranked through them, by the two stages when
+    there is a ranker."""
     build, reason = should_build_ann(ann_mode, item_factors.shape[0])
     log.info(reason)
     indexes = build_ann(item_factors) if build else None
-    lists = (
-        build_topn(CatalogueRanker(item_factors, indexes), user_factors, user_items, topn_size) if topn_size else None
-    )
-    entry = {"topn": topn_size, "ann": {"mode": ann_mode, "built": build, "reason": reason}}
+    catalogue = CatalogueRanker(item_factors, indexes)
+    entry: dict = {"topn": topn_size, "ann": {"mode": ann_mode, "built": build, "reason": reason}}
     if build:
         entry["ann"] |= {"kind": "faiss.IndexHNSWFlat", "m": HNSW_M, "ef_construction": EF_CONSTRUCTION}
-    return lists, indexes, entry
+    lists = scores = None
+    if ranker is not None and tables is not None:
+        pool = max(POOL, topn_size)
+        entry["two_stage"] = {"pool": pool}
+        if topn_size:
+            two_stage = TwoStage(item_factors, tables, catalogue, ranker, pool)
+            lists, scores = build_two_stage_topn(two_stage, user_factors, user_items, topn_size)
+    elif topn_size:
+        unavailable = np.flatnonzero(~tables.available()) if tables is not None else None
+        lists = build_topn(catalogue, user_factors, user_items, topn_size, unavailable)
+    return ServingAids(lists, scores, indexes, entry)

@@ -12,6 +12,8 @@ from scipy.sparse import csr_matrix
 
 from vrmodels.model.artifacts import ModelArtifacts, write_model_dir
 from vrmodels.model.popularity import engagement
+from vrmodels.model.ranker import Ranker
+from vrmodels.model.videos import VideoTables
 from vrmodels.training import report
 from vrmodels.training.aids import serving_aids
 
@@ -25,27 +27,37 @@ def assemble(
     manifest: dict,
     topn_size: int,
     ann_mode: str,
+    tables: VideoTables | None = None,
+    ranker: Ranker | None = None,
+    popularity: np.ndarray | None = None,
 ) -> ModelArtifacts:
-    """The content of a model directory; `manifest` holds what the trainer knows (parameters, evaluation)."""
+    """The content of a model directory; `manifest` holds what the trainer knows (parameters, evaluation); the
+    catalogue tables and the ranker, when given, are written too and shape the precomputed lists. `popularity`
+    is the fallback ranking (default: engagement, vrmodels.model.popularity)."""
     digest = hashlib.sha256(user_items.data.tobytes() + user_items.indices.tobytes()).hexdigest()[:8]
-    lists, indexes, serving = serving_aids(user_factors, item_factors, user_items, topn_size, ann_mode)
+    aids = serving_aids(user_factors, item_factors, user_items, topn_size, ann_mode, tables, ranker)
     manifest = {
         "model_version": f"als-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{digest}",
         **manifest,
         "data": {"users": len(user_ids), "videos": len(video_ids), "pairs": int(user_items.nnz), **manifest["data"]},
-        "serving": serving,
+        "serving": aids.manifest,
     }
+    if tables is not None:
+        manifest["catalogue"] = tables.manifest()
     return ModelArtifacts(
         user_factors=user_factors,
         item_factors=item_factors,
         user_items=user_items,
-        popularity=engagement(user_items),
+        popularity=engagement(user_items) if popularity is None else popularity,
         user_ids=user_ids,
         video_ids=video_ids,
         manifest=manifest,
         reports=report.render(manifest),
-        topn=lists,
-        ann=indexes,
+        topn=aids.topn,
+        ann=aids.ann,
+        tables=tables,
+        ranker=ranker,
+        topn_scores=aids.topn_scores,
     )
 
 

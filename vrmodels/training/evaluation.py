@@ -27,10 +27,13 @@ log = logging.getLogger(__name__)
 K = 10  # the cut-off of the quality gate and of tuning
 CURVE_MAX_K = 50  # the report's curves run k = 1..CURVE_MAX_K
 MAX_EVALUATED_USERS = 20_000
-BASELINES = ("most_popular", "most_watched")
+BASELINES = ("most_popular", "most_watched", "trending")  # trending: a time split's only
 METRICS = ("precision", "recall", "ndcg", "map")
 CURVE_METRICS = ("ndcg", "recall")
 POPULAR_TOP_FRACTION = 0.01
+
+
+LABELS = {"als": "ALS", "two_stage": "the two-stage model"}
 
 
 class QualityGateError(RuntimeError):
@@ -76,36 +79,90 @@ def judge(
     Recommendations exclude the user's training videos, exactly as serving does (vrmodels.model.catalogue).
     most_popular ranks by distinct users (clicks); most_watched by engagement, as the serving fallback does.
     """
-    users = np.flatnonzero(np.diff(held_out.indptr))
-    if len(users) > MAX_EVALUATED_USERS:  # scoring every user would cost more than the fits themselves
-        users = np.sort(np.random.default_rng(seed).choice(users, MAX_EVALUATED_USERS, replace=False))
-    video_popularity = clicks(train)
-    ranker = CatalogueRanker(np.ascontiguousarray(item_factors, dtype=np.float32))
+    users = evaluated_users(held_out, seed)
+    every = np.ones(train.shape[1], dtype=bool)
     lists = {
-        "als": ranker.top_k(np.asarray(user_factors)[users], train[users], max_k),
-        "most_popular": rank_by_popularity(video_popularity, train[users], max_k),
-        "most_watched": rank_by_popularity(engagement(train), train[users], max_k),
+        "als": catalogue_lists(np.asarray(user_factors)[users], item_factors, train[users], max_k, every),
+        "most_popular": popularity_lists(clicks(train), train[users], max_k, every),
+        "most_watched": popularity_lists(engagement(train), train[users], max_k, every),
     }
+    return score_lists(lists, held_out[users], clicks(train), max_k)
+
+
+def evaluated_users(held_out: csr_matrix, seed: int, among: np.ndarray | None = None) -> np.ndarray:
+    """Users with a relevant held-out pair (`among` these when given), at most MAX_EVALUATED_USERS, seeded:
+    scoring every user would cost more than the fits themselves."""
+    users = np.flatnonzero(np.diff(held_out.indptr))
+    if among is not None:
+        users = users[among[users]]
+    if len(users) > MAX_EVALUATED_USERS:
+        users = np.sort(np.random.default_rng(seed).choice(users, MAX_EVALUATED_USERS, replace=False))
+    return users
+
+
+def catalogue_lists(
+    vectors: np.ndarray, item_factors: np.ndarray, filters: csr_matrix, k: int, allowed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's top k of the `allowed` videos by inner product, none of its `filters` row."""
+    subset = np.flatnonzero(allowed)
+    ranker = CatalogueRanker(np.ascontiguousarray(item_factors[subset], dtype=np.float32))
+    ids, scores = ranker.top_k(vectors, filters[:, subset] if len(subset) < len(allowed) else filters, k)
+    return subset[ids], scores
+
+
+def popularity_lists(
+    scores: np.ndarray, filters: csr_matrix, k: int, allowed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The top k of the `allowed` videos by `scores` for every row, excluding that row's `filters`."""
+    subset = np.flatnonzero(allowed)
+    ids, ranked = rank_by_popularity(scores[subset], filters[:, subset] if len(subset) < len(allowed) else filters, k)
+    return subset[ids], ranked
+
+
+def padded_lists(videos: list[np.ndarray], scores: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Variable-length ranked lists as the fixed-width arrays RankedLists reads (FILTERED_SCORE pads)."""
+    ids = np.zeros((len(videos), k), dtype=np.int64)
+    padded = np.full((len(videos), k), -np.finfo(np.float32).max, dtype=np.float32)
+    for row, (row_ids, row_scores) in enumerate(zip(videos, scores)):
+        ids[row, : len(row_ids)], padded[row, : len(row_ids)] = row_ids[:k], row_scores[:k]
+    return ids, padded
+
+
+def score_lists(
+    lists: dict[str, tuple[np.ndarray, np.ndarray]],
+    held_out: csr_matrix,
+    video_popularity: np.ndarray,
+    max_k: int = K,
+    fresh: np.ndarray | None = None,
+) -> SplitEvaluation:
+    """Metrics and curves of each model's lists (rows: the evaluated users) against their held-out rows; with
+    `fresh` (per video), NDCG@K and recall@K on the held-out watches of those videos alone too."""
     metrics, curves = {}, {}
+    fresh_rows = held_out.multiply(csr_matrix(fresh.astype(np.float32)[None, :])).tocsr() if fresh is not None else None
     for name, (ids, scores) in lists.items():
-        ranked = RankedLists(ids, scores, held_out[users])
+        ranked = RankedLists(ids, scores, held_out)
         metrics[name] = ranked.metrics(K) | {
-            "coverage": ranked.coverage(K, train.shape[1]),
+            "coverage": ranked.coverage(K, held_out.shape[1]),
             "popular_share": ranked.popular_share(K, video_popularity),
         }
+        if fresh_rows is not None:
+            fresh_metrics = RankedLists(ids, scores, fresh_rows).metrics(K)
+            metrics[name] |= {f"{metric}_fresh": fresh_metrics[metric] for metric in ("ndcg", "recall", "users")}
         if max_k > K:
             curves[name] = ranked.curves(max_k)
     return SplitEvaluation(metrics, curves)
 
 
-def quality_gate(metrics: dict[str, dict[str, float]], relevance: Relevance, allow_worse: bool) -> None:
-    """Refuse (QualityGateError) unless ALS beats the best baseline on NDCG@K; with allow_worse, warn instead."""
-    baseline = max(BASELINES, key=lambda name: metrics[name]["ndcg"])
-    if metrics["als"]["ndcg"] > metrics[baseline]["ndcg"]:
+def quality_gate(
+    metrics: dict[str, dict[str, float]], relevance: Relevance, allow_worse: bool, model: str = "als"
+) -> None:
+    """Refuse (QualityGateError) unless `model` beats the best baseline on NDCG@K; with allow_worse, warn instead."""
+    baseline = max((name for name in BASELINES if name in metrics), key=lambda name: metrics[name]["ndcg"])
+    if metrics[model]["ndcg"] > metrics[baseline]["ndcg"]:
         return
     message = (
-        f"quality gate: ALS NDCG@{K} {metrics['als']['ndcg']:.4f} does not beat {baseline.replace('_', '-')} "
-        f"{metrics[baseline]['ndcg']:.4f} ({relevance.describe()})"
+        f"quality gate: {LABELS.get(model, model)} NDCG@{K} {metrics[model]['ndcg']:.4f} does not beat "
+        f"{baseline.replace('_', '-')} {metrics[baseline]['ndcg']:.4f} ({relevance.describe()})"
     )
     if not allow_worse:
         raise QualityGateError(message + "; nothing shipped (use --allow-worse to ship anyway)", metrics)
@@ -126,6 +183,8 @@ def rank_by_popularity(scores: np.ndarray, user_items: csr_matrix, k: int) -> tu
 def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
     """The metrics as a fixed-width table, for the CLIs to print."""
     columns = ("precision", "recall", "ndcg", "map", "coverage", "popular_share")
+    if any("ndcg_fresh" in values for values in metrics.values()):
+        columns += ("ndcg_fresh",)
     header = f"{'model':<14}" + "".join(f"{name + '@' + str(K):>17}" for name in columns)
     rows = [
         f"{model:<14}" + "".join(f"{values[name]:>17.4f}" if name in values else f"{'':>17}" for name in columns)
@@ -142,19 +201,26 @@ class RankedLists:
         rows = relevant_counts > 0
         self.recommended, self.valid = recommended[rows], scores[rows] > FILTERED_SCORE
         self.relevant_counts = relevant_counts[rows]
-        held_out = held_out[rows]
-        user_of = np.repeat(np.arange(len(self.recommended)), self.recommended.shape[1])
-        looked_up = held_out[user_of, np.where(self.valid, self.recommended, 0).ravel()]
-        self.hits = (np.asarray(looked_up).reshape(self.recommended.shape) > 0) & self.valid
+        self.hits = np.zeros(self.recommended.shape, dtype=bool)
+        if self.users:
+            held_out = held_out[rows]
+            user_of = np.repeat(np.arange(len(self.recommended)), self.recommended.shape[1])
+            looked_up = held_out[user_of, np.where(self.valid, self.recommended, 0).ravel()]
+            self.hits = (np.asarray(looked_up).reshape(self.recommended.shape) > 0) & self.valid
 
     @property
     def users(self) -> int:
         return len(self.recommended)
 
+    def _hits(self, k: int) -> np.ndarray:
+        """The first k columns of hits, padded with misses where the lists are shorter (a small catalogue)."""
+        hits = self.hits[:, :k]
+        return np.pad(hits, ((0, 0), (0, k - hits.shape[1]))) if hits.shape[1] < k else hits
+
     def metrics(self, k: int) -> dict[str, float]:
         if self.users == 0:
             return dict.fromkeys(METRICS, 0.0) | {"users": 0}
-        hits = self.hits[:, :k]
+        hits = self._hits(k)
         discounts = 1.0 / np.log2(np.arange(2, k + 2))
         ideal_hits = np.minimum(self.relevant_counts, k)
         ideal = np.cumsum(discounts)[ideal_hits - 1]
@@ -174,10 +240,11 @@ class RankedLists:
             return {name: [0.0] * max_k for name in CURVE_METRICS}
         ks = np.arange(1, max_k + 1)
         discounts = 1.0 / np.log2(ks + 1)
-        dcg = np.cumsum(self.hits[:, :max_k] * discounts, axis=1)
+        hits = self._hits(max_k)
+        dcg = np.cumsum(hits * discounts, axis=1)
         ideal_hits = np.minimum(self.relevant_counts[:, None], ks[None, :])
         ideal = np.cumsum(discounts)[ideal_hits - 1]
-        recall = np.cumsum(self.hits[:, :max_k], axis=1) / self.relevant_counts[:, None]
+        recall = np.cumsum(hits, axis=1) / self.relevant_counts[:, None]
         return {"ndcg": (dcg / ideal).mean(axis=0).tolist(), "recall": recall.mean(axis=0).tolist()}
 
     def coverage(self, k: int, videos: int) -> float:

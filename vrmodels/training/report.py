@@ -15,13 +15,20 @@ import html
 import io
 import json
 import logging
+from datetime import UTC, datetime
 
 from vrmodels.model.artifacts import REPORT_HTML_FILE as HTML_FILE
 from vrmodels.model.artifacts import REPORT_PNG_FILE as PNG_FILE
 
 log = logging.getLogger(__name__)
 
-LABELS = {"als": "ALS", "most_popular": "most popular (clicks)", "most_watched": "most watched (engagement)"}
+LABELS = {
+    "als": "ALS",
+    "two_stage": "two-stage (ALS + ranker)",
+    "most_popular": "most popular (clicks)",
+    "most_watched": "most watched (engagement)",
+    "trending": "trending (recent views)",
+}
 
 
 def render(manifest: dict) -> dict[str, bytes]:
@@ -73,6 +80,8 @@ def _html(manifest: dict, with_png: bool) -> str:
     evaluation, metrics = manifest["evaluation"], manifest["metrics"]
     k = evaluation["k"]
     columns = ("precision", "recall", "ndcg", "map", "coverage", "popular_share")
+    if any("ndcg_fresh" in values for values in metrics.values()):
+        columns += ("ndcg_fresh", "recall_fresh")
     rows = "".join(
         f"<tr><th>{LABELS.get(model, model)}</th>"
         + "".join(f"<td>{values.get(name, float('nan')):.4f}</td>" for name in columns)
@@ -106,9 +115,10 @@ def _html(manifest: dict, with_png: bool) -> str:
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f4f4f4}}
 .best{{font-weight:bold}}</style></head><body>
 <h1>Evaluation of {html.escape(manifest["model_version"])}</h1>
-<p>Hold-out: {html.escape(evaluation["split"])}, {evaluation["test_fraction"]:.0%} of each user's videos.
+<p>Hold-out: {_holdout(evaluation)}
 Relevant: <strong>{html.escape(evaluation["relevance"]["description"])}</strong>.
-Every model is fitted on the training part only; recommendations exclude what the user watched in it.</p>
+Every model is fitted on the training part only; recommendations exclude what the user watched in it.
+The model that ships: <strong>{LABELS[manifest.get("shipped", "als")]}</strong>.</p>
 <h2>At k = {k}</h2>
 <table><tr><th>model</th>{"".join(f"<th>{name}@{k}</th>" for name in columns)}<th>users</th></tr>{rows}</table>
 <p>coverage: share of the catalogue that appears in some top-{k} list; popular_share: share of the top-{k}
@@ -117,10 +127,35 @@ recommendations drawn from the 1% most popular videos.</p>
 {picture}
 <table><tr><th>k</th>{curve_header}</tr>{curve_rows}</table>
 {_tuning_html(manifest.get("tuning"))}
+{_ranker_html(manifest.get("ranker"))}
 <h2>Parameters</h2>
 <pre>{html.escape(_pretty({"parameters": manifest["parameters"], "confidence": manifest.get("confidence")}))}</pre>
 </body></html>
 """
+
+
+def _holdout(evaluation: dict) -> str:
+    if evaluation["split"] != "time":
+        return f"{html.escape(evaluation['split'])}, {evaluation['test_fraction']:.0%} of each user's videos."
+    cut = datetime.fromtimestamp(evaluation["cut"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"in time: every event before {cut} trains; the first watches of the {evaluation['test_days']} days after "
+        "it judge, of videos that existed at the cut (as a nightly retrain lives). fresh: the same, counting only "
+        "videos published in the 3 days before the cut."
+    )
+
+
+def _ranker_html(ranker: dict | None) -> str:
+    if not ranker:
+        return ""
+    importances = sorted(ranker["importances"].items(), key=lambda item: -item[1])
+    rows = "".join(f"<tr><th>{html.escape(name)}</th><td>{share:.1%}</td></tr>" for name, share in importances)
+    return (
+        f"<h2>The ranker</h2><p>LightGBM lambdarank, {ranker['rounds']} rounds, learned from {ranker['users']} users' "
+        f"{ranker['examples']} candidates ({ranker['positives']} satisfying watches; the candidates held "
+        f"{ranker['candidate_recall']:.0%} of those users' satisfying watches).</p>"
+        f"<table><tr><th>feature</th><th>share of the gain</th></tr>{rows}</table>"
+    )
 
 
 def _tuning_html(tuning: list[dict] | None) -> str:

@@ -27,8 +27,9 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 
 from features.build_features import NO_EVENT_COLUMN
+from features.columns import DataFileError
 from features.confidence import ConfidenceConfig
-from features.events import NUMERIC_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, EventsFileError
+from features.events import NUMERIC_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from vrmodels.model.artifacts import ModelArtifacts
 from vrmodels.model.topn import DEFAULT_TOPN
 from vrmodels.training.assemble import assemble
@@ -147,12 +148,12 @@ def read_events(spark, path: str, input_format: str = "events"):
 
 
 def validate(events, source: str, confidence: ConfidenceConfig):
-    """features/events.py's rules in one Spark pass; raises EventsFileError naming the column and a bad row."""
+    """features/events.py's rules in one Spark pass; raises DataFileError naming the column and a bad row."""
     from pyspark.sql import functions as F
 
     missing = [column for column in REQUIRED_COLUMNS if column not in events.columns]
     if missing:
-        raise EventsFileError(
+        raise DataFileError(
             source, f"missing required column(s) {', '.join(repr(c) for c in missing)}; found {events.columns}"
         )
     present = [column for column in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if column in events.columns]
@@ -183,7 +184,7 @@ def validate(events, source: str, confidence: ConfidenceConfig):
         if "video_duration" not in present:
             if events.filter(F.col("watch_seconds").isNotNull()).limit(1).count():
                 problem = "column 'watch_seconds' needs a 'video_duration' column (completion = watch / duration)"
-                raise EventsFileError(source, problem)
+                raise DataFileError(source, problem)
         else:
             duration = typed["video_duration"]
             checks.append(("video_duration", "missing where watch_seconds is given", watched & duration.isNull()))
@@ -194,7 +195,7 @@ def validate(events, source: str, confidence: ConfidenceConfig):
     for number, (column, problem, bad) in enumerate(checks):
         if failed[str(number)]:
             example = raw.filter(bad).limit(1).first().asDict()
-            raise EventsFileError(source, f"{problem} (for example {example})", column=column)
+            raise DataFileError(source, f"{problem} (for example {example})", column=column)
     return raw.select(*[typed.get(column, F.col(column)).alias(column) for column in present])
 
 

@@ -1,6 +1,7 @@
 """SageMaker training-job contract, run by `serve.py train` (what `docker run IMAGE train` starts).
 
-Reads every CSV/CSV.gz/Parquet file (or MovieLens `u.data`) of channel `<root>/input/data/<channel>/`,
+Reads every CSV/CSV.gz/Parquet file (or MovieLens `u.data`) of channel `<root>/input/data/<channel>/`, the
+video catalogue from channel `<root>/input/data/<videos_channel>/` when the job has one (or MovieLens `u.item`),
 hyperparameters from `<root>/input/config/hyperparameters.json` (SageMaker sends every value as a string),
 builds features, trains with the quality gate, and writes the model files straight into `<root>/model`,
 which SageMaker tars into `model.tar.gz`. On failure the reason goes to `<root>/output/failure` (SageMaker
@@ -9,7 +10,8 @@ shows its first 1024 characters) and the exit status is non-zero. `<root>` is `$
 Hyperparameters (all optional): factors, regularization, alpha, iterations, seed, tune, tune_trials,
 allow_worse, channel (default "training"), input_format ("events" or "movielens"), min_user_events,
 min_video_events, scaling, completion_weight, skip_below, skip_weight, rating_weight, relevant_completion,
-relevant_min_rating, topn (precomputed top-N per user, default 100; 0 for none), ann (auto, on or off).
+relevant_min_rating, topn (precomputed top-N per user, default 100; 0 for none), ann (auto, on or off),
+videos_channel (default "videos"), split (auto, user or time), test_days (default 7), ranker (auto, on or off).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build_features import build_features
+from features.build_features import CATALOGUE_FORMATS, build_features
+from features.catalogue import read_catalogue
 from features.confidence import ConfidenceConfig
 from features.events import read_events, read_movielens
 from vrmodels.model.artifacts import write_model_dir
@@ -32,7 +35,7 @@ from vrmodels.model.threads import limit_blas_threads
 from vrmodels.model.topn import DEFAULT_TOPN
 from vrmodels.training.als import TrainParams
 from vrmodels.training.relevance import DEFAULT_MIN_COMPLETION
-from vrmodels.training.trainer import to_artifacts, train
+from vrmodels.training.trainer import DEFAULT_TEST_DAYS, to_artifacts, train
 from vrmodels.training.tuning import DEFAULT_TUNE_TRIALS
 
 log = logging.getLogger(__name__)
@@ -71,12 +74,30 @@ def read_channel(directory: Path, input_format: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)  # each file was validated, with its own name and rows
 
 
+def read_videos_channel(directory: Path, input_format: str) -> pd.DataFrame | None:
+    """The catalogue from every file of its channel (None when the job has no such channel)."""
+    if not directory.is_dir():
+        return None
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
+    frames = [read_catalogue(path, CATALOGUE_FORMATS[input_format]) for path in files]
+    if not frames:
+        raise TrainingJobError(f"{directory}: the catalogue channel holds no file")
+    catalogue = pd.concat(frames, ignore_index=True)
+    twice = catalogue["video_id"].duplicated()
+    if twice.any():
+        raise TrainingJobError(f"{directory}: video_id {catalogue['video_id'][twice].iloc[0]!r} is in two files")
+    catalogue.attrs["ignored_columns"] = sorted({name for frame in frames for name in frame.attrs["ignored_columns"]})
+    return catalogue
+
+
 def run(root: Path) -> None:
     values = hyperparameters(root)
     parsed = _typed(values)
     params = TrainParams(**{f.name: parsed[f.name] for f in fields(TrainParams) if f.name in parsed})
     channel = root / "input" / "data" / values.get("channel", "training")
-    events = read_channel(channel, values.get("input_format", "events"))
+    input_format = values.get("input_format", "events")
+    events = read_channel(channel, input_format)
+    videos = read_videos_channel(root / "input" / "data" / values.get("videos_channel", "videos"), input_format)
     confidence = ConfidenceConfig(**{key: parsed[key] for key in CONFIDENCE_HYPERPARAMETERS if key in parsed})
     features = build_features(
         events,
@@ -84,6 +105,7 @@ def run(root: Path) -> None:
         min_user_events=parsed.get("min_user_events", 1),
         min_video_events=parsed.get("min_video_events", 1),
         source=str(channel),
+        videos=videos,
     )
     log.info(json.dumps({"features": features.report}))
     result = train(
@@ -93,6 +115,9 @@ def run(root: Path) -> None:
         allow_worse=parsed.get("allow_worse", False),
         relevant_completion=parsed.get("relevant_completion", DEFAULT_MIN_COMPLETION),
         relevant_min_rating=parsed.get("relevant_min_rating"),
+        split=parsed.get("split", "auto"),
+        test_days=parsed.get("test_days", DEFAULT_TEST_DAYS),
+        ranker=parsed.get("ranker", "auto"),
     )
     artifacts = to_artifacts(result, parsed.get("topn", DEFAULT_TOPN), parsed.get("ann", "auto"))
     directory = write_model_dir(artifacts, root / "model")
@@ -105,6 +130,7 @@ _TYPES = {
     "seed": int,
     "tune_trials": int,
     "topn": int,
+    "test_days": int,
     "min_user_events": int,
     "min_video_events": int,
     "regularization": float,
@@ -117,6 +143,8 @@ _TYPES = {
     "relevant_min_rating": float,
     "scaling": str,
     "ann": str,
+    "split": str,
+    "ranker": str,
     "tune": "bool",
     "allow_worse": "bool",
 }
