@@ -33,10 +33,15 @@ from implicit.cpu.als import AlternatingLeastSquares
 
 from bench.common import best_of, cache_dir, report
 from bench.synthetic import ids, random_model
+from features.build_features import build_features
+from features.catalogue import validate_catalogue
+from features.events import validate_events
+from features.sample_events import generate_platform
 from tests.server import PROJECT_ROOT, free_port
-from vrmodels.model.artifacts import FORMAT_VERSION, load_model_dir
+from vrmodels.model.artifacts import FORMAT_VERSION, load_model_dir, write_model_dir
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.model.topn import DEFAULT_TOPN
+from vrmodels.training.trainer import to_artifacts, train
 
 USERS, VIDEOS, FACTORS, WATCHED_PER_USER = 100_000, 20_000, 64, 30
 
@@ -126,11 +131,17 @@ EXACT_PATH = [
 ]
 
 
-def lua_script(bodies: list[str]) -> str:
-    """A wrk script that POSTs JSON, cycling through `bodies` (Lua expressions), with a fixed seed."""
+def lua_script(bodies: list[str], path: str = "/invocations", videos: list[str] | None = None) -> str:
+    """A wrk script that POSTs JSON to `path`, cycling through `bodies` (Lua expressions), with a fixed seed;
+    `video()` in a body picks one of `videos` at random."""
     choices = "\n".join(f"  if n == {i} then return {body} end" for i, body in enumerate(bodies))
+    table = ",".join(f'"{video}"' for video in videos or ["none"])
     script = f"""math.randomseed(7)
 local counter = 0
+local videos = {{{table}}}
+function video()
+  return videos[math.random(1, #videos)]
+end
 function candidates()
   local ids = {{}}
   for i = 1, 50 do ids[i] = string.format('"{V}"', math.random(0, {VIDEOS - 1})) end
@@ -141,7 +152,7 @@ function body(n)
 end
 request = function()
   counter = counter + 1
-  return wrk.format("POST", "/invocations", {{["Content-Type"] = "application/json"}}, body(counter % {len(bodies)}))
+  return wrk.format("POST", "{path}", {{["Content-Type"] = "application/json"}}, body(counter % {len(bodies)}))
 end
 """
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
@@ -173,6 +184,27 @@ def row(name: str, result: dict[str, float]) -> None:
     print(
         f"  {name:<52} {result['rps']:>9,.0f} req/s   p50 {result['p50_ms']:7.2f} ms   p99 {result['p99_ms']:7.2f} ms"
     )
+
+
+def model_of(root: Path) -> Path:
+    """The benchmark model as `root`'s code writes it (cached there): with `root` the older checkout, a format
+    both read."""
+    command = [sys.executable, "-c", "from bench.server import generated_model; print(generated_model())"]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True)
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def two_stage_model() -> tuple[Path, list[str]]:
+    """A two-stage model of a generated platform (20,000 users, 5,000 videos, 250 channels; cached), and the
+    ids of its videos."""
+    directory = cache_dir() / f"two-stage-20000x5000-format{FORMAT_VERSION}"
+    if not directory.exists():
+        print("training the two-stage benchmark model (cached in bench/.cache) ...", flush=True)
+        platform = generate_platform(users=20_000, videos=5_000, channels=250, categories=20, seed=2)
+        events = validate_events(platform.events, "generated platform")
+        features = build_features(events, videos=validate_catalogue(platform.videos, "generated catalogue"))
+        write_model_dir(to_artifacts(train(features, allow_worse=True)), directory)
+    return directory, load_model_dir(directory).videos.all_ids()[:2000]
 
 
 def compare(against: Path, rounds: int, duration: int, model_dir: Path, known: str, exact: str) -> None:
@@ -210,13 +242,14 @@ def main() -> None:
     limit_blas_threads()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
-    model_dir = generated_model()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model {USERS} users × {VIDEOS} videos × {FACTORS}")
     known, exact = lua_script([KNOWN_USER]), lua_script(EXACT_PATH)
     duration = args.duration
     if args.against:
-        compare(args.against.resolve(), args.rounds, duration, model_dir, known, exact)
+        against = args.against.resolve()
+        compare(against, args.rounds, duration, model_of(against), known, exact)
         return
+    model_dir = generated_model()
 
     tutorial = Server(model_dir, tutorial=True)
     try:
@@ -248,6 +281,22 @@ def main() -> None:
     report("3. ratio raw / HTTP", raw_seconds / batch_seconds, "×", "target ≥ 0.75")
     report("3. /ping p99 while /invocations is saturated", ping["p99_ms"], "ms", "target < 50")
 
+    two_stage_dir, video_ids = two_stage_model()
+    five = ",".join(['"%s"'] * 5)
+    fold_in = lua_script(
+        [f'string.format(\'{{"history":[{five}],"k":10}}\', video(), video(), video(), video(), video())'],
+        videos=video_ids,
+    )
+    server = Server(two_stage_dir)
+    try:
+        ranked = {c: wrk(f"{server.url}/invocations", fold_in, duration, c) for c in (1, 8)}
+    finally:
+        server.stop()
+    print("5. two-stage model (20k users, 5k videos, ranker): fold-in of a 5-video history, k=10")
+    row("ours, c=1", ranked[1])
+    row("ours, c=8", ranked[8])
+    report("5. fold-in with the ranker, c=1: p99", ranked[1]["p99_ms"], "ms", "target ≤ 5")
+
     memory = {}
     for workers in (1, 2):
         server = Server(model_dir, workers)
@@ -258,7 +307,7 @@ def main() -> None:
     report("4. PSS with 1 worker (supervisor + worker)", memory[1], "MB")
     report("4. PSS with 2 workers", memory[2], "MB")
     report("4. added by the second worker", memory[2] - memory[1], "MB", "target < 50")
-    for script in (known, exact):
+    for script in (known, exact, fold_in):
         os.unlink(script)
 
 

@@ -129,16 +129,19 @@ def serving_aids(
     log.info(reason)
     indexes = build_ann(item_factors) if build else None
     catalogue = CatalogueRanker(item_factors, indexes)
-    entry: dict = {"topn": topn_size, "ann": {"mode": ann_mode, "built": build, "reason": reason}}
+    two_stage = ranker is not None and tables is not None
+    # A two-stage list is as long as stage 1's pool: a longer one would rank a wider pool for every user (the
+    # server ranks larger k on demand, widening the pool to 2k).
+    width = min(topn_size, POOL) if two_stage else topn_size
+    entry: dict = {"topn": width, "ann": {"mode": ann_mode, "built": build, "reason": reason}}
     if build:
         entry["ann"] |= {"kind": "faiss.IndexHNSWFlat", "m": HNSW_M, "ef_construction": EF_CONSTRUCTION}
     lists = scores = None
-    if ranker is not None and tables is not None:
-        pool = max(POOL, topn_size)
-        entry["two_stage"] = {"pool": pool}
-        if topn_size:
-            two_stage = TwoStage(item_factors, tables, catalogue, ranker, pool)
-            lists, scores = build_two_stage_topn(two_stage, user_factors, user_items, topn_size)
+    if two_stage:
+        entry["two_stage"] = {"pool": POOL}
+        if width:
+            ranking = TwoStage(item_factors, tables, catalogue, ranker, POOL)  # type: ignore[arg-type]
+            lists, scores = build_two_stage_topn(ranking, user_factors, user_items, width)
     elif topn_size:
         unavailable = np.flatnonzero(~tables.available()) if tables is not None else None
         lists = build_topn(catalogue, user_factors, user_items, topn_size, unavailable)
