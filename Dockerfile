@@ -44,7 +44,9 @@ FROM runtime
 # SageMaker starts containers). Everything under /opt/program stays root-owned, so the model is read-only to them;
 # `train` runs as root and writes /opt/ml/model as a SageMaker training job must.
 RUN useradd --system --no-create-home --shell /usr/sbin/nologin --uid 10001 vr
+# multi-models: SageMaker may host this image on a multi-model endpoint (it then sets SAGEMAKER_MULTI_MODEL=true).
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
+      com.amazonaws.sagemaker.capabilities.multi-models=true \
       org.opencontainers.image.title="video-recommender" \
       org.opencontainers.image.description="ALS video recommendations behind SageMaker's /ping and /invocations"
 COPY --from=dependencies /opt/venv /opt/venv

@@ -9,7 +9,10 @@ SageMaker callers as `ModelError`; it is raised here as `RecommenderModelError` 
 status and message (e.g. 404 for an unknown video), which are what a caller can act on.
 
 With two production variants (deploy.sh --candidate-image-uri), `target_variant` sends a request to one of them,
-and `answer()` tells which variant answered and the model version its container reports.
+and `answer()` tells which variant answered and the model version its container reports. On a multi-model
+endpoint (deploy.sh --multi-model), `target_model` names the model: its key under the endpoint's S3 prefix.
+
+    tenant = RecommenderClient("tenants", target_model="country-fr.tar.gz")
 """
 
 from __future__ import annotations
@@ -49,8 +52,10 @@ class RecommenderClient:
         timeout_seconds: float = 65.0,
         session: boto3.Session | None = None,
         target_variant: str | None = None,
+        target_model: str | None = None,
     ):
-        """`target_variant`: send every request to this production variant (default: SageMaker's weighted choice)."""
+        """`target_variant`: send every request to this production variant (default: SageMaker's weighted choice);
+        `target_model`: on a multi-model endpoint, the model every request goes to."""
         config = Config(
             retries={"mode": "standard", "max_attempts": max_attempts},
             read_timeout=timeout_seconds,
@@ -58,6 +63,7 @@ class RecommenderClient:
         )
         self.endpoint_name = endpoint_name
         self.target_variant = target_variant
+        self.target_model = target_model
         self._runtime = (session or boto3.Session()).client(
             "sagemaker-runtime", region_name=region_name, endpoint_url=endpoint_url, config=config
         )
@@ -66,7 +72,11 @@ class RecommenderClient:
         return self.answer(payload, custom_attributes).body
 
     def answer(
-        self, payload: dict[str, Any], custom_attributes: str | None = None, target_variant: str | None = None
+        self,
+        payload: dict[str, Any],
+        custom_attributes: str | None = None,
+        target_variant: str | None = None,
+        target_model: str | None = None,
     ) -> Answer:
         """The endpoint's answer, with the variant and model version that produced it."""
         extra: dict[str, str] = {}
@@ -74,6 +84,8 @@ class RecommenderClient:
             extra["CustomAttributes"] = custom_attributes
         if target_variant or self.target_variant:
             extra["TargetVariant"] = target_variant or self.target_variant  # type: ignore[assignment]
+        if target_model or self.target_model:
+            extra["TargetModel"] = target_model or self.target_model  # type: ignore[assignment]
         try:
             response = self._runtime.invoke_endpoint(
                 EndpointName=self.endpoint_name,

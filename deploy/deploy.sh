@@ -23,6 +23,19 @@ Options:
   --model-data-url S3URL           model.tar.gz from deploy/package_model.sh (default: the model baked in the image)
   --variant-name NAME              the production variant (default AllTraffic)
 
+Hosting modes (docs/hosting.md):
+  --multi-model S3PREFIX           a multi-model endpoint: models are the .tar.gz files under S3PREFIX (ending in /;
+                                   deploy/package_model.sh --multi-model-prefix uploads them), loaded on demand;
+                                   callers name one with TargetModel (deploy/invoke.sh --target-model)
+  --smoke-target-model PATH        with --multi-model: the model the smoke test invokes (default: no smoke test)
+  --async-output S3URI             asynchronous inference: answers are written under S3URI
+  --async-failure S3URI            where failures are written (default: under --async-output)
+  --async-success-topic ARN        SNS topic told of each answer
+  --async-error-topic ARN          SNS topic told of each failure
+  --async-max-concurrent N         invocations in flight per instance (default 4)
+  --async-timeout SECONDS          the container's own timeout: the longest InvocationTimeoutSeconds callers use
+                                   (default 900, at most 3600); with --autoscale-min 0 the endpoint scales to zero
+
 A/B, shadow and safe rollout:
   --candidate-image-uri URI        add a second production variant, Candidate (A/B); its model gets VR_VARIANT=Candidate
   --candidate-model-data-url S3URL the candidate's model (default: the one baked in its image)
@@ -50,7 +63,8 @@ Instances:
   --serverless-max-concurrency N   with --serverless-memory-mb (default 5)
   --autoscale-min N --autoscale-max N
                                    target-tracking autoscaling on SageMakerVariantInvocationsPerInstance
-  --autoscale-target N             invocations per instance per minute (default 100)
+  --autoscale-target N             invocations per instance per minute (default 100); asynchronous: requests
+                                   waiting per instance (default 5)
   --startup-timeout SECONDS        ContainerStartupHealthCheckTimeoutInSeconds (default 600)
   --workers N                      SAGEMAKER_MODEL_SERVER_WORKERS (default: one per vCPU)
   --no-smoke-test                  skip the test invocation
@@ -82,11 +96,19 @@ SERVERLESS_MEMORY_MB=""
 SERVERLESS_MAX_CONCURRENCY=5
 AUTOSCALE_MIN=""
 AUTOSCALE_MAX=""
-AUTOSCALE_TARGET=100
+AUTOSCALE_TARGET=""
 STARTUP_TIMEOUT=600
 WORKERS=""
 SMOKE_TEST=1
 VARIANT="AllTraffic"
+MULTI_MODEL_PREFIX=""
+SMOKE_TARGET_MODEL=""
+ASYNC_OUTPUT=""
+ASYNC_FAILURE=""
+ASYNC_SUCCESS_TOPIC=""
+ASYNC_ERROR_TOPIC=""
+ASYNC_MAX_CONCURRENT=4
+ASYNC_TIMEOUT=900
 while [ $# -gt 0 ]; do
   common_option "$@"; if [ "$SHIFT" -gt 0 ]; then shift "$SHIFT"; continue; fi
   case "$1" in
@@ -96,6 +118,14 @@ while [ $# -gt 0 ]; do
     --model-bucket) MODEL_BUCKET="${2:?}"; shift 2 ;;
     --model-data-url) MODEL_DATA_URL="${2:?}"; shift 2 ;;
     --variant-name) VARIANT="${2:?}"; shift 2 ;;
+    --multi-model) MULTI_MODEL_PREFIX="${2:?}"; shift 2 ;;
+    --smoke-target-model) SMOKE_TARGET_MODEL="${2:?}"; shift 2 ;;
+    --async-output) ASYNC_OUTPUT="${2:?}"; shift 2 ;;
+    --async-failure) ASYNC_FAILURE="${2:?}"; shift 2 ;;
+    --async-success-topic) ASYNC_SUCCESS_TOPIC="${2:?}"; shift 2 ;;
+    --async-error-topic) ASYNC_ERROR_TOPIC="${2:?}"; shift 2 ;;
+    --async-max-concurrent) ASYNC_MAX_CONCURRENT="${2:?}"; shift 2 ;;
+    --async-timeout) ASYNC_TIMEOUT="${2:?}"; shift 2 ;;
     --candidate-image-uri) CANDIDATE_IMAGE_URI="${2:?}"; shift 2 ;;
     --candidate-model-data-url) CANDIDATE_MODEL_DATA_URL="${2:?}"; shift 2 ;;
     --candidate-weight) CANDIDATE_WEIGHT="${2:?}"; shift 2 ;;
@@ -227,6 +257,35 @@ fi
 if [ -n "$AUTOSCALE_MIN$AUTOSCALE_MAX" ] && { [ -z "$AUTOSCALE_MIN" ] || [ -z "$AUTOSCALE_MAX" ]; }; then
   die "give both --autoscale-min and --autoscale-max"
 fi
+MODEL_MODE=""
+if [ -n "$MULTI_MODEL_PREFIX" ]; then
+  [[ "$MULTI_MODEL_PREFIX" =~ ^s3://[^/]+/(.+/)?$ ]] || die "--multi-model must be an s3:// prefix ending in /, got $MULTI_MODEL_PREFIX"
+  [ -z "$MODEL_DATA_URL" ] || die "--multi-model and --model-data-url exclude each other: the models live under the prefix"
+  [ -z "$SERVERLESS_MEMORY_MB" ] || die "multi-model endpoints cannot be serverless (SageMaker hosts them on instances)"
+  [ -z "$SHADOW_IMAGE_URI$CANDIDATE_IMAGE_URI" ] || die "multi-model endpoints take no shadow or candidate variant here"
+  [ -z "$DATA_CAPTURE" ] || die "multi-model endpoints have no Model Monitor: drop --data-capture"
+  MODEL_MODE="MultiModel"; MODEL_DATA_URL="$MULTI_MODEL_PREFIX"
+  [[ "$MULTI_MODEL_PREFIX" =~ ^s3://([^/]+)/ ]] && MODEL_BUCKET="${MODEL_BUCKET:-${BASH_REMATCH[1]}}"
+  [ -n "$SMOKE_TARGET_MODEL" ] || SMOKE_TEST=0
+fi
+[ -z "$SMOKE_TARGET_MODEL" ] || [ -n "$MULTI_MODEL_PREFIX" ] || die "--smoke-target-model needs --multi-model"
+SERVER_TIMEOUT=""
+AUTOSCALE_TARGET="${AUTOSCALE_TARGET:-$([ -n "$ASYNC_OUTPUT" ] && echo 5 || echo 100)}"
+if [ -n "$ASYNC_OUTPUT" ]; then
+  for uri in "$ASYNC_OUTPUT" "$ASYNC_FAILURE"; do
+    [ -z "$uri" ] || [[ "$uri" =~ ^s3://[^/]+(/.*)?$ ]] || die "--async-output and --async-failure must be s3:// URIs, got $uri"
+  done
+  [ -z "$SERVERLESS_MEMORY_MB" ] || die "asynchronous inference needs instances, not a serverless variant"
+  [[ "$ASYNC_TIMEOUT" =~ ^[0-9]+$ ]] && [ "$ASYNC_TIMEOUT" -ge 1 ] && [ "$ASYNC_TIMEOUT" -le 3600 ] \
+    || die "--async-timeout must be 1..3600 seconds, got $ASYNC_TIMEOUT"
+  [[ "$ASYNC_MAX_CONCURRENT" =~ ^[1-9][0-9]*$ ]] || die "--async-max-concurrent must be a positive whole number"
+  SERVER_TIMEOUT="$ASYNC_TIMEOUT"
+  SMOKE_TEST=0   # an asynchronous endpoint answers through S3: deploy/invoke.sh --async
+else
+  [ -z "$ASYNC_FAILURE$ASYNC_SUCCESS_TOPIC$ASYNC_ERROR_TOPIC" ] || die "--async-failure and the SNS topics need --async-output"
+  ASYNC_MAX_CONCURRENT=""
+fi
+[ "${AUTOSCALE_MIN:-1}" != 0 ] || [ -n "$ASYNC_OUTPUT" ] || die "--autoscale-min 0 (scale to zero) needs asynchronous inference (--async-output)"
 if [ "$CREATE_ROLE" = 1 ]; then
   [ -n "$MODEL_BUCKET" ] || [[ "$MODEL_DATA_URL" =~ ^s3://([^/]+)/ ]] || die "--create-role needs --model-bucket (or --model-data-url)"
   MODEL_BUCKET="${MODEL_BUCKET:-${BASH_REMATCH[1]}}"
@@ -237,10 +296,10 @@ fi
 STAMP="$(unique_stamp)"
 CONFIG_NAME="$ENDPOINT_NAME-c-$STAMP"
 WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
-create_model() {  # NAME IMAGE MODEL_DATA VARIANT: render model.json and create the model
+create_model() {  # NAME IMAGE MODEL_DATA VARIANT [MODE]: render model.json and create the model
   python3 "$DEPLOY_DIR/render_config.py" "$REPO_ROOT/model.json" "$WORK/$1.json" \
     MODEL_NAME="$1" EXECUTION_ROLE_ARN="$ROLE_ARN" IMAGE_URI="$2" MODEL_DATA_URL="$3" VARIANT_NAME="$4" \
-    WORKERS="$WORKERS" PROJECT="$PROJECT"
+    WORKERS="$WORKERS" PROJECT="$PROJECT" MODEL_MODE="${5:-}" SERVER_TIMEOUT="$SERVER_TIMEOUT"
   log "creating model $1 ($4)"
   aws_api sagemaker create-model --cli-input-json "file://$WORK/$1.json" >/dev/null
 }
@@ -267,10 +326,12 @@ python3 "$DEPLOY_DIR/render_config.py" "$REPO_ROOT/endpoint-config.json" "$WORK/
   CANDIDATE_WEIGHT="${CANDIDATE_VARIANT_NAME:+$CANDIDATE_WEIGHT}" CANDIDATE_STARTUP_TIMEOUT_SECONDS="${CANDIDATE_VARIANT_NAME:+$STARTUP_TIMEOUT}" \
   SHADOW_VARIANT_NAME="$SHADOW_VARIANT_NAME" SHADOW_MODEL_NAME="$SHADOW_MODEL_NAME" \
   SHADOW_INSTANCE_TYPE="${SHADOW_VARIANT_NAME:+$INSTANCE_TYPE}" SHADOW_INSTANCE_COUNT="${SHADOW_VARIANT_NAME:+$INSTANCE_COUNT}" \
-  SHADOW_WEIGHT="${SHADOW_VARIANT_NAME:+1.0}" "${CAPTURE[@]}" PROJECT="$PROJECT"
+  SHADOW_WEIGHT="${SHADOW_VARIANT_NAME:+1.0}" "${CAPTURE[@]}" PROJECT="$PROJECT" \
+  ASYNC_OUTPUT="$ASYNC_OUTPUT" ASYNC_FAILURE="$ASYNC_FAILURE" ASYNC_SUCCESS_TOPIC="$ASYNC_SUCCESS_TOPIC" \
+  ASYNC_ERROR_TOPIC="$ASYNC_ERROR_TOPIC" ASYNC_MAX_CONCURRENT="$ASYNC_MAX_CONCURRENT"
 
 # --- create and wire ---------------------------------------------------------------------------------------
-create_model "$MODEL_NAME" "$IMAGE_URI" "$MODEL_DATA_URL" "$VARIANT"
+create_model "$MODEL_NAME" "$IMAGE_URI" "$MODEL_DATA_URL" "$VARIANT" "$MODEL_MODE"
 [ -z "$CANDIDATE_MODEL_NAME" ] || create_model "$CANDIDATE_MODEL_NAME" "$CANDIDATE_IMAGE_URI" "$CANDIDATE_MODEL_DATA_URL" Candidate
 [ -z "$SHADOW_MODEL_NAME" ] || create_model "$SHADOW_MODEL_NAME" "$SHADOW_IMAGE_URI" "$SHADOW_MODEL_DATA_URL" Shadow
 log "creating endpoint config $CONFIG_NAME"
@@ -309,17 +370,35 @@ if [ -n "$AUTOSCALE_MAX" ]; then
   aws_api application-autoscaling register-scalable-target --service-namespace sagemaker --resource-id "$RESOURCE" \
     --scalable-dimension sagemaker:variant:DesiredInstanceCount \
     --min-capacity "$AUTOSCALE_MIN" --max-capacity "$AUTOSCALE_MAX" >/dev/null
+  if [ -z "$ASYNC_OUTPUT" ]; then
+    METRIC='"PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}'
+  else  # asynchronous: scale on the queue, requests waiting per instance
+    METRIC="\"CustomizedMetricSpecification\": {\"MetricName\": \"ApproximateBacklogSizePerInstance\", \"Namespace\": \"AWS/SageMaker\", \"Dimensions\": [{\"Name\": \"EndpointName\", \"Value\": \"$ENDPOINT_NAME\"}], \"Statistic\": \"Average\"}"
+  fi
   aws_api application-autoscaling put-scaling-policy --service-namespace sagemaker --resource-id "$RESOURCE" \
     --scalable-dimension sagemaker:variant:DesiredInstanceCount --policy-name "$ENDPOINT_NAME-invocations" \
     --policy-type TargetTrackingScaling --target-tracking-scaling-policy-configuration \
-    "{\"TargetValue\": $AUTOSCALE_TARGET, \"PredefinedMetricSpecification\": {\"PredefinedMetricType\": \"SageMakerVariantInvocationsPerInstance\"}, \"ScaleInCooldown\": 300, \"ScaleOutCooldown\": 60}" >/dev/null
+    "{\"TargetValue\": $AUTOSCALE_TARGET, $METRIC, \"ScaleInCooldown\": 300, \"ScaleOutCooldown\": 60}" >/dev/null
+  if [ "$AUTOSCALE_MIN" = 0 ]; then  # target tracking never leaves zero: a step policy wakes the endpoint on a backlog
+    log "scale to zero: a request waiting with no instance starts one"
+    POLICY_ARN="$(aws_api application-autoscaling put-scaling-policy --service-namespace sagemaker --resource-id "$RESOURCE" \
+      --scalable-dimension sagemaker:variant:DesiredInstanceCount --policy-name "$ENDPOINT_NAME-from-zero" \
+      --policy-type StepScaling --step-scaling-policy-configuration \
+      '{"AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average", "Cooldown": 300, "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]}' \
+      --query PolicyARN --output text)"
+    aws_api cloudwatch put-metric-alarm --alarm-name "$ENDPOINT_NAME-backlog-without-capacity" --namespace AWS/SageMaker \
+      --metric-name HasBacklogWithoutCapacity --dimensions "Name=EndpointName,Value=$ENDPOINT_NAME" \
+      --statistic Average --period 60 --evaluation-periods 2 --threshold 1 --comparison-operator GreaterThanOrEqualToThreshold \
+      --treat-missing-data missing --alarm-actions "$POLICY_ARN" \
+      --tags "Key=project,Value=$PROJECT" "Key=managed-by,Value=vr-deploy"
+  fi
 fi
 
 if [ "$SMOKE_TEST" = 1 ]; then
   log "smoke test"
   "$DEPLOY_DIR/invoke.sh" --endpoint-name "$ENDPOINT_NAME" --region "$REGION" \
     ${ENDPOINT_URL:+--endpoint-url "$ENDPOINT_URL"} ${RUNTIME_ENDPOINT_URL:+--runtime-endpoint-url "$RUNTIME_ENDPOINT_URL"} \
-    --body '{"user_id": "smoke-test", "k": 1}' >/dev/null || die "smoke invocation of $ENDPOINT_NAME failed (see above)"
+    ${SMOKE_TARGET_MODEL:+--target-model "$SMOKE_TARGET_MODEL"} --body '{"user_id": "smoke-test", "k": 1}' >/dev/null || die "smoke invocation of $ENDPOINT_NAME failed (see above)"
 fi
 log "endpoint $ENDPOINT_NAME is InService with $CONFIG_NAME (remember: endpoints bill while idle; deploy/teardown.sh)"
 echo "$ENDPOINT_NAME"

@@ -7,6 +7,7 @@ with the error's own status, a batch answers 200 with each error in its slot.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -63,12 +64,23 @@ def decode(body: bytes, kind: str, max_lines: int | None = MAX_LINES) -> Decoded
 
 def encode(outcomes: list[Outcome], batched: bool, kind: str) -> tuple[int, bytes]:
     """The status and the body that answer these outcomes."""
-    if kind == JSONLINES:
-        return 200, b"".join(orjson.dumps(_object(outcome)) + b"\n" for outcome in outcomes)
     if batched:
-        return 200, orjson.dumps({"predictions": [_object(outcome) for outcome in outcomes]})
+        parts = (PREDICTIONS_OPEN, encode_part(outcomes, kind, first=True), PREDICTIONS_CLOSE)
+        return 200, parts[1] if kind == JSONLINES else b"".join(parts)
     (outcome,) = outcomes
     return (outcome.status if isinstance(outcome, ServingError) else 200), orjson.dumps(_object(outcome))
+
+
+PREDICTIONS_OPEN, PREDICTIONS_CLOSE = b'{"predictions":[', b"]}"  # around a JSON batch's answers
+
+
+def encode_part(outcomes: list[Outcome], kind: str, first: bool) -> bytes:
+    """A run of a batch's answers: JSON Lines as they are; for JSON, comma-separated items of `predictions`
+    (led by a comma unless `first`), which PREDICTIONS_OPEN and PREDICTIONS_CLOSE enclose."""
+    if kind == JSONLINES:
+        return b"".join(orjson.dumps(_object(outcome)) + b"\n" for outcome in outcomes)
+    items = b",".join(orjson.dumps(_object(outcome)) for outcome in outcomes)
+    return items if first or not items else b"," + items
 
 
 def error_body(error: ServingError) -> bytes:
@@ -115,15 +127,41 @@ def _decode_json(body: bytes, max_lines: int | None) -> Decoded:
 
 
 def _decode_jsonlines(body: bytes, max_lines: int | None) -> Decoded:
+    lines = lines_of(body)
+    if max_lines is not None and len(lines) > max_lines:
+        raise InvalidRequest(f"at most {max_lines} lines per request, got {len(lines)}")
+    return Decoded(decode_lines(lines), batched=True)
+
+
+def lines_of(body: bytes) -> list[bytes]:
+    """The request lines of a JSON Lines body (blank lines are no requests), undecoded."""
     lines = [line for line in body.split(b"\n") if line.strip()]
     if not lines:
         raise MalformedRequest("empty body; send one JSON request object per line")
-    if max_lines is not None and len(lines) > max_lines:
-        raise InvalidRequest(f"at most {max_lines} lines per request, got {len(lines)}")
+    return lines
+
+
+class LazyLines(Sequence):
+    """A JSON Lines body's requests, each slice decoded when it is taken (a Batch Transform mini-batch may hold
+    hundreds of thousands: decoded all at once they would take ten times the body's memory)."""
+
+    def __init__(self, body: bytes):
+        self._lines = lines_of(body)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __getitem__(self, window: slice) -> list[object]:  # type: ignore[override]
+        start, _, _ = window.indices(len(self._lines))
+        return decode_lines(self._lines[window], start + 1)
+
+
+def decode_lines(lines: list[bytes], first_number: int = 1) -> list[object]:
+    """Each line's JSON value, or the MalformedRequest naming its number (counted from `first_number`)."""
     values: list[object] = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(lines, start=first_number):
         try:
             values.append(orjson.loads(line))
         except orjson.JSONDecodeError as exc:
             values.append(MalformedRequest(f"line {number} is not valid JSON: {exc}"))
-    return Decoded(values, batched=True)
+    return values

@@ -4,10 +4,14 @@
 |---|---|---|
 | `SAGEMAKER_BIND_TO_PORT` | 8080 | port to listen on (0.0.0.0) |
 | `SAGEMAKER_MODEL_SERVER_WORKERS` | CPU count | uvicorn worker processes |
-| `SAGEMAKER_MODEL_SERVER_TIMEOUT` | 60 | seconds a request may take before a 504 |
+| `SAGEMAKER_MODEL_SERVER_TIMEOUT` | 60 (600 with `SAGEMAKER_BATCH`) | seconds a request may take before a 504 |
 | `SAGEMAKER_MAX_PAYLOAD_IN_MB` | 6 | request body limit (413 above it) |
 | `SAGEMAKER_MAX_CONCURRENT_TRANSFORMS` | workers | reported by /execution-parameters |
 | `SAGEMAKER_BATCH_STRATEGY` | MULTI_RECORD | reported by /execution-parameters |
+| `SAGEMAKER_BATCH` | false | a Batch Transform job: no per-request line limit, answers streamed in slices |
+| `SAGEMAKER_MULTI_MODEL` | false | multi-model mode: models loaded and unloaded through /models (SageMaker sets it) |
+| `VR_MULTI_MODEL_ROOT` | /opt/ml/models | where multi-model mode may load models from (SageMaker unpacks them there) |
+| `VR_MULTI_MODEL_MEMORY_MB` | 80% of the container's memory | the models' files this server maps at most (507 above) |
 | `VR_OPT_ML` | /opt/ml | SageMaker's root; the model is looked for in `<root>/model` |
 | `VR_MODEL_DIR` | artifacts/models/latest | model used when `<root>/model` holds none |
 | `VR_GRACEFUL_SHUTDOWN_SECONDS` | 20 | how long SIGTERM waits for in-flight requests |
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +62,14 @@ class Settings:
     use_ann: bool = True
     ann_candidates: int = DEFAULT_POOL
     ann_ef_search: int = DEFAULT_POOL
+    batch: bool = False
+    multi_model: bool = False
+    multi_model_root: Path = Path("/opt/ml/models")
+    multi_model_memory_mb: float = 1024.0
+
+    @property
+    def multi_model_memory_bytes(self) -> int:
+        return int(self.multi_model_memory_mb * 1024 * 1024)
 
     @property
     def max_response_bytes(self) -> int:
@@ -76,10 +89,12 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         workers = _positive_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", os.cpu_count() or 1)
+        batch = _switch(env, "SAGEMAKER_BATCH", False)
         return cls(
             port=_positive_int(env, "SAGEMAKER_BIND_TO_PORT", 8080),
             workers=workers,
-            timeout_seconds=_positive_float(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60.0),
+            # Batch Transform's InvocationsTimeoutInSeconds defaults to 600
+            timeout_seconds=_positive_float(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 600.0 if batch else 60.0),
             max_payload_mb=_positive_float(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6.0),
             max_concurrent_transforms=_positive_int(env, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", workers),
             batch_strategy=env.get("SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD"),
@@ -95,7 +110,35 @@ class Settings:
             use_ann=_switch(env, "VR_ANN", True),
             ann_candidates=_positive_int(env, "VR_ANN_CANDIDATES", DEFAULT_POOL),
             ann_ef_search=_positive_int(env, "VR_ANN_EF_SEARCH", DEFAULT_POOL),
+            batch=batch,
+            multi_model=_switch(env, "SAGEMAKER_MULTI_MODEL", False),
+            multi_model_root=Path(env.get("VR_MULTI_MODEL_ROOT", "/opt/ml/models")),
+            multi_model_memory_mb=_positive_float(env, "VR_MULTI_MODEL_MEMORY_MB", 0.8 * memory_limit_mb()),
         )
+
+
+def worker_account(worker_user: str) -> tuple[int, int] | None:
+    """The uid and gid the workers switch to: only when started as root with VR_WORKER_USER set (otherwise the
+    process is already unprivileged and has no right to switch)."""
+    if not worker_user or os.geteuid() != 0:
+        return None
+    try:
+        account = pwd.getpwnam(worker_user)
+    except KeyError:
+        raise ValueError(f"environment variable VR_WORKER_USER={worker_user!r}: no such user") from None
+    return account.pw_uid, account.pw_gid
+
+
+def memory_limit_mb() -> float:
+    """The memory this container may use: its cgroup's limit (v2, then v1), else the machine's."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and int(raw) < 2**60:  # "max", or v1's "no limit" (a page-rounded 2**63)
+            return int(raw) / 2**20
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
 
 
 def _switch(env: dict[str, str], name: str, default: bool) -> bool:
@@ -105,7 +148,7 @@ def _switch(env: dict[str, str], name: str, default: bool) -> bool:
     try:
         return parse_bool(raw)
     except ValueError:
-        raise ValueError(f"environment variable {name}={raw!r} must be on or off") from None
+        raise ValueError(f"environment variable {name}={raw!r} must be on or off (true or false)") from None
 
 
 def _positive_int(env: dict[str, str], name: str, default: int) -> int:

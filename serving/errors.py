@@ -23,12 +23,20 @@ class MalformedRequest(ServingError):
     status = 400
 
 
+class Forbidden(ServingError):
+    status = 403
+
+
 class NotFound(ServingError):
     status = 404
 
 
 class NotAcceptable(ServingError):
     status = 406
+
+
+class Conflict(ServingError):
+    status = 409
 
 
 class PayloadTooLarge(ServingError):
@@ -58,6 +66,13 @@ class InternalError(ServingError):
 
     def __init__(self, request_id: str):
         super().__init__(f"internal error; request id {request_id}")
+
+
+class InsufficientStorage(ServingError):
+    """A multi-model server that cannot load one more model within its memory budget: SageMaker unloads others
+    and retries (507, as its multi-model contract names it)."""
+
+    status = 507
 
 
 class ModelNotReady(ServingError):

@@ -4,7 +4,8 @@ SageMaker sends a container's stdout to CloudWatch Logs; a JSON line carrying an
 (docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html)
 is also turned into metrics, with no agent. Each invocation writes one such line: its facts (request id,
 route, status) stay readable, and these metrics are extracted, under the dimensions ModelVersion and Variant
-(the container's VR_VARIANT, which deploy/deploy.sh sets per production variant):
+(the container's VR_VARIANT, which deploy/deploy.sh sets per production variant), and in multi-model mode
+ModelName too (the caller's TargetModel when SageMaker passes it, else the loaded name):
 
     Latency       Milliseconds   time in the container
     Queries       Count          requests in the body (1, or its instances or lines)
@@ -14,6 +15,9 @@ route, status) stay readable, and these metrics are extracted, under the dimensi
     Errors        Count          1 when the answer's status is 4xx or 5xx (a caller that went away, 499, got none)
     Requests      Count          1, under ModelVersion, Variant and StatusCode: errors by status
 
+A multi-model server also writes a line per model load and unload: ModelLoadTime (Milliseconds, under ModelName
+and Variant) and LoadedModels (Count, under Variant).
+
 The counts come from the request's typed outcomes (InvocationStats), which serving.transform leaves in the
 request's scope for the log line. The `aws-embedded-metrics` library is not used: it builds a logger per request
 and flushes lines of its own, where this line must stay one cheap write on a path served thousands of times a
@@ -22,6 +26,7 @@ second.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -48,6 +53,7 @@ class InvocationStats:
     """What one invocation did, counted from its typed outcomes."""
 
     model_version: str = NO_MODEL
+    model_name: str = NO_MODEL
     queries: int = 0
     fallbacks: int = 0
     fold_ins: int = 0
@@ -62,16 +68,16 @@ class InvocationStats:
                 self.empty_answers += not answer.video_ids
 
 
-def _directives(namespace: str) -> list[dict]:
+def _directives(namespace: str, dimensions: tuple[str, ...]) -> list[dict]:
     return [
         {
             "Namespace": namespace,
-            "Dimensions": [list(DIMENSIONS)],
+            "Dimensions": [list(dimensions)],
             "Metrics": [{"Name": name, "Unit": unit} for name, unit in REQUEST_METRICS.items()],
         },
         {
             "Namespace": namespace,
-            "Dimensions": [[*DIMENSIONS, "StatusCode"]],
+            "Dimensions": [[*dimensions, "StatusCode"]],
             "Metrics": [{"Name": "Requests", "Unit": "Count"}],
         },
     ]
@@ -80,12 +86,13 @@ def _directives(namespace: str) -> list[dict]:
 class RequestMetrics:
     """Builds the EMF members of one invocation's line; the directives are the same for every line."""
 
-    def __init__(self, variant: str, namespace: str = NAMESPACE):
+    def __init__(self, variant: str, multi_model: bool = False, namespace: str = NAMESPACE):
         self._variant = variant
-        self._directives = _directives(namespace)
+        self._multi_model = multi_model
+        self._directives = _directives(namespace, ("ModelName", *DIMENSIONS) if multi_model else DIMENSIONS)
 
     def members(self, timestamp: float, status: int, latency_ms: float, stats: InvocationStats) -> dict:
-        return {
+        members = {
             "_aws": {"Timestamp": int(timestamp * 1000), "CloudWatchMetrics": self._directives},
             "ModelVersion": stats.model_version,
             "Variant": self._variant,
@@ -98,3 +105,24 @@ class RequestMetrics:
             "Errors": int(status >= 400 and status != ClientClosedRequest.status),
             "Requests": 1,
         }
+        if self._multi_model:
+            members["ModelName"] = stats.model_name
+        return members
+
+
+def model_event(variant: str, name: str, loaded: int, load_ms: float | None = None, namespace: str = NAMESPACE) -> dict:
+    """The EMF members of a multi-model server's load (with its `load_ms`) or unload line."""
+    metrics = [
+        {"Namespace": namespace, "Dimensions": [["Variant"]], "Metrics": [{"Name": "LoadedModels", "Unit": "Count"}]}
+    ]
+    members: dict = {"Variant": variant, "ModelName": name, "LoadedModels": loaded}
+    if load_ms is not None:
+        metrics.append(
+            {
+                "Namespace": namespace,
+                "Dimensions": [["ModelName", "Variant"]],
+                "Metrics": [{"Name": "ModelLoadTime", "Unit": "Milliseconds"}],
+            }
+        )
+        members["ModelLoadTime"] = round(load_ms, 3)
+    return {"_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": metrics}, **members}

@@ -18,10 +18,10 @@ INFERENCE_ID_HEADER = b"x-amzn-sagemaker-inference-id"
 
 
 class RequestLog:
-    def __init__(self, app: ASGIApp, variant: str):
+    def __init__(self, app: ASGIApp, variant: str, multi_model: bool = False):
         self.app = app
         self.logger = RequestLogger()
-        self.metrics = RequestMetrics(variant)
+        self.metrics = RequestMetrics(variant, multi_model)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == "/ping":

@@ -48,6 +48,38 @@ class LoadedModel:
     def version(self) -> str:
         return self.recommender.model_version
 
+    def info(self) -> dict:
+        """What GET /info tells of this model: its version and format, its data, its serving aids, and how it
+        fared against the best baseline in its own evaluation."""
+        manifest = self.recommender.manifest
+        metrics = manifest.get("metrics") or {}
+        shipped = manifest.get("shipped", "als")
+        baselines = {name: values for name, values in metrics.items() if name not in ("als", "two_stage")}
+        best = max(baselines, key=lambda name: baselines[name].get("ndcg", 0.0), default=None)
+        evaluation = manifest.get("evaluation") or {}
+        return {
+            "modelVersion": self.version,
+            "formatVersion": manifest.get("format_version"),
+            "createdAt": manifest.get("created_at"),
+            "algorithm": manifest.get("algorithm"),
+            "users": self.recommender.user_count,
+            "videos": self.recommender.video_count,
+            "serving": {
+                "precomputedTopN": self.recommender.topn_size,
+                "approximateTopK": self.recommender.approximate,
+                "twoStage": self.recommender.two_stage,
+                "catalogue": "catalogue" in manifest,
+            },
+            "evaluation": {
+                "split": evaluation.get("split", "user"),
+                "k": evaluation.get("k", 10),
+                "shipped": shipped,
+                "ndcg": metrics.get(shipped, {}).get("ndcg"),
+                "bestBaseline": best,
+                "bestBaselineNdcg": baselines[best].get("ndcg") if best else None,
+            },
+        }
+
 
 class ModelState:
     def __init__(self, settings: Settings, predictor: Predictor):
@@ -106,7 +138,8 @@ class ModelState:
         self.status, self.error = "failed", f"{type(exc).__name__}: {exc}"
         log.exception("model load failed", extra={"model_dir": str(self.model_dir)})
 
-    def ready(self) -> LoadedModel:
+    async def resolve(self) -> LoadedModel:
+        """The model to answer with: 503 until it is loaded and warm."""
         if self.model is None:
             detail = f": {self.error}" if self.error else "; retry when GET /ping answers 200"
             raise ModelNotReady(f"model is {self.status}{detail}")

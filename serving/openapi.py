@@ -1,5 +1,8 @@
 """The OpenAPI document is the contract: every status each route returns, with its body and media type.
 
+In multi-model mode the document is the multi-model app's: /models and /models/{name}/invoke (answered exactly as
+/invocations is in single-model mode).
+
 /invocations reads its body itself (JSON or JSON Lines; one request, `{"instances": [...]}`, or one request per
 line), so FastAPI cannot infer its shapes. They are declared here as pydantic models and merged into the
 document FastAPI generates for the other routes. Client generators built from /openapi.json then know every
@@ -64,6 +67,52 @@ class BatchAnswer(BaseModel):
 class PingAnswer(BaseModel):
     status: Literal["ready", "loading", "failed"]
     error: str | None = Field(None, description="why loading failed, when it did")
+    models: int | None = Field(None, description="multi-model mode: how many models are loaded")
+
+
+class ModelInfo(BaseModel):
+    """A loaded model, as GET /info describes it."""
+
+    modelName: str | None = Field(None, description="multi-model mode: the name it was loaded under")
+    modelUrl: str | None = Field(None, description="multi-model mode: the directory it was loaded from")
+    modelVersion: str
+    formatVersion: int | None
+    createdAt: str | None
+    algorithm: str | None
+    users: int
+    videos: int
+    serving: dict = Field(description="precomputedTopN, approximateTopK, twoStage, catalogue")
+    evaluation: dict = Field(description="split, k, shipped, ndcg, bestBaseline, bestBaselineNdcg")
+
+
+class InfoAnswer(BaseModel):
+    mode: Literal["single-model", "multi-model"]
+    status: str | None = Field(None, description="single-model mode: the model's status, as /ping gives it")
+    model: ModelInfo | None = Field(None, description="single-model mode")
+    models: list[ModelInfo] | None = Field(None, description="multi-model mode: every loaded model, by name")
+
+
+class LoadRequest(BaseModel):
+    """What SageMaker sends once it has unpacked a model under the models root."""
+
+    model_name: str = Field(min_length=1)
+    url: str = Field(min_length=1, description="the model directory; it must lie under VR_MULTI_MODEL_ROOT")
+
+
+class ModelListed(BaseModel):
+    modelName: str
+    modelUrl: str
+
+
+class ModelList(BaseModel):
+    models: list[ModelListed]
+    nextPageToken: str | None = Field(None, description="pass as next_page_token for the next page")
+
+
+class StatusAnswer(BaseModel):
+    status: str
+    modelName: str | None = None
+    modelUrl: str | None = None
 
 
 class ExecutionParameters(BaseModel):
@@ -94,7 +143,18 @@ _MODELS = (
     ErrorAnswer,
     PingAnswer,
     ExecutionParameters,
+    InfoAnswer,
+    LoadRequest,
+    ModelList,
+    StatusAnswer,
 )
+LOAD_ERRORS = {
+    400: "Malformed JSON, or a missing model_name or url",
+    403: "The url lies outside the models root (VR_MULTI_MODEL_ROOT); nothing was read",
+    409: "A model of that name is loaded, or being loaded",
+    422: "The url is not a model directory, or a file of it is corrupt (the message names it)",
+    507: "Loading it would exceed the memory budget (VR_MULTI_MODEL_MEMORY_MB); unload a model first",
+}
 
 
 def document(app: FastAPI) -> dict:
@@ -107,17 +167,52 @@ def document(app: FastAPI) -> dict:
     )
     schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
     paths = schema["paths"]
-    paths["/invocations"]["post"]["requestBody"] = _invocation_body()
-    paths["/invocations"]["post"]["responses"] = _invocation_responses()
-    paths["/ping"]["get"]["responses"] = {
-        "200": _json("The model is loaded and warm", "PingAnswer"),
-        "503": _json("The model is loading, or failed to load (the reason is in `error`)", "PingAnswer"),
-    }
     paths["/execution-parameters"]["get"]["responses"] = {
         "200": _json("Batch Transform defaults for this container", "ExecutionParameters")
     }
+    paths["/info"]["get"]["responses"] = {"200": _json("What this server serves", "InfoAnswer")}
+    if "/models" in paths:
+        _multi_model_paths(paths)
+    else:
+        paths["/invocations"]["post"]["requestBody"] = _invocation_body()
+        paths["/invocations"]["post"]["responses"] = _invocation_responses()
+        paths["/ping"]["get"]["responses"] = {
+            "200": _json("The model is loaded and warm", "PingAnswer"),
+            "503": _json("The model is loading, or failed to load (the reason is in `error`)", "PingAnswer"),
+        }
+        paths["/info"]["get"]["responses"]["503"] = _json("The model is not loaded (yet, or it failed)", "ErrorAnswer")
     app.openapi_schema = schema
     return schema
+
+
+def _multi_model_paths(paths: dict) -> None:
+    """SageMaker's multi-model contract: /models to load, list, describe and unload; invoke as /invocations."""
+    paths["/ping"]["get"]["responses"] = {"200": _json("The server runs (models load on demand)", "PingAnswer")}
+    paths["/invocations"]["post"]["responses"] = {
+        "404": _json("Multi-model mode: invoke /models/{name}/invoke", "ErrorAnswer")
+    }
+    load = paths["/models"]["post"]
+    load["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref("LoadRequest")}}}
+    load["responses"] = {"200": _json("Loaded, warm, and invokable through every worker", "StatusAnswer")} | {
+        str(status): _json(description, "ErrorAnswer") for status, description in LOAD_ERRORS.items()
+    }
+    listing = paths["/models"]["get"]
+    listing["responses"] = {
+        "200": _json("A page of the loaded models, by name", "ModelList"),
+        "400": _json("A limit outside 1..1000, or a next_page_token this server did not give", "ErrorAnswer"),
+    }
+    not_loaded = _json("No model of that name is loaded", "ErrorAnswer")
+    paths["/models/{name}"]["get"]["responses"] = {"200": _json("The model", "ModelListed"), "404": not_loaded}
+    paths["/models/{name}"]["delete"]["responses"] = {
+        "200": _json("Unloaded: no worker maps it any more", "StatusAnswer"),
+        "404": not_loaded,
+        "500": _json("A worker still maps it after the request timeout", "ErrorAnswer"),
+    }
+    invoke = paths["/models/{name}/invoke"]["post"]
+    invoke["requestBody"] = _invocation_body()
+    invoke["responses"] = _invocation_responses() | {
+        "404": _json("Not loaded, or an unknown `video_id`", "ErrorAnswer")
+    }
 
 
 def _ref(name: str) -> dict:

@@ -8,9 +8,10 @@ catch-all for a fault nobody foresaw: 500, logged with the request id, never a t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope
 
 from serving import codecs, schemas
@@ -22,21 +23,28 @@ from serving.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
+STREAM_SLICE = 1000  # queries parsed, scored and encoded at a time in a Batch Transform mini-batch
+
 
 class Transformer:
     def __init__(self, settings: Settings, predictor: Predictor):
         self.settings = settings
         self.predictor = predictor
 
-    async def __call__(self, scope: Scope, receive: Receive, resolve: Callable[[], LoadedModel]) -> Response:
-        """Answer one invocation with the model `resolve` names (it raises when there is none to answer with)."""
+    async def __call__(
+        self, scope: Scope, receive: Receive, resolve: Callable[[], Awaitable[LoadedModel]], model_name: str = ""
+    ) -> Response:
+        """Answer one invocation with the model `resolve` gives (it raises when there is none to answer with);
+        `model_name` names it in the metrics (multi-model mode)."""
         state = scope.setdefault("state", {})
         stats = state[STATS_KEY] = InvocationStats()
+        if model_name:
+            stats.model_name = model_name
         request_id = state.get("request_id", "")
         model: LoadedModel | None = None
         with self.predictor.batcher.in_flight():
             try:
-                model = resolve()
+                model = await resolve()
                 stats.model_version = model.version
                 return await self._answer(scope, receive, model, stats, request_id)
             except ServingError as error:
@@ -52,6 +60,10 @@ class Transformer:
         request_kind = codecs.request_type(headers.get(b"content-type"))
         answer_kind = codecs.response_type(headers.get(b"accept"), request_kind)
         body = await read_body(receive, headers.get(b"content-length"), self.settings.max_payload_bytes, request_id)
+        if self.settings.batch:
+            streamed = self._stream(body, request_kind, answer_kind, model, stats, request_id)
+            if streamed is not None:
+                return streamed
         decoded = codecs.decode(body, request_kind)
         parsed = [schemas.parse(value) for value in decoded.values]
         stats.queries = len(parsed)
@@ -64,6 +76,56 @@ class Transformer:
         stats.count(outcomes)
         status, content = codecs.encode(outcomes, decoded.batched, answer_kind)
         response = Response(content, status_code=status, media_type=answer_kind)
+        response.raw_headers.extend(model.headers)
+        return response
+
+    def _stream(
+        self,
+        body: bytes,
+        request_kind: str,
+        answer_kind: str,
+        model: LoadedModel,
+        stats: InvocationStats,
+        request_id: str,
+    ) -> Response | None:
+        """A Batch Transform mini-batch (SAGEMAKER_BATCH): every line of a body within the payload limit answered,
+        parsed, scored and encoded STREAM_SLICE queries at a time, so memory stays bounded however many lines
+        SageMaker packs into it (a 6 MB body of short requests holds ~180,000). No line limit and no response
+        budget: the answer streams. None for a single request (answered as usual)."""
+        values: Sequence[object]
+        if request_kind == codecs.JSONLINES:
+            values = codecs.LazyLines(body)
+        else:
+            decoded = codecs.decode(body, request_kind, max_lines=None)
+            if not decoded.batched:
+                return None
+            values = decoded.values
+        deadline = time.monotonic() + self.settings.timeout_seconds
+
+        async def parts() -> AsyncIterator[bytes]:
+            if answer_kind == codecs.JSON:
+                yield codecs.PREDICTIONS_OPEN
+            with self.predictor.batcher.in_flight():  # sent after __call__ returned: counted while it streams
+                async for part in slices():
+                    yield part
+            if answer_kind == codecs.JSON:
+                yield codecs.PREDICTIONS_CLOSE
+
+        async def slices() -> AsyncIterator[bytes]:
+            for start in range(0, len(values), STREAM_SLICE):
+                parsed = [schemas.parse(value) for value in values[start : start + STREAM_SLICE]]
+                stats.queries += len(parsed)
+                try:
+                    outcomes = await self.predictor.predict(
+                        model.recommender, parsed, request_id, max(deadline - time.monotonic(), 0.001)
+                    )
+                except TimeoutError:  # the answer has begun: the rest of the lines get the 504 in their slots
+                    late = RequestTimeout(f"prediction took longer than {self.settings.timeout_seconds:g}s")
+                    outcomes = [late] * len(parsed)
+                stats.count(outcomes)
+                yield codecs.encode_part(outcomes, answer_kind, first=start == 0)
+
+        response = StreamingResponse(parts(), media_type=answer_kind)
         response.raw_headers.extend(model.headers)
         return response
 

@@ -13,15 +13,13 @@ from the loaded model.
 from __future__ import annotations
 
 import gc
-import os
-import pwd
 from typing import ClassVar
 
 from gunicorn.app.base import BaseApplication
 from starlette.types import ASGIApp
 from uvicorn_worker import UvicornWorker
 
-from serving.environment import Settings
+from serving.environment import Settings, worker_account
 
 
 class RecommenderWorker(UvicornWorker):
@@ -61,7 +59,8 @@ class Supervisor(BaseApplication):
         from serving.app import create_app
 
         app = create_app(self.settings)
-        app.state.model_state.load()  # no scoring here: each worker warms up after the fork, before it accepts
+        if not self.settings.multi_model:  # multi-model mode loads on demand (serving.multimodel)
+            app.state.model_state.load()  # no scoring here: each worker warms up after the fork, before it accepts
         # Everything loaded so far moves to the collector's permanent generation: the workers' collections
         # never walk it, so they never write its objects' headers and copy the pages they share with the master.
         gc.collect()
@@ -70,18 +69,9 @@ class Supervisor(BaseApplication):
 
 
 def _privileges(worker_user: str) -> dict:
-    """gunicorn's user/group for the workers: the master binds the port, workers parsing requests are not root.
-
-    Applies only when started as root (as SageMaker starts containers); otherwise the process is already
-    unprivileged and has no right to switch.
-    """
-    if not worker_user or os.geteuid() != 0:
-        return {}
-    try:
-        account = pwd.getpwnam(worker_user)
-    except KeyError:
-        raise ValueError(f"environment variable VR_WORKER_USER={worker_user!r}: no such user") from None
-    return {"user": account.pw_uid, "group": account.pw_gid}
+    """gunicorn's user/group for the workers: the master binds the port, workers parsing requests are not root."""
+    account = worker_account(worker_user)
+    return {} if account is None else {"user": account[0], "group": account[1]}
 
 
 def _json_logging(level: str) -> dict:

@@ -69,3 +69,14 @@ def validate(line: dict) -> None:
         for metric in directive["Metrics"]:
             value = line.get(metric["Name"])
             assert isinstance(value, int | float) and not isinstance(value, bool), f"metric {metric['Name']}: {value!r}"
+
+
+def metric_values(line: dict, dimensions: tuple[str, ...]) -> dict[str, float]:
+    """The metrics `line` (a valid EMF document) reports under exactly these dimensions."""
+    validate(line)
+    return {
+        metric["Name"]: line[metric["Name"]]
+        for directive in line["_aws"]["CloudWatchMetrics"]
+        if list(dimensions) in directive["Dimensions"]
+        for metric in directive["Metrics"]
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -52,6 +53,7 @@ def test_image_is_amd64_with_sagemaker_metadata(image):
     config = json.loads(docker("image", "inspect", image).stdout)[0]
     assert config["Architecture"] == "amd64" and config["Os"] == "linux"
     assert config["Config"]["Labels"]["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
+    assert config["Config"]["Labels"]["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"
     assert "8080/tcp" in config["Config"]["ExposedPorts"]
     assert config["Config"]["Entrypoint"] == ["/opt/venv/bin/python", "/opt/program/serve.py"]
     assert "PYTHONUNBUFFERED=1" in config["Config"]["Env"]
@@ -74,6 +76,28 @@ def test_serve_answers_from_the_model_mounted_at_opt_ml_model(image, mounted_mod
         answer = recommend(container.url, "m-u001")
         assert "fallback" not in answer
         assert all(item["videoId"].startswith("m-v") for item in answer["recommendations"])
+    finally:
+        container.remove()
+
+
+def test_multi_model_mode_loads_invokes_and_unloads_models_unpacked_under_opt_ml_models(image, mounted_model):
+    models = Path(mounted_model).parent / "opt-ml-models"
+    shutil.copytree(mounted_model, models / "tenant-a" / "model")
+    for folder in (models, *models.parents[:2]):
+        folder.chmod(0o755)  # as SageMaker's unpacked models are: readable by the unprivileged workers
+    container = run_server(
+        image, "vr-test-mme", "serve", options=("-e", "SAGEMAKER_MULTI_MODEL=true", "-v", f"{models}:/opt/ml/models:ro")
+    )
+    try:
+        assert container.wait_ready(timeout=20) < 10  # /ping is 200 before any model is loaded
+        body = {"model_name": "tenant-a", "url": "/opt/ml/models/tenant-a/model"}
+        assert httpx.post(f"{container.url}/models", json=body, timeout=30).status_code == 200
+        answer = httpx.post(f"{container.url}/models/tenant-a/invoke", json={"user_id": "m-u001", "k": 3}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert all(item["videoId"].startswith("m-v") for item in answer.json()["recommendations"])
+        assert httpx.delete(f"{container.url}/models/tenant-a", timeout=30).status_code == 200
+        gone = httpx.post(f"{container.url}/models/tenant-a/invoke", json={"user_id": "m-u001"}, timeout=10)
+        assert gone.status_code == 404
     finally:
         container.remove()
 

@@ -25,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
 from serving.codecs import JSONLINES
 from serving.openapi import INVOCATION_ERRORS
 from tests.server import start_server
+from tests.test_multi_model import models_root
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
@@ -54,6 +55,7 @@ def server(tmp_path_factory, model_dir):
     [
         ("GET", "/ping", GenerationMode.POSITIVE),
         ("GET", "/execution-parameters", GenerationMode.POSITIVE),
+        ("GET", "/info", GenerationMode.POSITIVE),
         ("POST", "/invocations", GenerationMode.POSITIVE),
         ("POST", "/invocations", GenerationMode.NEGATIVE),  # only it has inputs that can be made invalid
     ],
@@ -64,6 +66,42 @@ def test_every_answer_keeps_the_documented_contract(server, method, path, mode):
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=50, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+    def check(case: schemathesis.Case) -> None:
+        case.call_and_validate(checks=CHECKS)
+
+    check()
+
+
+@pytest.fixture(scope="module")
+def multi_model_server(tmp_path_factory, model_dir):
+    tmp = tmp_path_factory.mktemp("openapi-mme")
+    root = models_root(tmp, model_dir, "a")
+    running = start_server(tmp / "server.log", {"SAGEMAKER_MULTI_MODEL": "true", "VR_MULTI_MODEL_ROOT": str(root)})
+    body = json.dumps({"model_name": "a", "url": str(root / "a" / "model")})
+    assert httpx.post(f"{running.url}/models", content=body).status_code == 200
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "mode"),
+    [
+        ("GET", "/ping", GenerationMode.POSITIVE),
+        ("GET", "/info", GenerationMode.POSITIVE),
+        ("GET", "/models", GenerationMode.POSITIVE),
+        ("GET", "/models/{name}", GenerationMode.POSITIVE),
+        ("POST", "/models", GenerationMode.POSITIVE),
+        ("POST", "/models", GenerationMode.NEGATIVE),
+        ("POST", "/models/{name}/invoke", GenerationMode.POSITIVE),
+        ("DELETE", "/models/{name}", GenerationMode.POSITIVE),
+        ("POST", "/invocations", GenerationMode.POSITIVE),
+    ],
+)
+def test_every_multi_model_answer_keeps_the_documented_contract(multi_model_server, method, path, mode):
+    operation = schemathesis.openapi.from_url(f"{multi_model_server.url}/openapi.json")[path][method]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=30, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
         case.call_and_validate(checks=CHECKS)
 

@@ -106,6 +106,10 @@ class Recommender:
         return self._two_stage is not None
 
     @property
+    def user_count(self) -> int:
+        return len(self._users)
+
+    @property
     def video_count(self) -> int:
         return len(self._videos)
 

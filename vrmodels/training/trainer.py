@@ -117,9 +117,7 @@ def train(
         before, rows = trainer.tuning_data(relevance)
         chosen, tuning = tune(before, rows, relevance.mask(before.pair_events), tune_trials, chosen, on_trial)
         features = features.with_confidence(chosen.confidence)
-        trainer = (
-            TimeSplit(features, test_days, use_ranker, min_positives) if split == "time" else UserSplit(features)
-        )
+        trainer = TimeSplit(features, test_days, use_ranker, min_positives) if split == "time" else UserSplit(features)
     evaluation, shipped_ranker = trainer.evaluate(relevance, chosen.params, show_progress)
     use_ranker = shipped_ranker is not None
     shipped = "two_stage" if use_ranker else "als"
