@@ -12,7 +12,7 @@ FEATURES_DIR ?= artifacts/features
 MODELS_ROOT ?= artifacts/models
 PORT ?= 8080
 
-.PHONY: run setup dev-setup features train serve test lint bench
+.PHONY: run setup dev-setup features train serve test lint bench sdk3
 
 run: train serve
 
@@ -55,3 +55,8 @@ bench: dev-setup
 	$(PY) -m bench.quality
 	$(PY) -m bench.server
 	$(PY) -m bench.memory
+
+# Opt-in: the SageMaker SDK v3 (about 1 GB) in a venv of its own, for the test of deploy/sagemaker_sdk_example.py.
+sdk3:
+	python3 -m venv .venv-sdk3
+	.venv-sdk3/bin/pip install --quiet --disable-pip-version-check "sagemaker>=3,<4"

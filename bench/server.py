@@ -97,7 +97,7 @@ class Server:
         time.sleep(1.0)  # let every worker finish its warm-up
 
     def pss_mb(self) -> float:
-        pids = [self.process.pid] + [int(p) for p in _children(self.process.pid)]
+        pids = [self.process.pid] + [int(p) for p in children(self.process.pid)]
         total_kb = 0
         for pid in pids:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
@@ -110,7 +110,7 @@ class Server:
         self.process.wait(timeout=60)
 
 
-def _children(pid: int) -> list[str]:
+def children(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
 
 

@@ -18,7 +18,7 @@ else (/docs, /info, /execution-parameters, the model management routes, 404s).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import orjson
@@ -47,7 +47,7 @@ class Application:
         api: FastAPI,
         hot_routes: dict[tuple[str, str], ASGIApp],
         settings: Settings,
-        invoke_model: ASGIApp | None = None,
+        invoke_model: Callable[[Scope, Receive, Send, str], Awaitable[None]] | None = None,
     ):
         self.api = api
         self._hot_routes = hot_routes
@@ -70,8 +70,11 @@ class Application:
         if scope["type"] == "http":
             method, path = scope["method"], scope["path"]
             handler = self._hot_routes.get((method, path))
-            if handler is None and self._invoke_model and method == "POST" and _model_name(path) is not None:
-                handler = self._invoke_model
+            if handler is None and self._invoke_model and method == "POST":
+                name = _model_name(path)
+                if name is not None:
+                    await self._invoke_model(scope, receive, send, name)
+                    return
         await (handler or self.api)(scope, receive, send)
 
 
@@ -178,8 +181,8 @@ def _multi_model_app(settings: Settings, predictor: Predictor, transform: Transf
         target = next((v for k, v in scope["headers"] if k == TARGET_MODEL_HEADER), b"").decode("latin-1")
         return await transform(scope, receive, lambda: models.resolve(name), target or name)
 
-    async def hot_invoke(scope: Scope, receive: Receive, send: Send) -> None:
-        await (await _invoke(scope, receive, _model_name(scope["path"]) or ""))(scope, receive, send)
+    async def hot_invoke(scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        await (await _invoke(scope, receive, name))(scope, receive, send)
 
     return Application(app, {}, settings, invoke_model=hot_invoke)
 

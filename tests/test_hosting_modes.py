@@ -5,6 +5,7 @@ deploy/local_transform.py against real containers."""
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 from functools import partial
 from pathlib import Path
@@ -20,7 +21,7 @@ from deploy.local_runtime import Endpoint
 from deploy.local_runtime import serve as serve_runtime
 from tests.aws import REGION, cli_env, client, moto_server, reset
 from tests.container import needs_engine, run_server
-from tests.server import free_port
+from tests.server import PROJECT_ROOT, free_port
 from tests.test_deploy import ENDPOINT, ROLE, pushed_image, script
 
 pytestmark = [pytest.mark.aws, pytest.mark.container, needs_engine]
@@ -304,3 +305,23 @@ def test_async_invocation_of_a_missing_input_is_refused(runtime):
         headers={"X-Amzn-SageMaker-InputLocation": f"s3://{BUCKET}/async/in/absent.json"},
     )
     assert response.status_code == 400 and "absent.json" in response.json()["message"]
+
+
+# --- the SageMaker SDK v3 ----------------------------------------------------------------------------------
+
+SDK3_PYTHON = PROJECT_ROOT / ".venv-sdk3" / "bin" / "python"
+
+
+@pytest.mark.sdk_v3
+@pytest.mark.skipif(not SDK3_PYTHON.exists(), reason="opt-in: `make sdk3` installs the SageMaker SDK v3 (~1 GB)")
+@pytest.mark.parametrize(("endpoint", "extra"), [("nightly", []), ("tenants", ["--target-model", "fr.tar.gz"])])
+def test_the_sdk_v3_example_invokes_an_endpoint_and_a_multi_model_target(aws_env, runtime, model_dir, endpoint, extra):
+    package(aws_env, model_dir, "fr.tar.gz")
+    result = subprocess.run(
+        [str(SDK3_PYTHON), "deploy/sagemaker_sdk_example.py", "--endpoint-name", endpoint, "--region", REGION,
+         "--runtime-endpoint-url", runtime[0], *extra],
+        cwd=PROJECT_ROOT, env=aws_env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    first = json.loads(result.stdout[: result.stdout.index("\n}\n") + 2])
+    assert first["userId"] == "u001" and len(first["recommendations"]) == 3
