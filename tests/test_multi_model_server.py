@@ -115,3 +115,26 @@ def test_unload_under_load_answers_200_then_404_everywhere_and_no_worker_maps_it
     late = [status for sent, status in results if sent > unloaded_at]
     assert late and set(late) == {404}
     assert fresh("GET", f"{server.url}/models/c").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("POST", "/models", "{", 400),
+        ("POST", "/models", {"model_name": "x"}, 400),
+        ("POST", "/models", {"model_name": "x", "url": "/etc"}, 403),
+        ("POST", "/models", {"model_name": "x", "url": "ROOT/empty"}, 422),
+        ("GET", "/models/nobody", None, 404),
+        ("DELETE", "/models/nobody", None, 404),
+        ("POST", "/models/nobody/invoke", {"user_id": "u001"}, 404),
+        ("GET", "/models?limit=0", None, 400),
+    ],
+)
+def test_every_refusal_has_its_status_on_either_worker(server, method, path, body, status):
+    (server.root / "empty").mkdir(exist_ok=True)  # a directory that is no model
+    content = None if body is None else body if isinstance(body, str) else json.dumps(body)
+    content = content and content.replace("ROOT", str(server.root))
+    for _ in range(4):  # new connections: both workers answer alike
+        response = fresh(method, f"{server.url}{path}", content=content)
+        assert response.status_code == status
+        assert response.json()["error"]["status"] == status
