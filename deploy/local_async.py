@@ -38,9 +38,6 @@ class AsyncQueue:
         self._pool.submit(self._run, container, (bucket, key), headers, timeout, output, failure)
         return output, failure
 
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
-
     def _run(
         self,
         container: str,

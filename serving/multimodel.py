@@ -60,6 +60,7 @@ class MultiModels:
         try:
             model = await run_in_threadpool(self._open, directory, True)
             entry = Entry(name, url, size, time.time(), model.info())
+            self.registry.hold(name)
             self._attach(entry, model)
             self.registry.commit(entry)
         except BaseException:
@@ -158,7 +159,7 @@ class MultiModels:
         return model
 
     def _attach(self, entry: Entry, model: LoadedModel) -> None:
-        self.registry.hold(entry.name)
+        """Serve `model` here (its caller has marked it held)."""
         self._models[entry.name], self._loaded_at[entry.name] = model, entry.loaded_at
         # The mark goes when the model's memory does: after the last request that holds it has finished.
         weakref.finalize(model, self._released, entry.name, entry.loaded_at)

@@ -375,21 +375,21 @@ def test_traffic_shifts_weights_without_a_new_config(aws_env, aws):
     assert aws("sagemaker").describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == config
 
 
-@pytest.mark.parametrize(
-    ("weights_argument", "message"),
-    [
-        ("AllTraffic=0,Candidate=0", "weights must add up to a positive value"),
-        ("AllTraffic=1,Candidate=-1", "weight of Candidate must not be negative"),
-        ("AllTraffic=1,Nope=1", "variant 'Nope' is not on endpoint vr-it (it has AllTraffic, Candidate)"),
-        ("AllTraffic=lots", "weight of AllTraffic must be a number"),
-    ],
-)
-def test_traffic_refuses_bad_weights_and_changes_nothing(aws_env, aws, weights_argument, message):
-    deploy_ab(aws_env, aws)
+BAD_WEIGHTS = {
+    "AllTraffic=0,Candidate=0": "weights must add up to a positive value",
+    "AllTraffic=1,Candidate=-1": "weight of Candidate must not be negative",
+    "AllTraffic=1,Nope=1": "variant 'Nope' is not on endpoint vr-it (it has AllTraffic, Candidate)",
+    "AllTraffic=lots": "weight of AllTraffic must be a number",
+}
+
+
+def test_traffic_refuses_bad_weights_and_changes_nothing(aws_env, aws):
+    deploy_ab(aws_env, aws)  # once for every refusal: a refusal changes nothing, which is what each checks
     before = weights(aws)
-    result = script("traffic.sh", "--endpoint-name", ENDPOINT, "--weights", weights_argument, env=aws_env)
-    assert result.returncode != 0 and message in result.stderr
-    assert weights(aws) == before
+    for weights_argument, message in BAD_WEIGHTS.items():
+        result = script("traffic.sh", "--endpoint-name", ENDPOINT, "--weights", weights_argument, env=aws_env)
+        assert result.returncode != 0 and message in result.stderr, weights_argument
+        assert weights(aws) == before, weights_argument
 
 
 @pytest.mark.parametrize(("action", "served_image"), [("--promote", ":v2"), ("--rollback", ":v1")])
