@@ -47,8 +47,11 @@ lint: dev-setup
 	$(VENV)/bin/shellcheck deploy/*.sh tests/engine/*.sh
 	$(VENV)/bin/hadolint Dockerfile
 
+# Two pytest workers, a test file each at a time: most of the suite waits on subprocesses (the aws CLI, Docker,
+# Spark's JVM), so two of them overlap on two cores. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: dev-setup
 	$(PY) -m bench.offline

@@ -11,6 +11,9 @@
 #    through this network's proxy) and `docker import`s it. The root filesystem tarball is cached in
 #    $VR_ENGINE_CACHE. The stand-in is for local tests only: never push it to a real registry.
 set -euo pipefail
+# One at a time: the test run's workers may all ask at once, and apt and dockerd each allow one.
+exec 9>/tmp/vr-ensure.lock
+flock 9
 
 BASE_IMAGE="${1:-python:3.11-slim}"
 DATA_ROOT="${VR_DOCKER_DATA_ROOT:-/var/lib/vr-docker}"

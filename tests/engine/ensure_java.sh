@@ -3,6 +3,9 @@
 # Installs Debian's openjdk-17-jre-headless when no suitable java answers and we are root; exits 1 otherwise, and
 # the tests then skip with the reason printed here.
 set -euo pipefail
+# One at a time: the test run's workers may all ask at once, and apt and dockerd each allow one.
+exec 9>/tmp/vr-ensure.lock
+flock 9
 
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
 
