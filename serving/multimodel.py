@@ -193,6 +193,8 @@ def _load_request(body: bytes) -> tuple[str, str]:
     for field in ("model_name", "url"):
         if not isinstance(request.get(field), str) or not request[field]:
             raise MalformedRequest(f"{field}: required, a non-empty string")
+        if "\x00" in request[field]:
+            raise MalformedRequest(f"{field}: must not contain a NUL character")
     return request["model_name"], request["url"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -78,3 +79,11 @@ def run_server(image: str, name: str, *args: str, port: int = 8080, options: tup
     docker("run", "-d", "--name", name, "-p", f"127.0.0.1::{port}", *options, image, *args)
     mapping = docker("port", name, f"{port}/tcp").stdout.split()[0]
     return Container(name, f"http://{mapping}")
+
+
+def serving_container(image: str, name: str, *options: str) -> Iterator[Container]:
+    """For a fixture: the image serving (`serve`) with these `docker run` options, ready; removed afterwards."""
+    running = run_server(image, name, "serve", options=options)
+    running.wait_ready()
+    yield running
+    running.remove()

@@ -25,7 +25,7 @@ from deploy.client import RecommenderClient, RecommenderModelError
 from deploy.local_runtime import Endpoint
 from deploy.local_runtime import serve as serve_runtime
 from tests.aws import ACCOUNT, BIN, REGION, cli_env, client, moto_server, reset
-from tests.container import docker, needs_engine, run_server
+from tests.container import docker, needs_engine, serving_container
 from tests.server import PROJECT_ROOT, free_port
 
 pytestmark = [
@@ -51,10 +51,7 @@ def fresh_aws_state(moto_url):
 
 @pytest.fixture(scope="module")
 def container(image):
-    running = run_server(image, "vr-test-deploy-target", "serve")
-    running.wait_ready()
-    yield running
-    running.remove()
+    yield from serving_container(image, "vr-test-deploy-target")
 
 
 @pytest.fixture(scope="module")
@@ -525,10 +522,7 @@ def test_the_client_policy_allows_invoking_our_endpoint_only(aws, tmp_path):
 
 @pytest.fixture(scope="module")
 def candidate_container(image, model_dir):
-    running = run_server(image, "vr-test-deploy-candidate", "serve", options=("-v", f"{model_dir}:/opt/ml/model:ro"))
-    running.wait_ready()
-    yield running
-    running.remove()
+    yield from serving_container(image, "vr-test-deploy-candidate", "-v", f"{model_dir}:/opt/ml/model:ro")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from deploy.local_models import ModelHost
 from deploy.local_runtime import Endpoint
 from deploy.local_runtime import serve as serve_runtime
 from tests.aws import REGION, cli_env, client, moto_server, reset
-from tests.container import needs_engine, run_server
+from tests.container import needs_engine, serving_container
 from tests.server import PROJECT_ROOT, free_port
 from tests.test_deploy import ENDPOINT, ROLE, pushed_image, script
 
@@ -58,35 +58,22 @@ def models_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def mme_container(image, models_dir, model_dir):
     budget = f"{model_size_mb(model_dir) * 1.5:.3f}"  # room for one model: a second one is answered 507
-    running = run_server(
-        image,
-        "vr-test-mme-endpoint",
-        "serve",
-        options=(
-            "-e", "SAGEMAKER_MULTI_MODEL=true", "-e", f"VR_MULTI_MODEL_MEMORY_MB={budget}",
-            "-v", f"{models_dir}:/opt/ml/models:ro",
-        ),
+    yield from serving_container(
+        image, "vr-test-mme-endpoint", "-e", "SAGEMAKER_MULTI_MODEL=true", "-e", f"VR_MULTI_MODEL_MEMORY_MB={budget}",
+        "-v", f"{models_dir}:/opt/ml/models:ro",
     )  # fmt: skip
-    running.wait_ready()
-    yield running
-    running.remove()
 
 
 @pytest.fixture(scope="module")
 def batch_container(image):
-    options = ("-e", "SAGEMAKER_BATCH=true", "-e", "SAGEMAKER_MAX_PAYLOAD_IN_MB=1")
-    running = run_server(image, "vr-test-batch", "serve", options=options)
-    running.wait_ready()
-    yield running
-    running.remove()
+    yield from serving_container(
+        image, "vr-test-batch", "-e", "SAGEMAKER_BATCH=true", "-e", "SAGEMAKER_MAX_PAYLOAD_IN_MB=1"
+    )
 
 
 @pytest.fixture(scope="module")
 def plain_container(image):
-    running = run_server(image, "vr-test-async", "serve")
-    running.wait_ready()
-    yield running
-    running.remove()
+    yield from serving_container(image, "vr-test-async")
 
 
 @pytest.fixture(scope="module")

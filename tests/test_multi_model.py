@@ -131,6 +131,7 @@ def test_invocations_is_404_in_multi_model_mode_naming_the_route_to_use(client):
         (json.dumps({"url": "/x"}).encode(), "model_name"),
         (json.dumps({"model_name": "a"}).encode(), "url"),
         (json.dumps({"model_name": "", "url": "/x"}).encode(), "model_name"),
+        (json.dumps({"model_name": "a", "url": "/opt/ml/models/a\u0000"}).encode(), "url"),
     ],
 )
 def test_a_malformed_load_request_is_400_naming_the_field(client, body, field):

@@ -62,10 +62,15 @@ def server(tmp_path_factory, model_dir):
 )
 def test_every_answer_keeps_the_documented_contract(server, method, path, mode):
     """Requests generated from the document, valid or not, sent to the real server; every answer checked."""
-    operation = schemathesis.openapi.from_url(f"{server.url}/openapi.json")[path][method]
+    check_operation(server.url, path, method, mode, examples=50)
+
+
+def check_operation(url: str, path: str, method: str, mode: GenerationMode, examples: int) -> None:
+    """`examples` requests generated (seeded) from the server's own document for one operation, each answer checked."""
+    operation = schemathesis.openapi.from_url(f"{url}/openapi.json")[path][method]
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=50, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=examples, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
         case.call_and_validate(checks=CHECKS)
 
@@ -98,14 +103,7 @@ def multi_model_server(tmp_path_factory, model_dir):
     ],
 )
 def test_every_multi_model_answer_keeps_the_documented_contract(multi_model_server, method, path, mode):
-    operation = schemathesis.openapi.from_url(f"{multi_model_server.url}/openapi.json")[path][method]
-
-    @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=30, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
-    def check(case: schemathesis.Case) -> None:
-        case.call_and_validate(checks=CHECKS)
-
-    check()
+    check_operation(multi_model_server.url, path, method, mode, examples=30)
 
 
 def test_every_status_of_invocations_is_documented_with_the_error_shape(server):
