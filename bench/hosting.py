@@ -159,16 +159,17 @@ def invoke_overhead(model_dir: Path, rounds: int, duration: int) -> None:
     report("3. load to first answer", (loaded + answered) * 1000, "ms", "target < 1000")
 
 
-def small_models(count: int) -> list[Path]:
-    base = cache_dir() / "small-model-2000x1000"
-    if not base.exists():
-        random_model(base, users=2000, videos=1000, factors=32, topn=20)
-    return [base] * count
+def small_model() -> Path:
+    directory = cache_dir() / "small-model-2000x1000"
+    if not directory.exists():
+        random_model(directory, users=2000, videos=1000, factors=32, topn=20)
+    return directory
 
 
 def many_models_memory() -> None:
     root = Path(tempfile.mkdtemp(prefix="vr-bench-many-"))
-    for index, source in enumerate(small_models(SMALL_MODELS)):
+    source = small_model()
+    for index in range(SMALL_MODELS):
         shutil.copytree(source, root / f"m{index:02d}" / "model")
     pss, leftover = {}, []
     try:

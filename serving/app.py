@@ -144,7 +144,7 @@ def _multi_model_app(settings: Settings, predictor: Predictor, transform: Transf
 
     @app.get("/ping", summary="SageMaker health check: 200 as soon as the server runs (models load on demand)")
     async def ping() -> Response:
-        return _json({"status": "ready", "models": len(registry.entries())})
+        return _json({"status": "ready", "models": registry.count()})
 
     @app.get("/info", summary="What this server serves: each loaded model's version, data, serving aids, evaluation")
     async def info() -> Response:

@@ -65,8 +65,8 @@ def decode(body: bytes, kind: str, max_lines: int | None = MAX_LINES) -> Decoded
 def encode(outcomes: list[Outcome], batched: bool, kind: str) -> tuple[int, bytes]:
     """The status and the body that answer these outcomes."""
     if batched:
-        parts = (PREDICTIONS_OPEN, encode_part(outcomes, kind, first=True), PREDICTIONS_CLOSE)
-        return 200, parts[1] if kind == JSONLINES else b"".join(parts)
+        items = encode_part(outcomes, kind, first=True)
+        return 200, items if kind == JSONLINES else PREDICTIONS_OPEN + items + PREDICTIONS_CLOSE
     (outcome,) = outcomes
     return (outcome.status if isinstance(outcome, ServingError) else 200), orjson.dumps(_object(outcome))
 

@@ -71,7 +71,7 @@ class MultiModels:
         log.info(
             "model loaded",
             extra={"model_name": name, "model_url": url, "model_version": model.version, "size_bytes": size}
-            | model_event(self.settings.variant, name, len(self.registry.entries()), load_ms),
+            | model_event(self.settings.variant, name, self.registry.count(), load_ms),
         )
         return entry
 
@@ -97,7 +97,7 @@ class MultiModels:
         if holders:
             log.error("model still mapped after unload", extra={"model_name": name, "pids": holders})
             raise InternalError(f"unload of {name}: workers {holders} still map it after {wait:g}s")
-        loaded = len(self.registry.entries())
+        loaded = self.registry.count()
         log.info("model unloaded", extra={"model_name": name} | model_event(self.settings.variant, name, loaded))
 
     def describe(self, name: str) -> dict:

@@ -73,6 +73,10 @@ class Registry:
     def get(self, name: str) -> Entry | None:
         return _read_entry(self._models / _key(name))
 
+    def count(self) -> int:
+        """How many models are committed (without reading them)."""
+        return sum(1 for _ in _files(self._models))
+
     def entries(self) -> list[Entry]:
         """Every committed model, by name."""
         found = (_read_entry(path) for path in _files(self._models))

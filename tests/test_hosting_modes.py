@@ -23,6 +23,7 @@ from tests.aws import REGION, cli_env, client, moto_server, reset
 from tests.container import needs_engine, serving_container
 from tests.server import PROJECT_ROOT, free_port
 from tests.test_deploy import ENDPOINT, ROLE, pushed_image, script
+from tests.test_multi_model import model_size_mb
 
 pytestmark = [pytest.mark.aws, pytest.mark.container, needs_engine]
 BUCKET = "vr-hosting"
@@ -40,10 +41,6 @@ def aws(moto_url):
     s3 = client(moto_url, "s3")
     s3.create_bucket(Bucket=BUCKET)
     return partial(client, moto_url)
-
-
-def model_size_mb(model_dir: Path) -> float:
-    return sum(path.stat().st_size for path in model_dir.rglob("*") if path.is_file()) / 2**20
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,11 @@ def models_root(tmp_path: Path, model_dir: Path, *names: str) -> Path:
     return root
 
 
+def model_size_mb(model_dir: Path) -> float:
+    """What loading the model counts against VR_MULTI_MODEL_MEMORY_MB: its files."""
+    return sum(path.stat().st_size for path in model_dir.rglob("*") if path.is_file()) / 2**20
+
+
 def settings(root: Path, **env: str) -> Settings:
     return Settings.from_env(
         {"SAGEMAKER_MULTI_MODEL": "true", "VR_MULTI_MODEL_ROOT": str(root), "VR_VARIANT": "blue", **env}
@@ -167,8 +172,8 @@ def test_a_corrupt_model_is_refused_naming_the_file_and_nothing_stays_loaded(cli
 
 
 def test_the_memory_budget_answers_507_until_a_model_is_unloaded(root, model_dir):
-    size_mb = sum(path.stat().st_size for path in model_dir.rglob("*") if path.is_file()) / 2**20
-    with TestClient(create_app(settings(root, VR_MULTI_MODEL_MEMORY_MB=f"{size_mb * 1.5:.3f}"))) as client:
+    budget = f"{model_size_mb(model_dir) * 1.5:.3f}"
+    with TestClient(create_app(settings(root, VR_MULTI_MODEL_MEMORY_MB=budget))) as client:
         assert load(client, "als-a", root / "als-a" / "model").status_code == 200
         refused = load(client, "als-b", root / "als-b" / "model")
         assert refused.status_code == 507

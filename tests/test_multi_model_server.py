@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.server import start_server
-from tests.test_multi_model import models_root
+from tests.test_multi_model import model_size_mb, models_root
 
 JSON = {"Content-Type": "application/json"}
 NAMES = ("a", "b", "c", "d")
@@ -46,7 +46,7 @@ def invoke(server, name: str) -> httpx.Response:
 def server(tmp_path_factory, model_dir):
     tmp = tmp_path_factory.mktemp("mme")
     root = models_root(tmp, model_dir, *NAMES)
-    size_mb = sum(path.stat().st_size for path in model_dir.rglob("*") if path.is_file()) / 2**20
+    size_mb = model_size_mb(model_dir)
     env = {
         "SAGEMAKER_MULTI_MODEL": "true",
         "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
