@@ -15,6 +15,7 @@ from tests.server import PROJECT_ROOT
 
 DOCKER = os.environ.get("VR_DOCKER", "/usr/bin/docker")  # Debian's client: builds with BuildKit, no buildx
 ENSURE_ENGINE = PROJECT_ROOT / "tests" / "engine" / "ensure_engine.sh"
+SETUP_LOCK = "/tmp/vr-ensure.lock"  # taken by tests/engine/*.sh: apt and dockerd's start allow one at a time
 needs_engine = pytest.mark.skipif(os.environ.get("VR_SKIP_CONTAINER_TESTS") == "1", reason="VR_SKIP_CONTAINER_TESTS=1")
 
 

@@ -7,6 +7,7 @@ local stand-in for python:3.11-slim when Docker Hub is out of reach. Set VR_SKIP
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from features.build_features import build_features
 from features.events import validate_events
 from features.sample_events import generate_events
 from tests.conftest import SMALL_PARAMS
-from tests.container import docker, needs_engine, run_server
+from tests.container import SETUP_LOCK, docker, needs_engine, run_server
 from tests.server import SLOW_SCORING, InFlightRequest
 from vrmodels.model.artifacts import load_model_dir, write_model_dir
 from vrmodels.training.trainer import to_artifacts, train
@@ -47,6 +48,30 @@ def recommend(url: str, user_id: str) -> dict:
     response = httpx.post(f"{url}/invocations", json={"user_id": user_id, "k": 3}, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def test_the_running_engine_leaves_the_set_up_lock_free_for_the_java_installer(image):
+    """dockerd outlives ensure_engine.sh: had it inherited the lock, ensure_java.sh would wait on it forever."""
+    holders = [
+        pid.name
+        for pid in Path("/proc").iterdir()
+        if pid.name.isdigit() and _reads(pid / "comm") == "dockerd" and _holds(pid, Path(SETUP_LOCK))
+    ]
+    assert not holders, f"dockerd (pid {', '.join(holders)}) holds {SETUP_LOCK}"
+
+
+def _reads(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _holds(pid: Path, lock: Path) -> bool:
+    try:
+        return any(Path(os.readlink(fd)) == lock for fd in (pid / "fd").iterdir())
+    except OSError:
+        return False
 
 
 def test_image_is_amd64_with_sagemaker_metadata(image):

@@ -13,7 +13,7 @@
 set -euo pipefail
 # One at a time: the test run's workers may all ask at once, and apt and dockerd each allow one.
 exec 9>/tmp/vr-ensure.lock
-flock 9
+flock -w 1200 9 || { echo "$0: /tmp/vr-ensure.lock still held after 20 minutes (see: fuser /tmp/vr-ensure.lock)" >&2; exit 1; }
 
 BASE_IMAGE="${1:-python:3.11-slim}"
 DATA_ROOT="${VR_DOCKER_DATA_ROOT:-/var/lib/vr-docker}"
@@ -42,7 +42,8 @@ fi
 if ! /usr/bin/docker info >/dev/null 2>&1; then
   log "starting dockerd (data root $DATA_ROOT, log $LOG_FILE)"
   mkdir -p "$DATA_ROOT"
-  nohup dockerd --data-root "$DATA_ROOT" --log-level warn >"$LOG_FILE" 2>&1 &
+  # 9>&-: the daemon outlives this script and must not keep holding the lock (ensure_java.sh waits on it).
+  nohup dockerd --data-root "$DATA_ROOT" --log-level warn >"$LOG_FILE" 2>&1 9>&- &
   for _ in $(seq 1 60); do
     /usr/bin/docker info >/dev/null 2>&1 && break
     sleep 1

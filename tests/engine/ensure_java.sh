@@ -5,7 +5,7 @@
 set -euo pipefail
 # One at a time: the test run's workers may all ask at once, and apt and dockerd each allow one.
 exec 9>/tmp/vr-ensure.lock
-flock 9
+flock -w 1200 9 || { echo "$0: /tmp/vr-ensure.lock still held after 20 minutes (see: fuser /tmp/vr-ensure.lock)" >&2; exit 1; }
 
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
 
