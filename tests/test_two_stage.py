@@ -22,6 +22,7 @@ from vrmodels.model.recommend import Recommender
 from vrmodels.model.twostage import FEATURES
 from vrmodels.model.videos import VIDEO_FEATURES
 from vrmodels.training.assemble import save_versioned
+from vrmodels.training.ranker import MAX_ROUNDS, VALIDATION_SHARE, _validation_users
 from vrmodels.training.relevance import Relevance
 from vrmodels.training.split import DAY
 from vrmodels.training.trainer import TimeSplit, to_artifacts, train
@@ -44,6 +45,20 @@ def test_the_model_carries_its_ranker_tables_and_what_the_ranker_learned(platfor
     assert manifest["evaluation"]["split"] == "time" and "ndcg_fresh" in manifest["metrics"]["two_stage"]
     assert recommender.two_stage and "LightGBM lambdarank" in manifest["algorithm"]
     assert "The ranker" in (platform_model_dir / "evaluation.html").read_text()
+
+
+def test_boosting_stops_when_held_out_users_stop_improving_and_ships_only_the_trees_it_kept(platform_model_dir):
+    account = json.loads((platform_model_dir / "manifest.json").read_text())["ranker"]
+    assert account["validation_users"] == round(account["users"] * VALIDATION_SHARE)
+    assert 1 <= account["rounds"] < MAX_ROUNDS == account["max_rounds"]
+    assert load_model_dir(platform_model_dir).ranker.booster.num_trees() == account["rounds"]
+
+
+@pytest.mark.parametrize(("users", "held_out"), [(0, 0), (1, 0), (2, 1), (9, 1), (100, 10)])
+def test_a_tenth_of_the_learning_users_is_held_out_never_all_of_them(users, held_out):
+    chosen = _validation_users(users, seed=7)
+    assert len(chosen) == users and chosen.sum() == held_out
+    assert np.array_equal(chosen, _validation_users(users, seed=7))
 
 
 def test_known_users_lists_hold_what_the_two_stages_answer(recommender, platform_features):

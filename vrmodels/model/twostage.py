@@ -103,9 +103,9 @@ class TwoStage:
             raise ValueError("ranking needs a ranker; candidates() and features() work without one")
         candidates = self.candidates(profiles, self._pool if k <= self._pool else 2 * k)
         scores = self._ranker.score(self.features(profiles, candidates))
-        order = np.lexsort((candidates.video, -scores, candidates.user))
-        users, videos, scores = candidates.user[order], candidates.video[order], scores[order].astype(np.float32)
-        bounds = np.searchsorted(users, np.arange(len(profiles) + 1))
+        bounds = np.searchsorted(candidates.user, np.arange(len(profiles) + 1))
+        order = _best_first(scores, bounds)
+        videos, scores = candidates.video[order], scores[order].astype(np.float32)
         return (
             [videos[bounds[row] : bounds[row + 1]] for row in range(len(profiles))],
             [scores[bounds[row] : bounds[row + 1]] for row in range(len(profiles))],
@@ -198,7 +198,7 @@ class TwoStage:
         """Which (user × videos + video) keys may be proposed: not filtered, available, inside a restriction."""
         videos = self._tables.videos
         filtered = profiles.filtered.tocoo()
-        keep = self._available[keys % videos] & ~np.isin(keys, filtered.row.astype(np.int64) * videos + filtered.col)
+        keep = self._available[keys % videos] & ~_members(keys, filtered.row.astype(np.int64) * videos + filtered.col)
         restricted = [row for row, allowed in enumerate(profiles.restrict) if allowed is not None]
         if restricted:
             allowed_keys = np.concatenate(
@@ -220,6 +220,31 @@ def _dots(items: np.ndarray, vectors: np.ndarray, user: np.ndarray, video: np.nd
     return dots
 
 
+def _best_first(scores: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """The order that sorts each user's block of pairs (rows bounds[u]:bounds[u + 1], by video) by descending score,
+    ties by video. One stable sort of a users × longest-block grid: twice as fast as a lexsort over all pairs."""
+    sizes = np.diff(bounds)
+    width = int(sizes.max()) if len(scores) else 0
+    user = np.repeat(np.arange(len(sizes)), sizes)
+    grid = np.full((len(sizes), width), np.inf)
+    grid[user, np.arange(len(scores)) - bounds[user]] = -scores
+    order = np.argsort(grid, axis=1, kind="stable")
+    return (bounds[:-1, None] + order)[np.arange(width) < sizes[:, None]]
+
+
+def _members(values: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """Which of `values` are in `of` (integer keys), by one sorted search (np.isin sorts both)."""
+    return _find(np.sort(of), values)[1]
+
+
+def _find(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of `wanted` sits in sorted `keys`, and whether it is there."""
+    if not len(keys):
+        return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
+    position = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return position, keys[position] == wanted
+
+
 def _bit(source: str) -> int:
     return 1 << SOURCES.index(source)
 
@@ -239,18 +264,12 @@ def _shares(videos: csr_matrix, codes: np.ndarray, width: int) -> csr_matrix:
 
 def _top_columns(matrix: csr_matrix, count: int) -> csr_matrix:
     """Each row's `count` largest entries (ties: lower column first)."""
-    matrix = csr_matrix(matrix)
-    rows, columns, values = [], [], []
-    for row in range(matrix.shape[0]):
-        start, end = matrix.indptr[row], matrix.indptr[row + 1]
-        if end > start:
-            best = np.lexsort((matrix.indices[start:end], -matrix.data[start:end]))[:count]
-            rows.append(np.full(len(best), row))
-            columns.append(matrix.indices[start:end][best])
-            values.append(matrix.data[start:end][best])
-    if not rows:
-        return csr_matrix(matrix.shape, dtype=np.float32)
-    return csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(columns))), shape=matrix.shape)
+    coo = csr_matrix(matrix).tocoo()
+    order = np.lexsort((coo.col, -coo.data, coo.row))
+    row = coo.row[order]
+    rank = np.arange(len(row)) - np.searchsorted(row, row)
+    keep = order[rank < count]
+    return csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=matrix.shape, dtype=np.float32)
 
 
 def _lookup(matrix: csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
@@ -259,8 +278,5 @@ def _lookup(matrix: csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.nda
     width = matrix.shape[1]
     keys = coo.row.astype(np.int64) * width + coo.col
     order = np.argsort(keys)
-    keys, data = keys[order], coo.data[order]
-    wanted = rows.astype(np.int64) * width + np.maximum(columns, 0)
-    position = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
-    found = (columns >= 0) & (len(keys) > 0) & (keys[position] == wanted if len(keys) else False)
-    return np.where(found, data[position] if len(keys) else 0.0, 0.0).astype(np.float32)
+    position, found = _find(keys[order], rows.astype(np.int64) * width + np.maximum(columns, 0))
+    return np.where(found & (columns >= 0), coo.data[order][position] if len(keys) else 0.0, 0.0).astype(np.float32)

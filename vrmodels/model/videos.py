@@ -144,4 +144,6 @@ def rows_of(csr: tuple[np.ndarray, np.ndarray], keys: np.ndarray) -> np.ndarray:
     keys = keys[keys >= 0]
     if not len(keys):
         return values[:0]
-    return np.concatenate([values[indptr[key] : indptr[key + 1]] for key in keys.tolist()])
+    starts, lengths = indptr[keys], indptr[keys + 1] - indptr[keys]
+    firsts = np.cumsum(lengths) - lengths  # where each row starts in the result
+    return values[np.repeat(starts - firsts, lengths) + np.arange(lengths.sum())]

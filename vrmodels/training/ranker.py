@@ -4,6 +4,8 @@ The examples are the two stages' own (vrmodels.model.twostage), as of the window
 candidates from a stage 1 fitted before the window, described by the features the server will compute. A
 candidate the user watched through in the window is a positive (label 1), any other a negative; users whose
 candidates hold no positive teach a ranker nothing and are left out. At most MAX_USERS users (seeded sample).
+A tenth of them (seeded) are held out to stop boosting once their NDCG@10 stops rising: every tree costs the
+scoring of every known user's candidates at training and of every fold-in at serving.
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ log = logging.getLogger(__name__)
 MAX_USERS = 20_000
 MIN_POSITIVES = 500  # `--ranker auto` learns no ranker from fewer satisfying watches (`on` learns from any)
 CHUNK = 1024
-ROUNDS = 150
-# Small trees, many rounds: on generated platforms of 3,000 and 15,000 users (three seeds), 7 leaves gave 20% more
-# NDCG@10 than LightGBM's 31 (docs/training.md); a user's candidates hold few positives to learn from. 150 rounds
-# at 0.1 score every candidate in half the time of 300 at 0.05, for 1-2% of NDCG@10.
+MAX_ROUNDS = 150
+STOP_AFTER = 20  # rounds without a better validation NDCG@10
+VALIDATION_SHARE = 0.1
+# Small trees: on generated platforms of 3,000 and 15,000 users (three seeds), 7 leaves gave 20% more NDCG@10 than
+# LightGBM's 31 (docs/training.md); a user's candidates hold few positives to learn from. At a learning rate of
+# 0.1, 40 to 150 trees judged within 2% of one another there and on bench.offline's 5M-event log.
 PARAMETERS = {
     "objective": "lambdarank",
+    "metric": "ndcg",
+    "eval_at": [10],
     "learning_rate": 0.1,
     "num_leaves": 7,
     "min_data_in_leaf": 100,
@@ -105,29 +111,60 @@ def learn(
             f"the ranker's window holds {positives} satisfying watches among {data.users} users' candidates "
             f"(at least {max(min_positives, 1)} needed)"
         )
-    dataset = lightgbm.Dataset(
-        data.features,
-        data.labels,
-        group=data.groups,
-        feature_name=list(FEATURES),
-        categorical_feature=list(CATEGORICAL),
-        free_raw_data=True,
-    )
+    validating = _validation_users(data.users, seed)
+    rows = np.repeat(validating, data.groups)
+    dataset = _dataset(data, ~rows, ~validating)
     parameters = PARAMETERS | {"seed": seed, "num_threads": os.cpu_count() or 1}
-    booster = lightgbm.train(parameters, dataset, num_boost_round=ROUNDS)
+    stopping = {}
+    if validating.any():
+        stopping = {
+            "valid_sets": [_dataset(data, rows, validating, reference=dataset)],
+            "callbacks": [lightgbm.early_stopping(STOP_AFTER, verbose=False)],
+        }
+    booster = lightgbm.train(parameters, dataset, num_boost_round=MAX_ROUNDS, **stopping)
+    rounds = booster.best_iteration or booster.current_iteration()
+    booster = lightgbm.Booster(model_str=booster.model_to_string(num_iteration=rounds))  # the trees it stopped at
     ranker = Ranker(booster, num_threads=os.cpu_count() or 1)  # offline it scores every user on every core
     account = {
         "users": data.users,
         "examples": len(data.labels),
         "positives": int(data.labels.sum()),
         "candidate_recall": round(data.candidate_recall, 4),
-        "rounds": ROUNDS,
+        "rounds": rounds,
+        "max_rounds": MAX_ROUNDS,
+        "validation_users": int(validating.sum()),
         "parameters": PARAMETERS,
         "features": list(FEATURES),
         "importances": ranker.importances(),
     }
     log.info(
-        "[ranker] learned from %d users, %d candidates (%d positives; candidates held %.0f%% of their watches)",
-        data.users, len(data.labels), int(data.labels.sum()), 100 * data.candidate_recall,
+        "[ranker] learned from %d users, %d candidates (%d positives; candidates held %.0f%% of their watches); "
+        "%d rounds (validation on %d users)",
+        data.users, len(data.labels), int(data.labels.sum()), 100 * data.candidate_recall, rounds,
+        int(validating.sum()),
     )  # fmt: skip
     return ranker, account
+
+
+def _validation_users(users: int, seed: int) -> np.ndarray:
+    """Which of the learning users are held out: a seeded VALIDATION_SHARE, at least one, never all."""
+    chosen = np.zeros(users, dtype=bool)
+    if users > 1:
+        count = min(max(1, round(users * VALIDATION_SHARE)), users - 1)
+        chosen[np.random.default_rng(seed).permutation(users)[:count]] = True
+    return chosen
+
+
+def _dataset(data: Examples, rows: np.ndarray, users: np.ndarray, reference: object = None) -> object:
+    """The examples of some users (`rows` of the examples, `users` of the groups) as a LightGBM dataset."""
+    import lightgbm
+
+    return lightgbm.Dataset(
+        data.features[rows],
+        data.labels[rows],
+        group=data.groups[users],
+        feature_name=list(FEATURES),
+        categorical_feature=list(CATEGORICAL),
+        reference=reference,
+        free_raw_data=True,
+    )

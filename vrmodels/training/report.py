@@ -151,7 +151,8 @@ def _ranker_html(ranker: dict | None) -> str:
     importances = sorted(ranker["importances"].items(), key=lambda item: -item[1])
     rows = "".join(f"<tr><th>{html.escape(name)}</th><td>{share:.1%}</td></tr>" for name, share in importances)
     return (
-        f"<h2>The ranker</h2><p>LightGBM lambdarank, {ranker['rounds']} rounds, learned from {ranker['users']} users' "
+        f"<h2>The ranker</h2><p>LightGBM lambdarank, {ranker['rounds']} rounds (boosting stopped when the NDCG@10 "
+        f"of {ranker['validation_users']} held-out users stopped rising), learned from {ranker['users']} users' "
         f"{ranker['examples']} candidates ({ranker['positives']} satisfying watches; the candidates held "
         f"{ranker['candidate_recall']:.0%} of those users' satisfying watches).</p>"
         f"<table><tr><th>feature</th><th>share of the gain</th></tr>{rows}</table>"
