@@ -22,7 +22,7 @@ from vrmodels.model.recommend import Recommender
 from vrmodels.model.twostage import FEATURES
 from vrmodels.model.videos import VIDEO_FEATURES
 from vrmodels.training.assemble import save_versioned
-from vrmodels.training.ranker import MAX_ROUNDS, VALIDATION_SHARE, _validation_users
+from vrmodels.training.ranker import MAX_ROUNDS, STOP_AFTER, Examples, _validation_users, boost
 from vrmodels.training.relevance import Relevance
 from vrmodels.training.split import DAY
 from vrmodels.training.trainer import TimeSplit, to_artifacts, train
@@ -47,18 +47,40 @@ def test_the_model_carries_its_ranker_tables_and_what_the_ranker_learned(platfor
     assert "The ranker" in (platform_model_dir / "evaluation.html").read_text()
 
 
-def test_boosting_stops_when_held_out_users_stop_improving_and_ships_only_the_trees_it_kept(platform_model_dir):
-    account = json.loads((platform_model_dir / "manifest.json").read_text())["ranker"]
-    assert account["validation_users"] == round(account["users"] * VALIDATION_SHARE)
-    assert 1 <= account["rounds"] < MAX_ROUNDS == account["max_rounds"]
-    assert load_model_dir(platform_model_dir).ranker.booster.num_trees() == account["rounds"]
+def synthetic_examples(users: int, candidates: int = 20, signal: float = 1.0, seed: int = 0) -> Examples:
+    """Candidates whose first feature predicts the one positive of each user by `signal` (0: not at all)."""
+    rng = np.random.default_rng(seed)
+    features = rng.random((users * candidates, len(FEATURES))).astype(np.float32)
+    features[:, FEATURES.index("category")] = rng.integers(0, 5, users * candidates)
+    labels = np.zeros(users * candidates, dtype=np.float32)
+    labels[np.arange(users) * candidates + rng.integers(0, candidates, users)] = 1
+    features[:, 0] += signal * labels * rng.random(users * candidates)
+    return Examples(features, labels, np.full(users, candidates), users, 1.0)
 
 
-@pytest.mark.parametrize(("users", "held_out"), [(0, 0), (1, 0), (2, 1), (9, 1), (100, 10)])
-def test_a_tenth_of_the_learning_users_is_held_out_never_all_of_them(users, held_out):
+def test_boosting_stops_when_held_out_users_stop_improving_and_keeps_only_the_trees_it_chose():
+    booster, held_out = boost(synthetic_examples(2000, signal=0.0), seed=3)  # nothing to learn: stops at once
+    assert held_out.sum() == 200
+    assert booster.current_iteration() == booster.num_trees() < STOP_AFTER
+
+
+def test_too_few_users_to_hold_out_learn_every_round():
+    booster, held_out = boost(synthetic_examples(300), seed=3)
+    assert not held_out.any() and booster.num_trees() == MAX_ROUNDS
+
+
+@pytest.mark.parametrize(("users", "held_out"), [(0, 0), (10, 0), (994, 0), (1000, 100), (5000, 500)])
+def test_a_tenth_of_the_learning_users_is_held_out_when_that_is_enough_to_judge_by(users, held_out):
     chosen = _validation_users(users, seed=7)
     assert len(chosen) == users and chosen.sum() == held_out
     assert np.array_equal(chosen, _validation_users(users, seed=7))
+
+
+def test_the_manifest_and_report_say_how_many_rounds_the_ranker_kept(platform_model_dir):
+    account = json.loads((platform_model_dir / "manifest.json").read_text())["ranker"]
+    assert account["rounds"] == MAX_ROUNDS == account["max_rounds"] and account["validation_users"] == 0
+    assert load_model_dir(platform_model_dir).ranker.booster.num_trees() == account["rounds"]
+    assert "too few users to hold some out" in (platform_model_dir / "evaluation.html").read_text()
 
 
 def test_known_users_lists_hold_what_the_two_stages_answer(recommender, platform_features):

@@ -150,9 +150,15 @@ def _ranker_html(ranker: dict | None) -> str:
         return ""
     importances = sorted(ranker["importances"].items(), key=lambda item: -item[1])
     rows = "".join(f"<tr><th>{html.escape(name)}</th><td>{share:.1%}</td></tr>" for name, share in importances)
+    held_out = ranker.get("validation_users")
+    stopped = (
+        f"boosting stopped when the NDCG@10 of {held_out} held-out users stopped rising"
+        if held_out
+        else "too few users to hold some out and stop early"
+    )
     return (
-        f"<h2>The ranker</h2><p>LightGBM lambdarank, {ranker['rounds']} rounds (boosting stopped when the NDCG@10 "
-        f"of {ranker['validation_users']} held-out users stopped rising), learned from {ranker['users']} users' "
+        f"<h2>The ranker</h2><p>LightGBM lambdarank, {ranker['rounds']} rounds ({stopped}), learned from "
+        f"{ranker['users']} users' "
         f"{ranker['examples']} candidates ({ranker['positives']} satisfying watches; the candidates held "
         f"{ranker['candidate_recall']:.0%} of those users' satisfying watches).</p>"
         f"<table><tr><th>feature</th><th>share of the gain</th></tr>{rows}</table>"
