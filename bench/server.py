@@ -1,6 +1,6 @@
 """Server benchmarks with wrk on 127.0.0.1, against a generated 100k-user × 20k-video × 64-factor model.
 
-    python -m bench.server [--duration 10]
+    python -m bench.server [--duration 10] [--rounds 3]   (anchor and ours alternating; the median round)
     python -m bench.server --against ../base [--rounds 3]   (this checkout against another, alternating)
 
 Contenders, one worker each unless said: the tutorial's own app (`bench.tutorial_app`, the anchor: FastAPI,
@@ -233,11 +233,48 @@ def compare(against: Path, rounds: int, duration: int, model_dir: Path, known: s
         report(f"{kind}: p99 this - other", next(p99s) - next(p99s), "ms")
 
 
+def against_anchor(model_dir: Path, known: str, exact: str, duration: int, rounds: int) -> tuple[dict, dict, dict]:
+    """The anchor's runs (known user, c=8 and c=32) and ours (known user c=8; exact path c=1 and c=32), `rounds` of
+    each, alternating which goes first; of each kind, the run with the median req/s."""
+    kinds = ("anchor 8", "anchor 32", "ours 8", "exact 1", "exact 32")
+    runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
+
+    def anchor_round() -> None:
+        tutorial = Server(model_dir, tutorial=True)
+        try:
+            for c in (8, 32):
+                runs[f"anchor {c}"].append(wrk(f"{tutorial.url}/invocations", known, duration, c))
+        finally:
+            tutorial.stop()
+
+    def our_round() -> None:
+        server = Server(model_dir)
+        try:
+            runs["ours 8"].append(wrk(f"{server.url}/invocations", known, duration, 8))
+            for c in (1, 32):
+                runs[f"exact {c}"].append(wrk(f"{server.url}/invocations", exact, duration, c))
+        finally:
+            server.stop()
+
+    for round_number in range(rounds):
+        for action in (anchor_round, our_round) if round_number % 2 == 0 else (our_round, anchor_round):
+            action()
+        print(f"  round {round_number + 1}: " + ", ".join(
+            f"{kind} {results[-1]['rps']:,.0f} req/s" for kind, results in runs.items()
+        ), flush=True)  # fmt: skip
+    median = {kind: sorted(results, key=lambda run: run["rps"])[len(results) // 2] for kind, results in runs.items()}
+    return (
+        {8: median["anchor 8"], 32: median["anchor 32"]},
+        median["ours 8"],
+        {1: median["exact 1"], 32: median["exact 32"]},
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--against", type=Path, help="another checkout (a worktree of an older commit) to compare")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds with --against")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds, anchor (or --against) and ours")
     args = parser.parse_args()
     limit_blas_threads()
     if not shutil.which("wrk"):
@@ -251,15 +288,9 @@ def main() -> None:
         return
     model_dir = generated_model()
 
-    tutorial = Server(model_dir, tutorial=True)
-    try:
-        anchor = {c: wrk(f"{tutorial.url}/invocations", known, duration, c) for c in (8, 32)}
-    finally:
-        tutorial.stop()
+    anchor, ours_known, ours_exact = against_anchor(model_dir, known, exact, duration, args.rounds)
     server = Server(model_dir)
     try:
-        ours_known = wrk(f"{server.url}/invocations", known, duration, 8)
-        ours_exact = {c: wrk(f"{server.url}/invocations", exact, duration, c) for c in (1, 32)}
         batch_seconds, raw_seconds = one_request_of_1000_users(server.url, model_dir)
         ping = ping_while_saturated(server.url, known, duration)
     finally:
