@@ -127,11 +127,12 @@ def learn(
         "features": list(FEATURES),
         "importances": ranker.importances(),
     }
+    held_out = int(validating.sum())
+    stopped = f"stopped by {held_out} held-out users" if held_out else "too few users to stop early"
     log.info(
         "[ranker] learned from %d users, %d candidates (%d positives; candidates held %.0f%% of their watches); "
-        "%d rounds (validation on %d users)",
-        data.users, len(data.labels), int(data.labels.sum()), 100 * data.candidate_recall, rounds,
-        int(validating.sum()),
+        "%d rounds (%s)",
+        data.users, len(data.labels), int(data.labels.sum()), 100 * data.candidate_recall, rounds, stopped,
     )  # fmt: skip
     return ranker, account
 
