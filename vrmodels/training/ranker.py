@@ -113,7 +113,7 @@ def learn(
             f"(at least {max(min_positives, 1)} needed)"
         )
     booster, validating = boost(data, seed)
-    rounds = booster.current_iteration()
+    rounds, held_out = booster.current_iteration(), int(validating.sum())
     ranker = Ranker(booster, num_threads=os.cpu_count() or 1)  # offline it scores every user on every core
     account = {
         "users": data.users,
@@ -122,12 +122,11 @@ def learn(
         "candidate_recall": round(data.candidate_recall, 4),
         "rounds": rounds,
         "max_rounds": MAX_ROUNDS,
-        "validation_users": int(validating.sum()),
+        "validation_users": held_out,
         "parameters": PARAMETERS,
         "features": list(FEATURES),
         "importances": ranker.importances(),
     }
-    held_out = int(validating.sum())
     stopped = f"stopped by {held_out} held-out users" if held_out else "too few users to stop early"
     log.info(
         "[ranker] learned from %d users, %d candidates (%d positives; candidates held %.0f%% of their watches); "
