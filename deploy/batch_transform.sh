@@ -52,7 +52,6 @@ INVOCATION_TIMEOUT=600
 RETRIES=3
 RUN_LOCALLY=""
 WAIT=1
-PYTHON="$REPO_ROOT/.venv/bin/python"; [ -x "$PYTHON" ] || PYTHON=python3
 while [ $# -gt 0 ]; do
   common_option "$@"; if [ "$SHIFT" -gt 0 ]; then shift "$SHIFT"; continue; fi
   case "$1" in

@@ -7,6 +7,7 @@ ENDPOINT_URL="${VR_AWS_ENDPOINT_URL:-}"                # all AWS APIs (e.g. moto
 RUNTIME_ENDPOINT_URL="${VR_RUNTIME_ENDPOINT_URL:-}"    # sagemaker-runtime only (e.g. deploy/local_runtime.py)
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$DEPLOY_DIR/.." && pwd)"
+PYTHON="$REPO_ROOT/.venv/bin/python"; [ -x "$PYTHON" ] || PYTHON=python3  # the project's Python, for its modules
 export AWS_PAGER=""
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }

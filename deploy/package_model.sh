@@ -33,7 +33,6 @@ PREFIX=""
 CREATE_BUCKET=0
 MULTI_MODEL_PREFIX=""
 TARGET_MODEL=""
-PYTHON="$REPO_ROOT/.venv/bin/python"; [ -x "$PYTHON" ] || PYTHON=python3
 while [ $# -gt 0 ]; do
   common_option "$@"; if [ "$SHIFT" -gt 0 ]; then shift "$SHIFT"; continue; fi
   case "$1" in
