@@ -30,12 +30,15 @@ class LoadedModel:
     headers: list[tuple[bytes, bytes]] = field(repr=False)
 
     @classmethod
-    def load(cls, directory: Path, settings: Settings) -> LoadedModel:
+    def load(cls, directory: Path, settings: Settings, private: bool = False) -> LoadedModel:
+        """`private`: loaded by one worker for itself (multi-model mode), so nothing beyond the mapped files is
+        allocated: the memory budget counts files, and a scoring copy of the factors would be one per worker."""
         recommender = Recommender.load(
             directory,
             use_ann=settings.use_ann,
             ann_candidates=settings.ann_candidates,
             ann_ef_search=settings.ann_ef_search,
+            column_major_copy=not private,
         )
         budget = ResponseBudget(settings.max_response_bytes, recommender.video_count, recommender.longest_video_id)
         version = recommender.model_version.encode("ascii", "replace")

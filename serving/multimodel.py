@@ -151,7 +151,7 @@ class MultiModels:
 
     def _open(self, directory: Path, warm: bool) -> LoadedModel:
         try:
-            model = LoadedModel.load(directory, self.settings)
+            model = LoadedModel.load(directory, self.settings, private=True)
         except ModelArtifactError as exc:
             raise InvalidRequest(f"url: {exc}") from None
         if warm:  # the loading worker proves the model answers on every path before it is committed

@@ -145,3 +145,16 @@ def test_one_batched_answer_equals_answering_one_by_one(recommender, watched):
         else:
             assert answer.video_ids == alone.video_ids and answer.fallback == alone.fallback
             np.testing.assert_allclose(answer.scores, alone.scores, rtol=1e-5)
+
+
+def test_scoring_from_the_column_major_copy_answers_as_the_mapped_factors_do(model_dir, recommender, watched):
+    mapped_only = Recommender.load(model_dir, column_major_copy=False)
+    queries = [
+        *(Query(user, 20, exclude_watched=False) for user in ("u001", "u002", "u003", "u004")),
+        Query("someone-new", 20, history=sorted(watched["u003"])[:5]),
+        *(SimilarQuery(video, 20) for video in popular(recommender, 3)),
+    ]
+    for batch in (queries, queries[:1], queries[-1:]):
+        for copied, mapped in zip(recommender.answer(batch), mapped_only.answer(batch)):
+            assert copied.video_ids == mapped.video_ids
+            assert copied.scores == pytest.approx(mapped.scores, abs=1e-5)

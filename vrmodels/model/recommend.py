@@ -50,6 +50,7 @@ class Recommender:
         use_ann: bool = True,
         ann_candidates: int = DEFAULT_POOL,
         ann_ef_search: int = DEFAULT_POOL,
+        column_major_copy: bool = True,
     ):
         parameters = artifacts.manifest.get("parameters", {})
         self.manifest = artifacts.manifest
@@ -69,7 +70,9 @@ class Recommender:
         self._topn_scores = None if artifacts.topn_scores is None else np.asarray(artifacts.topn_scores)
         self._users, self._videos = artifacts.users, artifacts.videos
         ann = artifacts.ann if use_ann else None
-        self._catalogue = CatalogueRanker(self._item_factors, ann, ann_candidates, ann_ef_search, num_threads)
+        self._catalogue = CatalogueRanker(
+            self._item_factors, ann, ann_candidates, ann_ef_search, num_threads, column_major_copy
+        )
         self._tables = artifacts.tables
         self._category_codes = (
             {name: code for code, name in enumerate(self._tables.category_names)} if self._tables else {}
@@ -92,7 +95,8 @@ class Recommender:
 
     @classmethod
     def load(cls, model_dir: Path | str, **options: object) -> Recommender:
-        """`options`: num_threads, use_ann, ann_candidates, ann_ef_search (see __init__)."""
+        """`options`: num_threads, use_ann, ann_candidates, ann_ef_search, column_major_copy (see __init__ and
+        vrmodels.model.catalogue)."""
         return cls(load_model_dir(model_dir), **options)  # type: ignore[arg-type]
 
     @property
