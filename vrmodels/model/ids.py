@@ -69,21 +69,21 @@ class IdIndex:
     def indices_of(self, identifiers: Iterable[str]) -> tuple[np.ndarray, list[str]]:
         """Sorted unique indices of the known ids, and the unknown ids in their given order (one search for all)."""
         identifiers = list(identifiers)
+        if not identifiers or not len(self._order):
+            return _NO_INDICES, identifiers
         keys = [identifier.encode() for identifier in identifiers]
-        width = self._ids.dtype.itemsize
-        searchable = [bool(key) and len(key) <= width and b"\x00" not in key for key in keys]
-        found = np.zeros(len(keys), dtype=bool)
-        indices = _NO_INDICES
-        if any(searchable) and len(self._order):
-            wanted = np.flatnonzero(searchable)
-            probe = np.array([keys[i] for i in wanted], dtype=self._ids.dtype)
-            positions = np.minimum(np.searchsorted(self._ids, probe, sorter=self._order), len(self._order) - 1)
-            candidates = self._order[positions]
-            hit = self._ids[candidates] == probe
-            found[wanted[hit]] = True
-            indices = np.unique(candidates[hit]).astype(np.int32)
-        unknown = [identifier for identifier, known in zip(identifiers, found) if not known]
-        return indices, unknown
+        lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+        # Ids the index cannot hold are never found: empty, longer than its width (the probe array would cut them
+        # to a prefix) or with a NUL (the fixed-width format drops trailing NULs).
+        searchable = (lengths > 0) & (lengths <= self._ids.dtype.itemsize)
+        if b"\x00" in b"".join(keys):
+            searchable &= np.fromiter((b"\x00" not in key for key in keys), dtype=bool, count=len(keys))
+        probe = np.array(keys, dtype=self._ids.dtype)
+        positions = np.minimum(np.searchsorted(self._ids, probe, sorter=self._order), len(self._order) - 1)
+        candidates = self._order[positions]
+        found = searchable & (self._ids[candidates] == probe)
+        unknown = [identifiers[i] for i in np.flatnonzero(~found).tolist()]
+        return np.unique(candidates[found]).astype(np.int32), unknown
 
     def ids_of(self, indices: np.ndarray | Sequence[int]) -> list[str]:
         return [identifier.decode() for identifier in self._ids[np.asarray(indices, dtype=np.int64)].tolist()]
