@@ -10,7 +10,6 @@ the batch answered as usual).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,8 +65,7 @@ class Predictor:
             pending = unanswered
         if pending:
             jobs = [Job(recommender, query, request_id, inline) for _, query in pending]
-            async with asyncio.timeout(timeout):  # no task per request, unlike wait_for
-                scored = await self.batcher.run(jobs)
+            scored = await self.batcher.run(jobs, timeout)
             for (slot, _), outcome in zip(pending, scored):
                 outcomes[slot] = outcome
         return outcomes  # type: ignore[return-value]

@@ -139,6 +139,27 @@ def test_a_request_that_gave_up_is_never_scored():
     assert recorder.batches == [[1], [2]]
 
 
+def test_a_request_past_its_timeout_gets_timeout_error_and_its_items_are_never_scored():
+    recorder = Recorder(hold=True)
+
+    async def scenario():
+        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
+        busy = asyncio.ensure_future(request(batcher, [1]))
+        await asyncio.to_thread(recorder.started.wait, 30)
+        with batcher.in_flight(), pytest.raises(TimeoutError):
+            await batcher.run([666, 667], timeout=0.05)  # expires while the thread is busy
+        with batcher.in_flight(), pytest.raises(TimeoutError):
+            await batcher.run([668], timeout=0.05)
+        recorder.release.set()
+        await busy
+        after = await asyncio.gather(request(batcher, [2]), batcher.run([3], timeout=HOUR))
+        batcher.close()
+        return after
+
+    assert run(scenario()) == [[20], [30]]
+    assert recorder.batches[0] == [1] and sorted(item for batch in recorder.batches[1:] for item in batch) == [2, 3]
+
+
 def test_a_failing_batch_fails_each_of_its_requests():
     def broken(items: list[int]) -> list[int]:
         raise RuntimeError("scoring exploded")
