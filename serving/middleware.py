@@ -6,7 +6,7 @@ invocation's line also carries its metrics in CloudWatch EMF (serving.metrics).
 
 from __future__ import annotations
 
-import os
+import random
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,7 +28,8 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         request_id = next((v for k, v in scope["headers"] if k == INFERENCE_ID_HEADER), b"").decode("latin-1")[:64]
-        request_id = request_id or os.urandom(16).hex()
+        # 128 random bits from the worker's own generator (reseeded at fork): os.urandom is a system call a request.
+        request_id = request_id or f"{random.getrandbits(128):032x}"
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         started = time.perf_counter()

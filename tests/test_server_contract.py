@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 from starlette.testclient import TestClient
@@ -218,6 +219,11 @@ def test_sagemaker_headers_are_accepted(client):
     response = invoke(client, {"user_id": "u001", "k": 1}, headers=headers)
     assert response.status_code == 200
     assert response.headers["x-request-id"] == "inference-42"
+
+
+def test_a_request_without_an_inference_id_gets_a_fresh_random_request_id(client):
+    ids = [invoke(client, {"user_id": "u001", "k": 1}).headers["x-request-id"] for _ in range(3)]
+    assert len(set(ids)) == 3 and all(re.fullmatch(r"[0-9a-f]{32}", request_id) for request_id in ids)
 
 
 def test_errors_carry_no_traceback(client):
