@@ -32,7 +32,7 @@ class CatalogueRanker:
         column_major_copy: bool = True,
     ):
         self._items = item_factors
-        # What exact top-k scores: implicit multiplies the queries by `items.T`, which OpenBLAS does 1.3-1.8× faster
+        # What exact top-k scores: implicit multiplies the queries by `items.T`, which OpenBLAS does 1.3-1.5× faster
         # for the small batches requests make when `items.T` is C-contiguous (docs/benchmarks.md). The copy costs
         # the factors' size once; the server makes it in the master, so every worker shares its pages. Not with ANN
         # indexes (exact scoring is then the fallback of a short pool), nor where `column_major_copy` is False.
