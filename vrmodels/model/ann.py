@@ -10,6 +10,7 @@ training builds them (vrmodels.training.aids).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -60,7 +61,11 @@ class AnnIndexes:
 @cache
 def faiss_module():
     """faiss, imported on first use: it loads its own OpenBLAS, which must stay at one thread like NumPy's
-    (vrmodels.model.threads). Once per process: threadpoolctl reads the process's memory maps on every call."""
+    (vrmodels.model.threads). Once per process: threadpoolctl reads the process's memory maps on every call.
+    faiss's loader reports at INFO each SIMD module it looks for and does not find ("Could not load library with
+    AVX2 support"); the wheel dispatches to AVX2/AVX-512 within its one module, so those lines are kept out of the
+    logs."""
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     import faiss
 
     limit_blas_threads()
