@@ -40,6 +40,14 @@ async def request(batcher: MicroBatcher, items: list[int]) -> list[int]:
         return await batcher.run(items)
 
 
+async def busy_batcher(recorder: Recorder) -> tuple[MicroBatcher, asyncio.Future]:
+    """A batcher whose scoring thread is held by `recorder` on a request for [1] (that request's future)."""
+    batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
+    busy = asyncio.ensure_future(request(batcher, [1]))
+    await asyncio.to_thread(recorder.started.wait, 30)
+    return batcher, busy
+
+
 def others_in_flight(batcher: MicroBatcher, count: int) -> ExitStack:
     """`count` requests in flight (reading their bodies, answered inline, or about to send work)."""
     stack = ExitStack()
@@ -106,9 +114,7 @@ def test_work_arriving_while_the_thread_is_busy_forms_the_next_batch():
     recorder = Recorder(hold=True)
 
     async def scenario():
-        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
-        first = asyncio.ensure_future(request(batcher, [1]))
-        await asyncio.to_thread(recorder.started.wait, 30)
+        batcher, first = await busy_batcher(recorder)
         later = [asyncio.ensure_future(request(batcher, [n])) for n in (2, 3, 4)]
         await asyncio.sleep(0)
         recorder.release.set()
@@ -124,9 +130,7 @@ def test_a_request_that_gave_up_is_never_scored():
     recorder = Recorder(hold=True)
 
     async def scenario():
-        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
-        busy = asyncio.ensure_future(request(batcher, [1]))
-        await asyncio.to_thread(recorder.started.wait, 30)
+        batcher, busy = await busy_batcher(recorder)
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(request(batcher, [666, 667]), timeout=0.05)  # times out while the thread is busy
         recorder.release.set()
@@ -143,9 +147,7 @@ def test_a_request_past_its_timeout_gets_timeout_error_and_its_items_are_never_s
     recorder = Recorder(hold=True)
 
     async def scenario():
-        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
-        busy = asyncio.ensure_future(request(batcher, [1]))
-        await asyncio.to_thread(recorder.started.wait, 30)
+        batcher, busy = await busy_batcher(recorder)
         with batcher.in_flight(), pytest.raises(TimeoutError):
             await batcher.run([666, 667], timeout=0.05)  # expires while the thread is busy
         with batcher.in_flight(), pytest.raises(TimeoutError):
