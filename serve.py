@@ -14,8 +14,8 @@ USAGE = """usage: serve.py [serve|train]
 
 
 def serve() -> int:
-    from serving.environment import Settings
     from serving.logs import configure_logging
+    from serving.settings import Settings
     from serving.worker import Supervisor
 
     settings = Settings.from_env()

@@ -1,11 +1,13 @@
-"""Helpers shared by the benchmarks: a cache folder and consistent printing."""
+"""Helpers shared by the benchmarks (and the tests): a cache folder, free local ports, consistent printing."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(__file__).resolve().parent / ".cache"
 MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "u.data"
 
@@ -27,3 +29,10 @@ def best_of(repeats: int, action: Callable[[], object]) -> float:
 
 def report(name: str, value: float, unit: str, target: str = "") -> None:
     print(f"{name:<58} {value:>14,.3f} {unit:<10} {target}", flush=True)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on (now)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

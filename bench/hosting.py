@@ -3,7 +3,7 @@
     python -m bench.hosting [--duration 8] [--rounds 4]
 
 Printed, each from this one run:
-1. a batch transform of 100k users (k=10) through deploy/local_transform.py (SageMaker's semantics, S3 in moto)
+1. a batch transform of 100k users (k=10) through sagemaker_local.transform (SageMaker's semantics, S3 in moto)
    against the same users sent as `instances` batches of 10,000 straight to the server (the anchor, alternated):
    every line answered in order, throughput within 20%;
 2. a known-user request through /models/{name}/invoke against /invocations on the same model, wrk c=8,
@@ -31,7 +31,7 @@ import orjson
 from bench.common import cache_dir, report
 from bench.server import KNOWN_USER, USERS, Server, children, generated_model, lua_script, wrk
 from bench.synthetic import ids, random_model
-from deploy.local_transform import Job, Runner
+from sagemaker_local.transform import Job, Runner
 from vrmodels.model.threads import limit_blas_threads
 
 WORKERS = 2
@@ -43,7 +43,7 @@ def transform_throughput(model_dir: Path, rounds: int) -> None:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from tests.server import free_port
+    from bench.common import free_port
 
     port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

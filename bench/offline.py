@@ -27,7 +27,9 @@ from features.feature_set import FeatureSet
 from features.sample_events import generate_platform
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.training.als import TrainParams, fit_als
-from vrmodels.training.trainer import to_artifacts, train
+from vrmodels.training.model_dir import to_artifacts
+from vrmodels.training.options import TrainingOptions
+from vrmodels.training.trainer import train
 
 EVENTS = 5_000_000
 
@@ -88,8 +90,8 @@ def second_stage_cost(events: str, videos: str, rounds: int) -> None:
 
     def timed(features: FeatureSet, into: list[float]) -> None:
         started = time.perf_counter()
-        result = train(features, allow_worse=True)
-        to_artifacts(result)
+        result = train(features, options=TrainingOptions(allow_worse=True))
+        to_artifacts(result.trained)
         into.append(time.perf_counter() - started)
         results.append(result)
 
@@ -110,7 +112,7 @@ def second_stage_cost(events: str, videos: str, rounds: int) -> None:
     print(
         f"quality on this log (NDCG@10, time split): two-stage {metrics.get('two_stage', metrics['als'])['ndcg']:.4f}, "
         f"ALS {metrics['als']['ndcg']:.4f}, trending {metrics['trending']['ndcg']:.4f}; "
-        f"ranker: {result.ranker_account['rounds'] if result.ranker_account else 0} rounds"
+        f"ranker: {result.trained.manifest.ranker['rounds'] if result.trained.manifest.ranker else 0} rounds"
     )
 
 

@@ -30,9 +30,12 @@ from pathlib import Path
 from bench.common import MOVIELENS, report
 from features.build_features import build_features_from_file
 from features.confidence import ConfidenceConfig
+from features.feature_set import FeatureSet
+from vrmodels.model.ranking.als import AlsRanking
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.training.als import TrainParams
 from vrmodels.training.evaluation import BASELINES, metrics_table
+from vrmodels.training.options import TrainingOptions
 from vrmodels.training.trainer import TrainResult, train
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -41,16 +44,17 @@ SAMPLE_VIDEOS = PROJECT_ROOT / "data" / "sample" / "videos.csv.gz"
 SKIP_BLIND = ConfidenceConfig(completion_weight=2.0, skip_below=0.0, skip_weight=1.0, rating_weight=0.0)
 
 
-def quiet_train(*args: object, **kwargs: object) -> TrainResult:
+def quiet_train(features: FeatureSet, params: TrainParams = TrainParams(), **options: object) -> TrainResult:
+    """`train` with TrainingOptions(**options), its log kept off stdout."""
     with contextlib.redirect_stdout(io.StringIO()):
-        return train(*args, **kwargs)
+        return train(features, params, TrainingOptions(**options))  # type: ignore[arg-type]
 
 
 def bundled_sample() -> None:
     features = build_features_from_file(SAMPLE, videos=SAMPLE_VIDEOS)
     result = quiet_train(features)
     metrics = result.metrics
-    print(f"split: {result.split}")
+    print(f"split: {result.trained.manifest.evaluation.holdout}")
     print(metrics_table({name: metrics[name] for name in ("two_stage", "als", *BASELINES)}))
     two_stage, als, trending = metrics["two_stage"], metrics["als"], metrics["trending"]
     report("sample, time split: two-stage NDCG@10", two_stage["ndcg"], "")
@@ -65,7 +69,8 @@ def bundled_sample() -> None:
         "sample, fresh uploads: two-stage / trending",
         two_stage["ndcg_fresh"] / trending["ndcg_fresh"], "×", "target ≥ 2",
     )  # fmt: skip
-    importances = result.ranker.importances() if result.ranker is not None else {}
+    ranker = result.trained.ranker
+    importances = ranker.importances() if ranker is not None else {}
     print(
         "ranker importances (share of gain):", ", ".join(f"{name} {value:.2f}" for name, value in importances.items())
     )
@@ -93,9 +98,9 @@ def movielens(tune_trials: int) -> None:
         return
     features = build_features_from_file(MOVIELENS, "movielens")
     default = quiet_train(features)
-    seeds = [quiet_train(features, TrainParams(seed=seed)).metrics["als"]["ndcg"] for seed in range(1, 6)]
+    seeds = [quiet_train(features, TrainParams(seed=seed)).metrics[AlsRanking.kind]["ndcg"] for seed in range(1, 6)]
     started = time.perf_counter()
-    tuned = quiet_train(features, tune_trials=tune_trials)
+    tuned = quiet_train(features, tune=True, tune_trials=tune_trials)
     tune_seconds = time.perf_counter() - started
     baselines = {name: default.metrics[name] for name in BASELINES if name in default.metrics}
     print(metrics_table({"default ALS": default.metrics["als"], "tuned ALS": tuned.metrics["als"], **baselines}))
@@ -111,7 +116,7 @@ def movielens(tune_trials: int) -> None:
     for test_days, ranker in ((7, "auto"), (30, "auto"), (30, "on")):
         result = quiet_train(with_items, allow_worse=True, test_days=test_days, ranker=ranker)
         shipped = result.metrics.get("two_stage", result.metrics["als"])
-        name = "two-stage" if result.ranker is not None else "ALS (too few positives for a ranker)"
+        name = "two-stage" if result.trained.ranker is not None else "ALS (too few positives for a ranker)"
         setup = f"MovieLens-100K + u.item, {test_days} test days, --ranker {ranker}"
         report(f"{setup}: {name}", shipped["ndcg"], "")
         report(f"{setup}: ALS alone", result.metrics["als"]["ndcg"], "")

@@ -54,8 +54,7 @@ def recall_at_10(model_dir: Path, users: int, sample: int = 1000) -> float:
     chosen = [user_ids[i] for i in np.random.default_rng(0).choice(users, sample, replace=False)]
     queries = [Query(user, 10) for user in chosen]
     hits = [
-        len(set(a.video_ids) & set(e.video_ids)) / 10
-        for a, e in zip(approximate.answer(queries), exact.answer(queries))
+        len(set(a.video_ids) & set(e.video_ids)) / 10 for a, e in zip(approximate.rank(queries), exact.rank(queries))
     ]
     return float(np.mean(hits))
 

@@ -31,17 +31,18 @@ import numpy as np
 import orjson
 from implicit.cpu.als import AlternatingLeastSquares
 
-from bench.common import best_of, cache_dir, report
+from bench.common import PROJECT_ROOT, best_of, cache_dir, free_port, report
 from bench.synthetic import ids, random_model
 from features.build_features import build_features
 from features.catalogue import validate_catalogue
 from features.events import validate_events
 from features.sample_events import generate_platform
-from tests.server import PROJECT_ROOT, free_port
 from vrmodels.model.artifacts import FORMAT_VERSION, load_model_dir, write_model_dir
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.model.topn import DEFAULT_TOPN
-from vrmodels.training.trainer import to_artifacts, train
+from vrmodels.training.model_dir import to_artifacts
+from vrmodels.training.options import TrainingOptions
+from vrmodels.training.trainer import train
 
 USERS, VIDEOS, FACTORS, WATCHED_PER_USER = 100_000, 20_000, 64, 30
 
@@ -203,7 +204,7 @@ def two_stage_model() -> tuple[Path, list[str]]:
         platform = generate_platform(users=20_000, videos=5_000, channels=250, categories=20, seed=2)
         events = validate_events(platform.events, "generated platform")
         features = build_features(events, videos=validate_catalogue(platform.videos, "generated catalogue"))
-        write_model_dir(to_artifacts(train(features, allow_worse=True)), directory)
+        write_model_dir(to_artifacts(train(features, options=TrainingOptions(allow_worse=True)).trained), directory)
     return directory, load_model_dir(directory).videos.all_ids()[:2000]
 
 

@@ -27,6 +27,7 @@ from bench.offline import feature_throughput
 from features.build_features import build_features_from_file
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.training import spark as train_spark
+from vrmodels.training.options import TrainingOptions
 from vrmodels.training.trainer import train
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "events.csv.gz"
@@ -40,9 +41,16 @@ def timed(action):
 
 
 def compare(spark, name: str, path: Path, input_format: str) -> None:
-    implicit, implicit_seconds = timed(lambda: train(build_features_from_file(path, input_format), allow_worse=True))
+    implicit, implicit_seconds = timed(
+        lambda: train(
+            build_features_from_file(path, input_format),
+            options=TrainingOptions(options=TrainingOptions(allow_worse=True)),
+        )
+    )
     spark_result, spark_seconds = timed(
-        lambda: train_spark.train_spark(spark, str(path), input_format=input_format, allow_worse=True)
+        lambda: train_spark.train_spark(
+            spark, str(path), input_format=input_format, options=TrainingOptions(allow_worse=True)
+        )
     )
     ours, theirs = implicit.metrics["als"]["ndcg"], spark_result.evaluation.metrics["als"]["ndcg"]
     report(f"{name}: NDCG@10 implicit (defaults)", ours, "")
@@ -57,7 +65,14 @@ def grid(spark, name: str, path: Path, input_format: str) -> None:
     for reg_param, alpha in itertools.product([0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0], [0.5, 1.0, 2.0, 5.0, 20.0]):
         params = replace(train_spark.SparkParams(), reg_param=reg_param, alpha=alpha)
         result, _ = timed(
-            partial(train_spark.train_spark, spark, str(path), params, input_format=input_format, allow_worse=True)
+            partial(
+                train_spark.train_spark,
+                spark,
+                str(path),
+                params,
+                input_format=input_format,
+                options=TrainingOptions(allow_worse=True),
+            )
         )
         print(
             f"  regParam {reg_param:<5} alpha {alpha:<5} NDCG@10 {result.evaluation.metrics['als']['ndcg']:.4f}",
@@ -75,7 +90,9 @@ def main() -> None:
     spark = train_spark.spark_session("local[2]", "vr-bench")
     spark.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="als-checkpoints-"))
     try:
-        timed(lambda: train_spark.train_spark(spark, str(SAMPLE), allow_worse=True))  # JVM warm-up, not measured
+        timed(
+            lambda: train_spark.train_spark(spark, str(SAMPLE), options=TrainingOptions(allow_worse=True))
+        )  # JVM warm-up, not measured
         datasets = [("bundled sample", SAMPLE, "events")]
         if MOVIELENS.exists():
             datasets.insert(0, ("MovieLens-100K", MOVIELENS, "movielens"))

@@ -16,7 +16,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from vrmodels.model.artifacts import ModelArtifacts, write_model_dir
-from vrmodels.training.aids import serving_aids
+from vrmodels.model.manifest import Manifest
+from vrmodels.training.aids import with_serving_aids
 
 
 def ids(prefix: str, count: int) -> list[str]:
@@ -59,22 +60,13 @@ def random_model(
     )
     user_items.sum_duplicates()
     user_factors, item_factors = topic_factors(rng, users, videos, factors)
-    aids = serving_aids(user_factors, item_factors, user_items, topn, ann_mode)
-    return write_model_dir(
-        ModelArtifacts(
-            user_factors=user_factors,
-            item_factors=item_factors,
-            user_items=user_items,
-            popularity=np.bincount(user_items.indices, minlength=videos).astype(np.float32),
-            user_ids=ids("u", users),
-            video_ids=ids("v", videos),
-            manifest={
-                "model_version": f"random-{users}x{videos}x{factors}",
-                "parameters": {"alpha": 1.0},
-                "serving": aids.manifest,
-            },
-            topn=aids.topn,
-            ann=aids.ann,
-        ),
-        directory,
+    artifacts = ModelArtifacts(
+        user_factors=user_factors,
+        item_factors=item_factors,
+        user_items=user_items,
+        popularity=np.bincount(user_items.indices, minlength=videos).astype(np.float32),
+        user_ids=ids("u", users),
+        video_ids=ids("v", videos),
+        manifest=Manifest(model_version=f"random-{users}x{videos}x{factors}", parameters={"alpha": 1.0}),
     )
+    return write_model_dir(with_serving_aids(artifacts, topn=topn, ann=ann_mode), directory)

@@ -31,7 +31,7 @@ Options:
   --invocation-timeout S       InvocationsTimeoutInSeconds per mini-batch, 1..3600 (default 600)
   --retries N                  InvocationsMaxRetries, 0..3 (default 3)
   --run-locally URL            after creating the job, run it here against the container at URL
-                               (python -m deploy.local_transform), as SageMaker would: for testing
+                               (python -m sagemaker_local.transform), as SageMaker would: for testing
                                without SageMaker (e.g. against moto)
   --no-wait                    create the job and return
 $COMMON_HELP
@@ -129,7 +129,7 @@ aws_api sagemaker create-transform-job --cli-input-json "file://$WORK/job.json" 
 
 if [ -n "$RUN_LOCALLY" ]; then
   log "running it locally against $RUN_LOCALLY"
-  (cd "$REPO_ROOT" && "$PYTHON" -m deploy.local_transform --container "$RUN_LOCALLY" --job-name "$JOB_NAME" \
+  (cd "$REPO_ROOT" && "$PYTHON" -m sagemaker_local.transform --container "$RUN_LOCALLY" --job-name "$JOB_NAME" \
     --region "$REGION" ${ENDPOINT_URL:+--endpoint-url "$ENDPOINT_URL"}) >"$WORK/local.json" \
     || { cat "$WORK/local.json" >&2; die "transform job $JOB_NAME failed locally (see above)"; }
   cat "$WORK/local.json" >&2

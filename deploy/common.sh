@@ -4,7 +4,7 @@
 PROJECT="${VR_PROJECT:-video-recommender}"
 REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}"
 ENDPOINT_URL="${VR_AWS_ENDPOINT_URL:-}"                # all AWS APIs (e.g. moto); CLI v2 ignores AWS_ENDPOINT_URL
-RUNTIME_ENDPOINT_URL="${VR_RUNTIME_ENDPOINT_URL:-}"    # sagemaker-runtime only (e.g. deploy/local_runtime.py)
+RUNTIME_ENDPOINT_URL="${VR_RUNTIME_ENDPOINT_URL:-}"    # sagemaker-runtime only (e.g. python -m sagemaker_local.runtime)
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$DEPLOY_DIR/.." && pwd)"
 PYTHON="$REPO_ROOT/.venv/bin/python"; [ -x "$PYTHON" ] || PYTHON=python3  # the project's Python, for its modules
@@ -52,7 +52,7 @@ common_option() {
 COMMON_HELP="Common options:
   --region REGION               AWS region (default \$AWS_REGION, else us-east-1; now: $REGION)
   --endpoint-url URL            send every AWS API call there (e.g. a moto server); env VR_AWS_ENDPOINT_URL
-  --runtime-endpoint-url URL    send sagemaker-runtime calls there (e.g. deploy/local_runtime.py);
+  --runtime-endpoint-url URL    send sagemaker-runtime calls there (e.g. python -m sagemaker_local.runtime);
                                 env VR_RUNTIME_ENDPOINT_URL
   --project NAME                tag value and default name prefix (default \$VR_PROJECT, else video-recommender)
   -h, --help                    this help"

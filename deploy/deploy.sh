@@ -52,7 +52,7 @@ A/B, shadow and safe rollout:
   --latency-alarm-ms MS            ModelLatency alarm threshold, average over a minute (default 100)
 
 Data capture:
-  --data-capture S3URI             capture requests and answers (JSON, JSON Lines) to S3URI; see deploy/drift.py
+  --data-capture S3URI             capture requests and answers (JSON, JSON Lines) to S3URI; see monitoring/drift.py
   --capture-percent P              sampling percentage (default 20)
 
 Instances:

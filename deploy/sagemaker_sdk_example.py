@@ -6,7 +6,7 @@
 SDK v3 removed `Predictor`; its resource classes call the runtime API: `sagemaker.core.resources.Endpoint`
 `.invoke(body, content_type, accept, target_model=...)` answers with the raw body. SDK v2's Predictor with
 JSONSerializer/JSONDeserializer does the JSON itself. The request and answer shapes are the endpoint's own (see
-README). `--runtime-endpoint-url` points the runtime calls at another URL, such as deploy/local_runtime.py, for
+README). `--runtime-endpoint-url` points the runtime calls at another URL, such as sagemaker_local.runtime, for
 trying this locally (v3 follows AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, which this sets, and ignores explicit clients).
 """
 

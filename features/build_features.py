@@ -12,7 +12,6 @@ counted; neither is refused.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,8 +22,6 @@ import pandas as pd
 from features.catalogue import read_catalogue
 from features.columns import DataFileError
 from features.confidence import (
-    DEFAULT_EVENT_WEIGHTS,
-    SCALINGS,
     ConfidenceConfig,
     UnknownEventError,
     check_event_names,
@@ -32,6 +29,7 @@ from features.confidence import (
 )
 from features.events import read_events, read_movielens
 from features.feature_set import FeatureSet, PairEvents
+from features.options import add_arguments, from_arguments
 
 READERS = {"events": read_events, "movielens": read_movielens}
 CATALOGUE_FORMATS = {"events": "videos", "movielens": "movielens"}  # --format reads u.data and u.item alike
@@ -194,35 +192,12 @@ def build_features_from_file(
 
 
 def confidence_arguments(parser: argparse.ArgumentParser) -> None:
-    """The confidence options, shared by every command that builds features."""
-    defaults = ConfidenceConfig()
-    group = parser.add_argument_group("confidence (see features/confidence.py)")
-    group.add_argument("--scaling", choices=SCALINGS, default=defaults.scaling)
-    group.add_argument("--completion-weight", type=float, default=defaults.completion_weight)
-    group.add_argument(
-        "--skip-below", type=float, default=defaults.skip_below, help="completion under which a view is a skip"
-    )
-    group.add_argument(
-        "--skip-weight", type=float, default=defaults.skip_weight, help="share of its weight a skip keeps"
-    )
-    group.add_argument("--rating-weight", type=float, default=defaults.rating_weight)
-    group.add_argument(
-        "--event-weights",
-        type=json.loads,
-        default=DEFAULT_EVENT_WEIGHTS,
-        help=f"JSON object of event → weight (default {json.dumps(DEFAULT_EVENT_WEIGHTS)})",
-    )
+    """The confidence options (features.confidence), shared by every command that builds features."""
+    add_arguments(parser.add_argument_group("confidence (see features/confidence.py)"), ConfidenceConfig)
 
 
 def confidence_from_arguments(args: argparse.Namespace) -> ConfidenceConfig:
-    return ConfidenceConfig(
-        event_weights=args.event_weights,
-        completion_weight=args.completion_weight,
-        skip_below=args.skip_below,
-        skip_weight=args.skip_weight,
-        rating_weight=args.rating_weight,
-        scaling=args.scaling,
-    )
+    return ConfidenceConfig(**from_arguments(args, ConfidenceConfig))
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

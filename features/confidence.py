@@ -25,10 +25,12 @@ NumPy implementation, and the Spark trainer builds the same expression from the 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+
+from features.options import option
 
 DEFAULT_EVENT_WEIGHTS = {"view": 1.0, "complete": 2.0, "like": 4.0, "share": 6.0, "rating": 1.0}
 SCALINGS = ("log", "linear")
@@ -36,12 +38,16 @@ SCALINGS = ("log", "linear")
 
 @dataclass(frozen=True)
 class ConfidenceConfig:
-    event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
-    completion_weight: float = 0.0
-    skip_below: float = 0.8
-    skip_weight: float = 0.05
-    rating_weight: float = 0.25
-    scaling: str = "log"
+    """The confidence parameters; each is an option of every command that builds features (features.options)."""
+
+    event_weights: dict[str, float] = option(
+        meaning="JSON object of event → weight", factory=lambda: dict(DEFAULT_EVENT_WEIGHTS)
+    )
+    completion_weight: float = option(0.0, "weight of the completion of a view that is not a skip")
+    skip_below: float = option(0.8, "completion under which a view is a skip")
+    skip_weight: float = option(0.05, "share of its weight a skip keeps")
+    rating_weight: float = option(0.25, "weight of a rating's stars")
+    scaling: str = option("log", "how a pair's signals add up", choices=SCALINGS)
 
     def __post_init__(self) -> None:
         if self.scaling not in SCALINGS:

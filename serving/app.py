@@ -21,22 +21,25 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-import orjson
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving import codecs
-from serving.environment import Settings, worker_account
-from serving.errors import NotFound, ServingError
+from serving.errors import InvalidRequest, NotFound, ServingError, routing_fault
 from serving.middleware import RequestLog
 from serving.models import ModelState
 from serving.multimodel import MultiModels
 from serving.openapi import document
 from serving.predictor import Predictor
 from serving.registry import Registry
+from serving.settings import Settings, worker_account
 from serving.transform import Transformer, error_response, read_body
+from serving.wire import ExecutionParameters, InfoAnswer, PingAnswer, StatusAnswer
 
 
 class Application:
@@ -101,10 +104,8 @@ def _single_model_app(settings: Settings, predictor: Predictor, transform: Trans
     app.state.model_state = state
 
     def ping_response() -> Response:
-        body = {"status": state.status}
-        if state.error:
-            body["error"] = state.error
-        return _json(body, 200 if state.model else 503)
+        answer = PingAnswer(status=state.status, error=state.error) if state.error else PingAnswer(status=state.status)
+        return _json(answer, 200 if state.model else 503)
 
     @app.get("/ping", summary="SageMaker health check: 200 once the model is loaded and warm")
     async def ping() -> Response:
@@ -113,7 +114,7 @@ def _single_model_app(settings: Settings, predictor: Predictor, transform: Trans
     @app.get("/info", summary="What this server serves: the model's version, data, serving aids and evaluation")
     async def info() -> Response:
         model = await state.resolve()
-        return _json({"mode": "single-model", "status": state.status, "model": model.info()})
+        return _json(InfoAnswer(mode="single-model", status=state.status, model=model.info()))
 
     @app.post("/invocations", summary="Recommendations, similar videos, or a batch of either")
     async def invocations(request: Request) -> Response:
@@ -144,17 +145,17 @@ def _multi_model_app(settings: Settings, predictor: Predictor, transform: Transf
 
     @app.get("/ping", summary="SageMaker health check: 200 as soon as the server runs (models load on demand)")
     async def ping() -> Response:
-        return _json({"status": "ready", "models": registry.count()})
+        return _json(PingAnswer(status="ready", models=registry.count()))
 
     @app.get("/info", summary="What this server serves: each loaded model's version, data, serving aids, evaluation")
     async def info() -> Response:
-        return _json({"mode": "multi-model", "models": models.info()})
+        return _json(InfoAnswer(mode="multi-model", models=models.info()))
 
     @app.post("/models", summary="Load a model unpacked under the models root (SageMaker multi-model contract)")
     async def load(request: Request) -> Response:
         body = await read_body(request.receive, request.headers.get("content-length"), MAX_LOAD_BODY, "")
         entry = await models.load(body)
-        return _json({"status": f"model {entry.name} loaded", "modelName": entry.name, "modelUrl": entry.url})
+        return _json(StatusAnswer(status=f"model {entry.name} loaded", modelName=entry.name, modelUrl=entry.url))
 
     @app.get("/models", summary="The loaded models, by name, a page at a time")
     async def list_models(limit: str | None = None, next_page_token: str | None = None) -> Response:
@@ -167,7 +168,7 @@ def _multi_model_app(settings: Settings, predictor: Predictor, transform: Transf
     @app.delete("/models/{name}", summary="Unload a model: answered once no worker maps it any more")
     async def unload(name: str) -> Response:
         await models.unload(name)
-        return _json({"status": f"model {name} unloaded"})
+        return _json(StatusAnswer(status=f"model {name} unloaded"))
 
     @app.post("/models/{name}/invoke", summary="Invoke one loaded model: exactly as /invocations")
     async def invoke(name: str, request: Request) -> Response:
@@ -209,18 +210,30 @@ def _api(settings: Settings, lifespan: Callable, description: str) -> FastAPI:
     async def serving_error(_: Request, error: ServingError) -> Response:
         return error_response(error)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def routing_error(request: Request, error: StarletteHTTPException) -> Response:
+        """A path no route serves, or a method it does not take: the documented error shape, not FastAPI's."""
+        return error_response(routing_fault(request.method, request.url.path, error.status_code))
+
+    @app.exception_handler(RequestValidationError)
+    async def parameter_error(_: Request, error: RequestValidationError) -> Response:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        return error_response(InvalidRequest(fields))
+
     @app.get("/execution-parameters", summary="Batch Transform defaults")
     async def execution_parameters() -> Response:
         concurrent = max(1, min(settings.max_concurrent_transforms, int(100 // settings.max_payload_mb)))
-        body = {
-            "MaxConcurrentTransforms": concurrent,
-            "BatchStrategy": settings.batch_strategy,
-            "MaxPayloadInMB": int(settings.max_payload_mb),
-        }
-        return _json(body)
+        return _json(
+            ExecutionParameters(
+                MaxConcurrentTransforms=concurrent,
+                BatchStrategy=settings.batch_strategy,
+                MaxPayloadInMB=int(settings.max_payload_mb),
+            )
+        )
 
     return app
 
 
-def _json(body: dict, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=codecs.JSON)
+def _json(answer: BaseModel, status: int = 200) -> Response:
+    """An operator route's answer: the members it was given (optional ones left out unless set)."""
+    return Response(answer.model_dump_json(exclude_unset=True), status_code=status, media_type=codecs.JSON)

@@ -1,8 +1,8 @@
 """Wire formats, both ways: JSON (one request, or {"instances": [...]}) and JSON Lines (one request per line).
 
 Decoding never fails a whole JSON Lines body for one bad line: that line's slot carries the error. Encoding
-turns each outcome (serving.outcomes) into its answer or error object; a single request that failed answers
-with the error's own status, a batch answers 200 with each error in its slot.
+turns each outcome (serving.outcomes) into its answer or error object, by the shapes serving.wire declares; a
+single request that failed answers with the error's own status, a batch answers 200 with each error in its slot.
 """
 
 from __future__ import annotations
@@ -14,12 +14,28 @@ import orjson
 
 from serving.errors import InvalidRequest, MalformedRequest, NotAcceptable, ServingError, UnsupportedMediaType
 from serving.outcomes import Answered, Outcome
+from serving.wire import (
+    ERROR,
+    FALLBACK,
+    INSTANCES,
+    MAX_LINES,
+    MESSAGE,
+    PREDICTIONS,
+    RECOMMENDATIONS,
+    SCORE,
+    SIMILAR,
+    SIMILAR_TO,
+    STATUS,
+    UNKNOWN_CATEGORIES,
+    UNKNOWN_VIDEO_IDS,
+    USER_ID,
+    VIDEO_ID,
+)
 from vrmodels.model.queries import SimilarQuery
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 JSONLINES_ALIASES = frozenset({JSONLINES, "application/x-jsonlines", "application/jsonl", "application/x-ndjson"})
-MAX_LINES = 10_000  # instances or lines in one real-time request
 
 
 @dataclass(slots=True)
@@ -71,7 +87,7 @@ def encode(outcomes: list[Outcome], batched: bool, kind: str) -> tuple[int, byte
     return (outcome.status if isinstance(outcome, ServingError) else 200), orjson.dumps(_object(outcome))
 
 
-PREDICTIONS_OPEN, PREDICTIONS_CLOSE = b'{"predictions":[', b"]}"  # around a JSON batch's answers
+PREDICTIONS_OPEN, PREDICTIONS_CLOSE = b'{"' + PREDICTIONS.encode() + b'":[', b"]}"  # around a JSON batch's answers
 
 
 def encode_part(outcomes: list[Outcome], kind: str, first: bool) -> bytes:
@@ -84,28 +100,33 @@ def encode_part(outcomes: list[Outcome], kind: str, first: bool) -> bytes:
 
 
 def error_body(error: ServingError) -> bytes:
-    return orjson.dumps(error.body())
+    return orjson.dumps(error_object(error))
+
+
+def error_object(error: ServingError) -> dict:
+    """{"error": {"status", "message"}} (serving.wire.ErrorAnswer)."""
+    return {ERROR: {STATUS: error.status, MESSAGE: error.message}}
 
 
 def _object(outcome: Outcome) -> dict:
     if isinstance(outcome, Answered):
         return answer_object(outcome)
-    return outcome.body()
+    return error_object(outcome)
 
 
 def answer_object(answered: Answered) -> dict:
-    """{"userId", "recommendations"[, "fallback", "unknownVideoIds"]} or {"videoId", "similar"}."""
+    """serving.wire.RecommendationsAnswer (its optional members only when they say something) or SimilarAnswer."""
     query, answer = answered.query, answered.recommendations
-    items = [{"videoId": video, "score": score} for video, score in zip(answer.video_ids, answer.scores)]
+    items = [{VIDEO_ID: video, SCORE: score} for video, score in zip(answer.video_ids, answer.scores)]
     if isinstance(query, SimilarQuery):
-        return {"videoId": query.video_id, "similar": items}
-    result: dict = {"userId": query.user_id, "recommendations": items}
+        return {SIMILAR_TO: query.video_id, SIMILAR: items}
+    result: dict = {USER_ID: query.user_id, RECOMMENDATIONS: items}
     if answer.fallback:
-        result["fallback"] = True
+        result[FALLBACK] = True
     if answer.unknown_video_ids:
-        result["unknownVideoIds"] = answer.unknown_video_ids
+        result[UNKNOWN_VIDEO_IDS] = answer.unknown_video_ids
     if answer.unknown_categories:
-        result["unknownCategories"] = answer.unknown_categories
+        result[UNKNOWN_CATEGORIES] = answer.unknown_categories
     return result
 
 
@@ -116,12 +137,12 @@ def _decode_json(body: bytes, max_lines: int | None) -> Decoded:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedRequest(f"body is not valid JSON: {exc}") from None
-    if isinstance(value, dict) and "instances" in value:
-        instances = value["instances"]
+    if isinstance(value, dict) and INSTANCES in value:
+        instances = value[INSTANCES]
         if not isinstance(instances, list) or not instances:
-            raise InvalidRequest("instances: must be a non-empty list of request objects")
+            raise InvalidRequest(f"{INSTANCES}: must be a non-empty list of request objects")
         if max_lines is not None and len(instances) > max_lines:
-            raise InvalidRequest(f"instances: at most {max_lines} per request, got {len(instances)}")
+            raise InvalidRequest(f"{INSTANCES}: at most {max_lines} per request, got {len(instances)}")
         return Decoded(instances, batched=True)
     return Decoded([value], batched=False)
 
@@ -165,3 +186,17 @@ def decode_lines(lines: list[bytes], first_number: int = 1) -> list[object]:
         except orjson.JSONDecodeError as exc:
             values.append(MalformedRequest(f"line {number} is not valid JSON: {exc}"))
     return values
+
+
+def decode_answers(body: bytes, kind: str) -> list[object]:
+    """The answer objects of a body this server wrote (one answer, `predictions`, or one per JSON Lines line), each
+    still to be read (serving.wire.read_answer); a line that is not JSON stays a MalformedRequest in its slot."""
+    if kind == JSONLINES:
+        return decode_lines([line for line in body.split(b"\n") if line.strip()])
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return [MalformedRequest(f"body is not valid JSON: {exc}")]
+    if isinstance(value, dict) and isinstance(value.get(PREDICTIONS), list):
+        return value[PREDICTIONS]
+    return [value]

@@ -15,9 +15,6 @@ class ServingError(Exception):
         super().__init__(message)
         self.message = message
 
-    def body(self) -> dict:
-        return {"error": {"status": self.status, "message": self.message}}
-
 
 class MalformedRequest(ServingError):
     status = 400
@@ -29,6 +26,10 @@ class Forbidden(ServingError):
 
 class NotFound(ServingError):
     status = 404
+
+
+class MethodNotAllowed(ServingError):
+    status = 405
 
 
 class NotAcceptable(ServingError):
@@ -81,3 +82,15 @@ class ModelNotReady(ServingError):
 
 class RequestTimeout(ServingError):
     status = 504
+
+
+def routing_fault(method: str, path: str, status: int) -> ServingError:
+    """What a request no route answers gets: 404 for a path nobody serves, 405 for a method a path does not take
+    (the router's own statuses), in the documented error shape."""
+    if status == MethodNotAllowed.status:
+        return MethodNotAllowed(f"{method} is not allowed on {path}; see GET /openapi.json for what each path takes")
+    if status == NotFound.status:
+        return NotFound(f"no route {path}; GET /openapi.json lists the routes this server answers")
+    error = ServingError(f"{method} {path} failed with status {status}")
+    error.status = status
+    return error

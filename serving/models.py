@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from serving.budget import ResponseBudget
-from serving.environment import Settings
 from serving.errors import ModelNotReady
 from serving.predictor import Predictor
-from vrmodels.model.recommend import Recommender
+from serving.settings import Settings
+from serving.wire import EvaluationHeadline, ModelInfo, ServingAids
+from vrmodels.model.recommend import Recommender, ScoringOptions
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,13 @@ class LoadedModel:
     def load(cls, directory: Path, settings: Settings, private: bool = False) -> LoadedModel:
         """`private`: loaded by one worker for itself (multi-model mode), so nothing beyond the mapped files is
         allocated: the memory budget counts files, and a scoring copy of the factors would be one per worker."""
-        recommender = Recommender.load(
-            directory,
+        options = ScoringOptions(
             use_ann=settings.use_ann,
             ann_candidates=settings.ann_candidates,
             ann_ef_search=settings.ann_ef_search,
             column_major_copy=not private,
         )
+        recommender = Recommender.load(directory, options)
         budget = ResponseBudget(settings.max_response_bytes, recommender.video_count, recommender.longest_video_id)
         version = recommender.model_version.encode("ascii", "replace")
         # X-Amzn-SageMaker-Custom-Attributes is the one response header SageMaker passes back: it tells A/B
@@ -51,37 +52,34 @@ class LoadedModel:
     def version(self) -> str:
         return self.recommender.model_version
 
-    def info(self) -> dict:
+    def info(self) -> ModelInfo:
         """What GET /info tells of this model: its version and format, its data, its serving aids, and how it
         fared against the best baseline in its own evaluation."""
-        manifest = self.recommender.manifest
-        metrics = manifest.get("metrics") or {}
-        shipped = manifest.get("shipped", "als")
-        baselines = {name: values for name, values in metrics.items() if name not in ("als", "two_stage")}
-        best = max(baselines, key=lambda name: baselines[name].get("ndcg", 0.0), default=None)
-        evaluation = manifest.get("evaluation") or {}
-        return {
-            "modelVersion": self.version,
-            "formatVersion": manifest.get("format_version"),
-            "createdAt": manifest.get("created_at"),
-            "algorithm": manifest.get("algorithm"),
-            "users": self.recommender.user_count,
-            "videos": self.recommender.video_count,
-            "serving": {
-                "precomputedTopN": self.recommender.topn_size,
-                "approximateTopK": self.recommender.approximate,
-                "twoStage": self.recommender.two_stage,
-                "catalogue": "catalogue" in manifest,
-            },
-            "evaluation": {
-                "split": evaluation.get("split", "user"),
-                "k": evaluation.get("k", 10),
-                "shipped": shipped,
-                "ndcg": metrics.get(shipped, {}).get("ndcg"),
-                "bestBaseline": best,
-                "bestBaselineNdcg": baselines[best].get("ndcg") if best else None,
-            },
-        }
+        recommender = self.recommender
+        manifest, headline = recommender.manifest, recommender.manifest.headline()
+        return ModelInfo(
+            modelVersion=self.version,
+            formatVersion=manifest.format_version,
+            createdAt=manifest.created_at,
+            algorithm=manifest.algorithm,
+            kind=manifest.kind,
+            users=recommender.user_count,
+            videos=recommender.video_count,
+            serving=ServingAids(
+                precomputedTopN=recommender.topn_size,
+                approximateTopK=recommender.approximate,
+                twoStage=recommender.ranking.learned,
+                catalogue=manifest.catalogue is not None,
+            ),
+            evaluation=EvaluationHeadline(
+                split=headline.split,
+                k=headline.k,
+                shipped=headline.kind,
+                ndcg=headline.ndcg,
+                bestBaseline=headline.best_baseline,
+                bestBaselineNdcg=headline.best_baseline_ndcg,
+            ),
+        )
 
 
 class ModelState:

@@ -23,12 +23,13 @@ from pathlib import Path
 import orjson
 from starlette.concurrency import run_in_threadpool
 
-from serving.environment import Settings
 from serving.errors import Forbidden, InternalError, InvalidRequest, MalformedRequest, NotFound
 from serving.metrics import model_event
 from serving.models import LoadedModel
 from serving.predictor import Predictor
 from serving.registry import Entry, Registry
+from serving.settings import Settings
+from serving.wire import ModelInfo, ModelList, ModelListed
 from vrmodels.model.artifacts import ModelArtifactError
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class MultiModels:
         started = time.perf_counter()
         try:
             model = await run_in_threadpool(self._open, directory, True)
-            entry = Entry(name, url, size, time.time(), model.info())
+            entry = Entry(name, url, size, time.time(), model.info().model_dump(exclude_unset=True))
             self.registry.hold(name)
             self._attach(entry, model)
             self.registry.commit(entry)
@@ -100,24 +101,24 @@ class MultiModels:
         loaded = self.registry.count()
         log.info("model unloaded", extra={"model_name": name} | model_event(self.settings.variant, name, loaded))
 
-    def describe(self, name: str) -> dict:
+    def describe(self, name: str) -> ModelListed:
         """GET /models/{name}."""
         entry = self.registry.get(name)
         if entry is None:
             raise NotFound(_not_loaded(name))
         return _listed(entry)
 
-    def list(self, limit: str | None, token: str | None) -> dict:
+    def list(self, limit: str | None, token: str | None) -> ModelList:
         """GET /models: a page of the loaded models, by name."""
         size, start = _page_size(limit), _page_start(token)
         entries = self.registry.entries()
-        page = {"models": [_listed(entry) for entry in entries[start : start + size]]}
+        listed = [_listed(entry) for entry in entries[start : start + size]]
         if start + size < len(entries):
-            page["nextPageToken"] = str(start + size)
-        return page
+            return ModelList(models=listed, nextPageToken=str(start + size))
+        return ModelList(models=listed)
 
-    def info(self) -> list[dict]:
-        return [_listed(entry) | entry.info for entry in self.registry.entries()]
+    def info(self) -> list[ModelInfo]:
+        return [ModelInfo(modelName=entry.name, modelUrl=entry.url, **entry.info) for entry in self.registry.entries()]
 
     async def follow(self) -> None:
         """Drop the models unloaded through other workers, every POLL_SECONDS, for as long as the worker runs."""
@@ -202,8 +203,8 @@ def _size(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
 
 
-def _listed(entry: Entry) -> dict:
-    return {"modelName": entry.name, "modelUrl": entry.url}
+def _listed(entry: Entry) -> ModelListed:
+    return ModelListed(modelName=entry.name, modelUrl=entry.url)
 
 
 def _not_loaded(name: str) -> str:

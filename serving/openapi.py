@@ -4,122 +4,20 @@ In multi-model mode the document is the multi-model app's: /models and /models/{
 /invocations is in single-model mode).
 
 /invocations reads its body itself (JSON or JSON Lines; one request, `{"instances": [...]}`, or one request per
-line), so FastAPI cannot infer its shapes. They are declared here as pydantic models and merged into the
-document FastAPI generates for the other routes. Client generators built from /openapi.json then know every
+line), so FastAPI cannot infer its shapes. They are declared as pydantic models in serving.wire and merged here
+into the document FastAPI generates for the other routes. Client generators built from /openapi.json then know every
 answer, including the error shape `{"error": {"status", "message"}}`; the test suite holds the server to it
 with schemathesis.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
-from serving.codecs import JSON, JSONLINES, MAX_LINES
-from serving.schemas import RecommendRequest, SimilarRequest
-
-
-class VideoScore(BaseModel):
-    videoId: str
-    score: float
-
-
-class RecommendationsAnswer(BaseModel):
-    """Top-k videos for a user, best first."""
-
-    userId: str | None = Field(description="as requested; null when only a history was given")
-    recommendations: list[VideoScore]
-    fallback: bool = Field(False, description="present and true when these are the popular fallback")
-    unknownVideoIds: list[str] = Field([], description="ids of history or candidates the model does not know")
-    unknownCategories: list[str] = Field([], description="names in categories the model does not know")
-
-
-class SimilarAnswer(BaseModel):
-    """Videos closest to `videoId`, best first."""
-
-    videoId: str
-    similar: list[VideoScore]
-
-
-class ErrorDetail(BaseModel):
-    status: int
-    message: str = Field(description="what is wrong and how to fix it; never a traceback")
-
-
-class ErrorAnswer(BaseModel):
-    error: ErrorDetail
-
-
-class Instances(BaseModel):
-    """Many requests in one; answered in order, each slot with its own answer or error."""
-
-    instances: list[RecommendRequest | SimilarRequest] = Field(min_length=1, max_length=MAX_LINES)
-
-
-class BatchAnswer(BaseModel):
-    predictions: list[RecommendationsAnswer | SimilarAnswer | ErrorAnswer]
-
-
-class PingAnswer(BaseModel):
-    status: Literal["ready", "loading", "failed"]
-    error: str | None = Field(None, description="why loading failed, when it did")
-    models: int | None = Field(None, description="multi-model mode: how many models are loaded")
-
-
-class ModelInfo(BaseModel):
-    """A loaded model, as GET /info describes it."""
-
-    modelName: str | None = Field(None, description="multi-model mode: the name it was loaded under")
-    modelUrl: str | None = Field(None, description="multi-model mode: the directory it was loaded from")
-    modelVersion: str
-    formatVersion: int | None
-    createdAt: str | None
-    algorithm: str | None
-    users: int
-    videos: int
-    serving: dict = Field(description="precomputedTopN, approximateTopK, twoStage, catalogue")
-    evaluation: dict = Field(description="split, k, shipped, ndcg, bestBaseline, bestBaselineNdcg")
-
-
-class InfoAnswer(BaseModel):
-    mode: Literal["single-model", "multi-model"]
-    status: str | None = Field(None, description="single-model mode: the model's status, as /ping gives it")
-    model: ModelInfo | None = Field(None, description="single-model mode")
-    models: list[ModelInfo] | None = Field(None, description="multi-model mode: every loaded model, by name")
-
-
-class LoadRequest(BaseModel):
-    """What SageMaker sends once it has unpacked a model under the models root."""
-
-    model_name: str = Field(min_length=1)
-    url: str = Field(min_length=1, description="the model directory; it must lie under VR_MULTI_MODEL_ROOT")
-
-
-class ModelListed(BaseModel):
-    modelName: str
-    modelUrl: str
-
-
-class ModelList(BaseModel):
-    models: list[ModelListed]
-    nextPageToken: str | None = Field(None, description="pass as next_page_token for the next page")
-
-
-class StatusAnswer(BaseModel):
-    status: str
-    modelName: str | None = None
-    modelUrl: str | None = None
-
-
-class ExecutionParameters(BaseModel):
-    MaxConcurrentTransforms: int
-    BatchStrategy: str
-    MaxPayloadInMB: int
-
+from serving.codecs import JSON, JSONLINES
+from serving.wire import MAX_LINES, MODELS
 
 INVOCATION_ERRORS = {
     400: "Malformed JSON (or an empty body)",
@@ -133,21 +31,6 @@ INVOCATION_ERRORS = {
     503: "The model is not loaded (yet, or it failed to load)",
     504: "Scoring took longer than SAGEMAKER_MODEL_SERVER_TIMEOUT",
 }
-_MODELS = (
-    RecommendRequest,
-    SimilarRequest,
-    Instances,
-    RecommendationsAnswer,
-    SimilarAnswer,
-    BatchAnswer,
-    ErrorAnswer,
-    PingAnswer,
-    ExecutionParameters,
-    InfoAnswer,
-    LoadRequest,
-    ModelList,
-    StatusAnswer,
-)
 LOAD_ERRORS = {
     400: "Malformed JSON, or a missing model_name or url",
     403: "The url lies outside the models root (VR_MULTI_MODEL_ROOT); nothing was read",
@@ -163,7 +46,7 @@ def document(app: FastAPI) -> dict:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     _, definitions = models_json_schema(
-        [(model, "validation") for model in _MODELS], ref_template="#/components/schemas/{model}"
+        [(model, "validation") for model in MODELS], ref_template="#/components/schemas/{model}"
     )
     schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
     paths = schema["paths"]

@@ -2,7 +2,7 @@
 
 Answers that need no scoring pass (a known user's precomputed top-N, the popular fallback) are computed on the
 event loop for small requests: cheaper than a thread hop. Everything else, and every query of a large request,
-goes through the worker's micro-batcher to its scoring thread, where `Recommender.quick` runs only for queries
+goes through the worker's micro-batcher to its scoring thread, where `Recommender.lookup` runs only for queries
 that have not tried it yet. Each query's result is typed where it is made: answered, or a ServingError in its
 own slot (an unknown video: 404; a fault nobody foresaw: 500, logged with the request id, the other queries of
 the batch answered as usual).
@@ -32,7 +32,7 @@ class Job:
     recommender: Recommender
     query: AnyQuery
     request_id: str
-    quick_tried: bool
+    lookup_tried: bool
 
 
 class Predictor:
@@ -57,7 +57,7 @@ class Predictor:
         if inline:
             unanswered = []
             for slot, query in pending:
-                outcome = _quick(recommender, query, request_id)
+                outcome = _lookup(recommender, query, request_id)
                 if outcome is None:
                     unanswered.append((slot, query))
                 else:
@@ -75,13 +75,13 @@ class Predictor:
         outcomes: list[Outcome | None] = [None] * len(jobs)
         by_model: dict[Recommender, list[int]] = {}
         for index, job in enumerate(jobs):
-            if not job.quick_tried:
-                outcomes[index] = _quick(job.recommender, job.query, job.request_id)
+            if not job.lookup_tried:
+                outcomes[index] = _lookup(job.recommender, job.query, job.request_id)
             if outcomes[index] is None:
                 by_model.setdefault(job.recommender, []).append(index)
         for recommender, indices in by_model.items():
             try:
-                answers: list[Answer | ServingError] = recommender.answer([jobs[i].query for i in indices])
+                answers: list[Answer | ServingError] = recommender.rank([jobs[i].query for i in indices])
             except Exception:  # one query's fault must not fail the others: score them one by one
                 answers = [_answer_alone(jobs[i]) for i in indices]
             for index, answer in zip(indices, answers):
@@ -90,10 +90,10 @@ class Predictor:
 
     def warm_up(self, recommender: Recommender) -> None:
         """Touch every code path once (precomputed, fold-in, catalogue, similar) so the first request is not slow."""
-        popular = recommender.quick(Query(None, 1))
+        popular = recommender.lookup(Query(None, 1))
         some_video = popular.video_ids[0]  # type: ignore[union-attr]  (an unknown user always gets the fallback)
         queries = [Query("warm-up", 1, history=[some_video]), Query("warm-up", 1), SimilarQuery(some_video, 1)]
-        outcomes = self.score([Job(recommender, query, "warm-up", quick_tried=False) for query in queries])
+        outcomes = self.score([Job(recommender, query, "warm-up", lookup_tried=False) for query in queries])
         if not all(isinstance(outcome, Answered) for outcome in outcomes):
             raise RuntimeError(f"warm-up prediction failed: {outcomes}")
 
@@ -101,9 +101,9 @@ class Predictor:
         self.batcher.close()
 
 
-def _quick(recommender: Recommender, query: AnyQuery, request_id: str) -> Outcome | None:
+def _lookup(recommender: Recommender, query: AnyQuery, request_id: str) -> Outcome | None:
     try:
-        answer = recommender.quick(query)
+        answer = recommender.lookup(query)
     except Exception:
         return _fault(request_id)
     return None if answer is None else _outcome(query, answer)
@@ -111,7 +111,7 @@ def _quick(recommender: Recommender, query: AnyQuery, request_id: str) -> Outcom
 
 def _answer_alone(job: Job) -> Answer | ServingError:
     try:
-        return job.recommender.answer([job.query])[0]
+        return job.recommender.rank([job.query])[0]
     except Exception:
         return _fault(job.request_id)
 

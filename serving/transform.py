@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope
 
-from serving import codecs, schemas
-from serving.environment import Settings
+from serving import codecs, wire
 from serving.errors import ClientClosedRequest, InternalError, PayloadTooLarge, RequestTimeout, ServingError
 from serving.metrics import STATS_KEY, InvocationStats
 from serving.models import LoadedModel
 from serving.predictor import Predictor
+from serving.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class Transformer:
             if streamed is not None:
                 return streamed
         decoded = codecs.decode(body, request_kind)
-        parsed = [schemas.parse(value) for value in decoded.values]
+        parsed = [wire.parse(value) for value in decoded.values]
         stats.queries = len(parsed)
         model.budget.check(parsed)
         timeout = self.settings.timeout_seconds
@@ -113,7 +113,7 @@ class Transformer:
 
         async def slices() -> AsyncIterator[bytes]:
             for start in range(0, len(values), STREAM_SLICE):
-                parsed = [schemas.parse(value) for value in values[start : start + STREAM_SLICE]]
+                parsed = [wire.parse(value) for value in values[start : start + STREAM_SLICE]]
                 stats.queries += len(parsed)
                 try:
                     outcomes = await self.predictor.predict(

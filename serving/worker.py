@@ -19,7 +19,7 @@ from gunicorn.app.base import BaseApplication
 from starlette.types import ASGIApp
 from uvicorn_worker import UvicornWorker
 
-from serving.environment import Settings, worker_account
+from serving.settings import Settings, worker_account
 
 
 class RecommenderWorker(UvicornWorker):

@@ -7,7 +7,7 @@ from vrmodels.model.recommend import Recommender
 
 
 def ask(recommender: Recommender, query: AnyQuery) -> Answer:
-    return recommender.quick(query) or recommender.answer([query])[0]
+    return recommender.lookup(query) or recommender.rank([query])[0]
 
 
 def recommend(recommender: Recommender, user_id: str | None, k: int, **options: object) -> Recommendations:
@@ -23,6 +23,6 @@ def similar(recommender: Recommender, video_id: str, k: int) -> Answer:
 
 def popular(recommender: Recommender, k: int) -> list[str]:
     """The fallback ranking: what a user the model does not know gets."""
-    answer = recommender.quick(Query(None, k))
+    answer = recommender.lookup(Query(None, k))
     assert isinstance(answer, Recommendations) and answer.fallback
     return answer.video_ids

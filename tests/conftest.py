@@ -16,8 +16,9 @@ from features.sample_events import generate_events, generate_platform
 from tests.container import build_image, ensure_engine
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.training.als import TrainParams
-from vrmodels.training.assemble import save_versioned
-from vrmodels.training.trainer import to_artifacts, train
+from vrmodels.training.model_dir import save_versioned, to_artifacts
+from vrmodels.training.options import TrainingOptions
+from vrmodels.training.trainer import train
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 IMAGE = "vr-recommender:test"
@@ -42,7 +43,7 @@ def sample_features(sample_events: pd.DataFrame) -> FeatureSet:
 def model_dir(tmp_path_factory: pytest.TempPathFactory, sample_features: FeatureSet) -> Path:
     """A real, trained, versioned model directory (read-only for the tests that use it)."""
     result = train(sample_features, SMALL_PARAMS)
-    return save_versioned(to_artifacts(result), tmp_path_factory.mktemp("models"))
+    return save_versioned(to_artifacts(result.trained), tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +58,8 @@ def platform_features() -> FeatureSet:
 @pytest.fixture(scope="session")
 def platform_model_dir(tmp_path_factory: pytest.TempPathFactory, platform_features: FeatureSet) -> Path:
     """The two-stage model of that platform: ALS with metadata priors, catalogue tables, a learned ranker."""
-    result = train(platform_features, SMALL_PARAMS, ranker="on")
-    return save_versioned(to_artifacts(result), tmp_path_factory.mktemp("platform-models"))
+    result = train(platform_features, SMALL_PARAMS, TrainingOptions(ranker="on"))
+    return save_versioned(to_artifacts(result.trained), tmp_path_factory.mktemp("platform-models"))
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from features.build_features import build_features
 from tests.asking import recommend
 from vrmodels.model.artifacts import ModelArtifactError, load_model_dir
 from vrmodels.model.queries import Query, SimilarQuery
-from vrmodels.model.recommend import Recommender
+from vrmodels.model.recommend import Recommender, ScoringOptions
 from vrmodels.train_model import main as train_main
 from vrmodels.training.aids import build_ann
 
@@ -36,7 +36,7 @@ def approximate(model_dir) -> Recommender:
 
 @pytest.fixture(scope="module")
 def exact(model_dir) -> Recommender:
-    return Recommender.load(model_dir, use_ann=False)
+    return Recommender.load(model_dir, ScoringOptions(use_ann=False))
 
 
 def users(count: int) -> list[str]:
@@ -50,14 +50,14 @@ def overlap(first: list[str], second: list[str]) -> float:
 def test_the_model_carries_memory_mapped_indexes_that_match_its_factors(model_dir, approximate, exact):
     artifacts = load_model_dir(model_dir)
     assert artifacts.ann is not None and artifacts.ann.inner_product.ntotal == VIDEOS
-    assert artifacts.manifest["serving"]["ann"]["built"] is True
+    assert artifacts.manifest.serving.ann["built"] is True
     assert approximate.approximate and not exact.approximate
 
 
 def test_recall_at_10_against_exact_scoring(approximate, exact):
     queries = [Query(user, 10, exclude_watched=False) for user in users(300)]  # scored in full, no top-N lists
-    found = approximate.answer(queries)
-    truth = exact.answer(queries)
+    found = approximate.rank(queries)
+    truth = exact.rank(queries)
     assert np.mean([overlap(a.video_ids, t.video_ids) for a, t in zip(found, truth)]) >= 0.95
 
 
@@ -66,8 +66,8 @@ def test_answers_are_re_ranked_by_exact_scores_and_respect_the_filters(model_dir
     for user in users(50):
         index = artifacts.users.index_of(user)
         watched = set(artifacts.videos.ids_of(artifacts.user_items[index].indices))
-        exclude = approximate.answer([Query(user, 3)])[0].video_ids
-        answer = approximate.answer([Query(user, 10, exclude=exclude)])[0]
+        exclude = approximate.rank([Query(user, 3)])[0].video_ids
+        answer = approximate.rank([Query(user, 10, exclude=exclude)])[0]
         assert not set(answer.video_ids) & (watched | set(exclude))
         indices = [artifacts.videos.index_of(video) for video in answer.video_ids]
         expected = artifacts.item_factors[indices] @ artifacts.user_factors[index]
@@ -76,30 +76,28 @@ def test_answers_are_re_ranked_by_exact_scores_and_respect_the_filters(model_dir
 
 
 def test_when_filters_leave_fewer_than_k_in_the_pool_the_answer_is_exact(model_dir, exact):
-    small_pool = Recommender.load(model_dir, ann_candidates=20, ann_ef_search=20)
+    small_pool = Recommender.load(model_dir, ScoringOptions(ann_candidates=20, ann_ef_search=20))
     for user in users(20):
-        best = exact.answer([Query(user, 30, exclude_watched=False)])[0].video_ids
+        best = exact.rank([Query(user, 30, exclude_watched=False)])[0].video_ids
         query = Query(user, 10, exclude_watched=False, exclude=best[:15])  # a pool of 20 loses most of itself
-        assert small_pool.answer([query])[0].video_ids == exact.answer([query])[0].video_ids
+        assert small_pool.rank([query])[0].video_ids == exact.rank([query])[0].video_ids
 
 
 def test_fold_ins_and_similar_videos_go_through_the_indexes_too(approximate, exact):
     histories = [Query(f"new-{n}", 10, history=[f"v{(n * 97 + j) % VIDEOS:04d}" for j in range(5)]) for n in range(100)]
     folded = np.mean(
-        [overlap(a.video_ids, t.video_ids) for a, t in zip(approximate.answer(histories), exact.answer(histories))]
+        [overlap(a.video_ids, t.video_ids) for a, t in zip(approximate.rank(histories), exact.rank(histories))]
     )
     similar = [SimilarQuery(f"v{n * 29 % VIDEOS:04d}", 10) for n in range(100)]
-    alike = np.mean(
-        [overlap(a.video_ids, t.video_ids) for a, t in zip(approximate.answer(similar), exact.answer(similar))]
-    )
+    alike = np.mean([overlap(a.video_ids, t.video_ids) for a, t in zip(approximate.rank(similar), exact.rank(similar))])
     assert folded >= 0.9 and alike >= 0.9
 
 
 def test_precomputed_lists_hold_what_the_ann_path_serves(approximate):
     for user in users(100):
         query = Query(user, 10)
-        quick = approximate.quick(query)
-        assert quick is not None and quick.video_ids == approximate.answer([query])[0].video_ids
+        quick = approximate.lookup(query)
+        assert quick is not None and quick.video_ids == approximate.rank([query])[0].video_ids
 
 
 def test_an_index_of_another_model_is_refused_naming_the_file(model_dir, tmp_path):

@@ -80,7 +80,7 @@ def signature(path) -> dict:
 def test_older_format_directories_still_load_and_answer_the_same(model_copy, model_dir, version, drop):
     downgrade(model_copy, version, drop)
     artifacts = load_model_dir(model_copy)
-    assert artifacts.manifest["format_version"] == version
+    assert artifacts.manifest.format_version == version
     assert (artifacts.topn is None) == ("topn.npy" in drop)
     old, new = Recommender(artifacts), Recommender.load(model_dir)
     for user in ("u001", "u002", "someone-new"):
@@ -175,7 +175,7 @@ def test_package_puts_files_at_the_archive_root(tmp_path, model_dir):
             [MANIFEST_FILE, *DATA_FILES, "evaluation.html", "evaluation.png", "topn.npy"]
         )
         tar.extractall(tmp_path / "opt-ml-model", filter="data")
-    assert load_model_dir(tmp_path / "opt-ml-model").manifest["model_version"] == model_dir.name
+    assert load_model_dir(tmp_path / "opt-ml-model").manifest.model_version == model_dir.name
 
 
 def test_writing_into_an_existing_empty_directory_stages_inside_it(tmp_path, model_dir):
@@ -185,7 +185,7 @@ def test_writing_into_an_existing_empty_directory_stages_inside_it(tmp_path, mod
     target.mkdir()
     write_model_dir(artifacts, target)
     assert sorted(p.name for p in target.iterdir()) == sorted([MANIFEST_FILE, *DATA_FILES, "topn.npy"])  # no reports
-    assert load_model_dir(target).manifest["model_version"] == model_dir.name
+    assert load_model_dir(target).manifest.model_version == model_dir.name
 
 
 def test_writing_into_a_non_empty_directory_is_refused(tmp_path, model_dir):

@@ -9,8 +9,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from serving.app import create_app
-from serving.codecs import MAX_LINES
-from serving.environment import Settings
+from serving.settings import Settings
+from serving.wire import MAX_LINES
 
 JSONLINES = {"Content-Type": "application/jsonlines"}
 LINES = 25_000  # 2.5× the real-time line limit, in a 0.9 MB body

@@ -22,7 +22,8 @@ from tests.conftest import SMALL_PARAMS
 from tests.container import SETUP_LOCK, docker, needs_engine, run_server
 from tests.server import SLOW_SCORING, InFlightRequest
 from vrmodels.model.artifacts import load_model_dir, write_model_dir
-from vrmodels.training.trainer import to_artifacts, train
+from vrmodels.training.model_dir import to_artifacts
+from vrmodels.training.trainer import train
 
 pytestmark = [
     pytest.mark.container,
@@ -40,7 +41,7 @@ def mounted_model(tmp_path_factory) -> str:
     events["video_id"] = "m-" + events["video_id"]
     features = build_features(validate_events(events, "mounted"))
     directory = tmp_path_factory.mktemp("mounted") / "model"
-    write_model_dir(to_artifacts(train(features, SMALL_PARAMS)), directory)
+    write_model_dir(to_artifacts(train(features, SMALL_PARAMS).trained), directory)
     return str(directory)
 
 
@@ -211,7 +212,7 @@ def _train(image: str, root) -> int:
 def test_train_writes_a_valid_model_from_a_parquet_channel(image, opt_ml):
     assert _train(image, opt_ml) == 0
     manifest = load_model_dir(opt_ml / "model").manifest
-    assert manifest["parameters"]["factors"] == 16
+    assert manifest.parameters["factors"] == 16
     assert not (opt_ml / "output" / "failure").exists()
 
 

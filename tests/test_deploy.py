@@ -1,6 +1,6 @@
 """deploy/ scripts and the Python client against moto in server mode, with the real aws CLI and boto3.
 
-Runtime calls go through deploy/local_runtime.py to the real container; `docker push` goes to Debian's
+Runtime calls go through sagemaker_local.runtime to the real container; `docker push` goes to Debian's
 docker-registry on 127.0.0.1 standing in for ECR. moto lacks UpdateEndpoint (with its DeploymentConfig) and
 drops ShadowProductionVariants: tests/moto_sagemaker.py adds them, test-only.
 """
@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from deploy.client import RecommenderClient, RecommenderModelError
-from deploy.local_runtime import Endpoint
-from deploy.local_runtime import serve as serve_runtime
+from sagemaker_local.runtime import Endpoint
+from sagemaker_local.runtime import serve as serve_runtime
 from tests.aws import ACCOUNT, BIN, REGION, cli_env, client, moto_server, reset
 from tests.container import docker, needs_engine, serving_container
 from tests.server import PROJECT_ROOT, free_port

@@ -1,4 +1,4 @@
-"""The drift report reads captured traffic as the server reads requests: its media types, its default k."""
+"""The drift report reads captured traffic as the server reads it: its decoder, its parser, its wire types."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from deploy.drift import CaptureFormatError, compare, read_capture
+from monitoring.capture import CaptureError
+from monitoring.drift import compare, read_capture
 from serving.codecs import JSONLINES_ALIASES
 from vrmodels.model.queries import DEFAULT_K
 
@@ -51,10 +52,35 @@ def test_bodies_the_server_would_refuse_are_counted_not_fatal(tmp_path):
     assert traffic.users == ["u003"] and traffic.answers == 1
 
 
-def test_a_line_that_is_not_a_capture_record_is_refused_naming_file_and_line(tmp_path):
-    (tmp_path / "part.jsonl").write_text(record(("application/json", "{}"), ("application/json", "{}")) + "\n{}\n")
-    with pytest.raises(CaptureFormatError, match=r"part\.jsonl, line 2: not a SageMaker data capture record"):
+def test_a_line_that_is_not_a_capture_record_is_counted_naming_file_and_line_and_the_rest_is_read(tmp_path):
+    good = record(("application/json", '{"user_id": "u001"}'), ("application/json", ANSWER))
+    (tmp_path / "part.jsonl").write_text(good + "\n{}\nnot json\n" + good + "\n")
+    traffic = read_capture(str(tmp_path))
+    assert traffic.invocations == 2 and traffic.users == ["u001", "u001"]
+    assert traffic.tally.bad_records == 2 and traffic.tally.records == 4
+    assert "part.jsonl, line 2: not a SageMaker data capture record" in traffic.tally.samples[0]
+    assert "part.jsonl, line 3" in traffic.tally.samples[1]
+
+
+def test_a_captured_request_with_a_bad_field_is_counted_as_the_server_would_refuse_it(tmp_path):
+    bad = record(("application/json", '{"k": "x"}'), ("application/json", '{"error": {"status": 422, "message": "k"}}'))
+    good = record(("application/json", '{"user_id": "u002", "k": 4}'), ("application/json", ANSWER))
+    (tmp_path / "capture.jsonl").write_text(bad + "\n" + good + "\n")
+    traffic = read_capture(str(tmp_path))
+    assert traffic.invocations == 2 and traffic.unreadable_payloads == 1
+    assert traffic.users == ["u002"] and traffic.ks == [4]
+    assert "k: Input should be a valid integer" in traffic.tally.samples[0]
+
+
+def test_nothing_readable_is_an_error_naming_the_place(tmp_path):
+    (tmp_path / "part.jsonl").write_text("{}\n")
+    with pytest.raises(CaptureError, match=r"no readable capture records \(1 bad: .*part\.jsonl, line 1"):
         read_capture(str(tmp_path))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CaptureError, match="empty: no capture files"):
+        read_capture(str(tmp_path / "empty"))
+    with pytest.raises(CaptureError, match="nowhere: not found"):
+        read_capture(str(tmp_path / "nowhere"))
 
 
 def test_the_report_counts_unreadable_payloads_beside_the_rates(tmp_path, model_dir):

@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from serving.app import create_app
-from serving.environment import Settings
+from serving.settings import Settings
 from tests import emf
 
 BOOM = "v007"  # a query about this video meets the injected bug
@@ -24,14 +24,14 @@ def app(model_dir, tmp_path, monkeypatch):
     application = create_app(Settings(opt_ml=tmp_path, fallback_model_dir=model_dir))
     with TestClient(application) as client:
         recommender = application.state.model_state.model.recommender
-        real_answer = recommender.answer
+        real_answer = recommender.rank
 
         def answer_with_a_bug(queries):
             if any(getattr(query, "video_id", None) == BOOM for query in queries):
                 raise ZeroDivisionError("a bug in scoring")
             return real_answer(queries)
 
-        monkeypatch.setattr(recommender, "answer", answer_with_a_bug)
+        monkeypatch.setattr(recommender, "rank", answer_with_a_bug)
         yield application, client
 
 

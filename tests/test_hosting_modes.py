@@ -1,6 +1,6 @@
 """Multi-model endpoints, batch transform jobs and asynchronous inference, end to end: the deploy/ scripts with the
-real aws CLI and boto3 against moto, and SageMaker's side played by deploy/local_runtime.py and
-deploy/local_transform.py against real containers."""
+real aws CLI and boto3 against moto, and SageMaker's side played by sagemaker_local.runtime and
+sagemaker_local.transform against real containers."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from deploy.client import RecommenderClient, RecommenderModelError
-from deploy.local_async import AsyncQueue
-from deploy.local_models import ModelHost
-from deploy.local_runtime import Endpoint
-from deploy.local_runtime import serve as serve_runtime
+from sagemaker_local.async_inference import AsyncQueue
+from sagemaker_local.models import ModelHost
+from sagemaker_local.runtime import Endpoint
+from sagemaker_local.runtime import serve as serve_runtime
 from tests.aws import REGION, cli_env, client, moto_server, reset
 from tests.container import needs_engine, serving_container
 from tests.server import PROJECT_ROOT, free_port

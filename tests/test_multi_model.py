@@ -15,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from serving.app import create_app
-from serving.environment import Settings
+from serving.settings import Settings
 from tests import emf
 
 JSON = {"Content-Type": "application/json"}

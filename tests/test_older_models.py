@@ -47,3 +47,24 @@ def test_an_older_model_directory_answers_each_query_as_the_code_that_wrote_it(n
     recommender = Recommender.load(DATA / name)
     differing = [query for query, expected in recorded(name) if not same_answer(ask(recommender, query), expected)]
     assert differing == []
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_query_ranked_with_others_gets_the_answer_it_gets_alone(name):
+    recommender = Recommender.load(DATA / name)
+    queries = [query for query, _ in recorded(name)]
+    together = recommender.rank(queries)
+    alone = [recommender.rank([query])[0] for query in queries]
+    assert [answer for answer, single in zip(together, alone) if not same_answer(answer, encoded(single))] == []
+
+
+def encoded(answer: object) -> dict:
+    if not isinstance(answer, Recommendations):
+        return {"kind": type(answer).__name__, "text": str(answer)}
+    return {
+        "video_ids": answer.video_ids,
+        "scores": answer.scores,
+        "fallback": answer.fallback,
+        "unknown_video_ids": answer.unknown_video_ids,
+        "unknown_categories": answer.unknown_categories,
+    }

@@ -3,7 +3,7 @@ import pytest
 
 from tests.asking import ask, popular, recommend, similar
 from vrmodels.model.queries import Query, Recommendations, SimilarQuery, UnknownVideo
-from vrmodels.model.recommend import Recommender
+from vrmodels.model.recommend import Recommender, ScoringOptions
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +137,9 @@ def test_one_batched_answer_equals_answering_one_by_one(recommender, watched):
         Query("u005", 6, history=["v010"], exclude=["v011"]),
         Query("nobody", 7),
     ]
-    together = recommender.answer(queries)
+    together = recommender.rank(queries)
     for query, answer in zip(queries, together):
-        alone = recommender.answer([query])[0]
+        alone = recommender.rank([query])[0]
         if isinstance(alone, UnknownVideo):
             assert answer == UnknownVideo("no-such-video")
         else:
@@ -148,13 +148,13 @@ def test_one_batched_answer_equals_answering_one_by_one(recommender, watched):
 
 
 def test_scoring_from_the_column_major_copy_answers_as_the_mapped_factors_do(model_dir, recommender, watched):
-    mapped_only = Recommender.load(model_dir, column_major_copy=False)
+    mapped_only = Recommender.load(model_dir, ScoringOptions(column_major_copy=False))
     queries = [
         *(Query(user, 20, exclude_watched=False) for user in ("u001", "u002", "u003", "u004")),
         Query("someone-new", 20, history=sorted(watched["u003"])[:5]),
         *(SimilarQuery(video, 20) for video in popular(recommender, 3)),
     ]
     for batch in (queries, queries[:1], queries[-1:]):
-        for copied, mapped in zip(recommender.answer(batch), mapped_only.answer(batch)):
+        for copied, mapped in zip(recommender.rank(batch), mapped_only.rank(batch)):
             assert copied.video_ids == mapped.video_ids
             assert copied.scores == pytest.approx(mapped.scores, abs=1e-5)

@@ -11,7 +11,7 @@ import pytest
 
 from serving.budget import ResponseBudget
 from serving.errors import PayloadTooLarge
-from serving.schemas import parse
+from serving.wire import parse
 from tests.server import start_server
 from vrmodels.model.recommend import Recommender
 

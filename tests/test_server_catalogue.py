@@ -6,7 +6,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from serving.app import create_app
-from serving.environment import Settings
+from serving.settings import Settings
 from vrmodels.model.artifacts import load_model_dir
 
 

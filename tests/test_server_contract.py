@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from serving.app import create_app
-from serving.environment import Settings
+from serving.settings import Settings
 from tests import emf
 
 JSON = {"Content-Type": "application/json"}
@@ -278,3 +278,19 @@ def test_a_failed_invocation_counts_as_an_error_under_its_status(client, logged)
     (line,) = [entry for entry in logged() if entry.get("request_id") == "emf-422"]
     emf.validate(line)
     assert (line["StatusCode"], line["Errors"], line["Requests"]) == ("422", 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "says"),
+    [
+        ("GET", "/no-such-path", 404, "no route /no-such-path"),
+        ("POST", "/ping", 405, "POST is not allowed on /ping"),
+        ("GET", "/invocations", 405, "GET is not allowed on /invocations"),
+        ("DELETE", "/info", 405, "DELETE is not allowed on /info"),
+    ],
+)
+def test_a_path_or_method_no_route_serves_answers_the_documented_error_shape(client, method, path, status, says):
+    response = client.request(method, path)
+    assert response.status_code == status
+    assert response.json() == {"error": {"status": status, "message": response.json()["error"]["message"]}}
+    assert says in response.json()["error"]["message"]

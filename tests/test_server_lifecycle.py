@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from serving.app import create_app
-from serving.environment import Settings
+from serving.settings import Settings
 from serving.worker import Supervisor
 from tests.server import PROJECT_ROOT, SLOW_REQUEST_LINES, SLOW_SCORING, InFlightRequest, start_server
 

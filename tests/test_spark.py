@@ -24,6 +24,7 @@ from features.sample_events import generate_events
 from tests.aws import cli_env, client, moto_server, reset
 from tests.server import PROJECT_ROOT, start_server
 from vrmodels.model.artifacts import load_model_dir, write_model_dir
+from vrmodels.training.model_dir import to_artifacts
 from vrmodels.training.split import temporal_split
 
 pytestmark = pytest.mark.spark
@@ -148,13 +149,15 @@ def spark_model_dir(spark, tmp_path_factory) -> Path:
     result = train_spark.train_spark(spark, str(path), SMALL)
     assert set(result.missing) == {"evaluation_users_without_factors", "evaluation_videos_without_factors",
                                    "users_without_factors", "videos_without_factors"}  # fmt: skip
-    return write_model_dir(train_spark.to_artifacts(result), tmp_path_factory.mktemp("spark-out") / "model")
+    return write_model_dir(
+        to_artifacts(train_spark.trained_model(result)), tmp_path_factory.mktemp("spark-out") / "model"
+    )
 
 
 def test_a_spark_model_directory_loads_like_any_other(spark_model_dir):
     artifacts = load_model_dir(spark_model_dir)
-    assert artifacts.manifest["algorithm"] == "pyspark.ml.recommendation.ALS"
-    assert artifacts.manifest["metrics"]["als"]["ndcg"] > artifacts.manifest["metrics"]["most_watched"]["ndcg"]
+    assert artifacts.manifest.algorithm == "pyspark.ml.recommendation.ALS"
+    assert artifacts.manifest.metrics["als"]["ndcg"] > artifacts.manifest.metrics["most_watched"]["ndcg"]
     assert artifacts.topn is not None and artifacts.user_factors.shape == (400, 16)
     assert (spark_model_dir / "evaluation.html").exists()
 
@@ -224,8 +227,8 @@ def test_spark_job_on_a_local_master_uploads_a_model_the_server_loads(spark, eve
     with tarfile.open(archive) as tar:
         tar.extractall(tmp_path / "model", filter="data")
     artifacts = load_model_dir(tmp_path / "model")
-    assert artifacts.manifest["algorithm"] == "pyspark.ml.recommendation.ALS"
-    assert artifacts.manifest["parameters"]["rank"] == 16 and artifacts.user_factors.shape[1] == 16
+    assert artifacts.manifest.algorithm == "pyspark.ml.recommendation.ALS"
+    assert artifacts.manifest.parameters["rank"] == 16 and artifacts.user_factors.shape[1] == 16
 
 
 def test_spark_job_adds_an_emr_step_running_our_code_from_s3(job_env, moto_url):

@@ -8,10 +8,10 @@ from scipy.sparse import csr_matrix
 
 from tests.asking import ask
 from vrmodels.model.artifacts import ModelArtifacts, write_model_dir
-from vrmodels.model.catalogue import CatalogueRanker
+from vrmodels.model.manifest import Manifest
 from vrmodels.model.queries import Query
 from vrmodels.model.recommend import Recommender
-from vrmodels.training.aids import build_topn
+from vrmodels.training.aids import with_serving_aids
 
 USERS, VIDEOS, FACTORS, N = 3000, 400, 16, 20
 
@@ -27,18 +27,17 @@ def recommender(tmp_path_factory) -> Recommender:
     user_items.data[:] = 1.0
     user_factors = rng.normal(0, 1, (USERS, FACTORS)).astype(np.float32)
     item_factors = rng.normal(0, 1, (VIDEOS, FACTORS)).astype(np.float32)
+    artifacts = ModelArtifacts(
+        user_factors=user_factors,
+        item_factors=item_factors,
+        user_items=user_items,
+        popularity=np.bincount(user_items.indices, minlength=VIDEOS).astype(np.float32),
+        user_ids=[f"u{i}" for i in range(USERS)],
+        video_ids=[f"v{i}" for i in range(VIDEOS)],
+        manifest=Manifest(model_version="random", parameters={"regularization": 1.0, "alpha": 1.0}),
+    )
     directory = write_model_dir(
-        ModelArtifacts(
-            user_factors=user_factors,
-            item_factors=item_factors,
-            user_items=user_items,
-            popularity=np.bincount(user_items.indices, minlength=VIDEOS).astype(np.float32),
-            user_ids=[f"u{i}" for i in range(USERS)],
-            video_ids=[f"v{i}" for i in range(VIDEOS)],
-            manifest={"model_version": "random", "parameters": {"regularization": 1.0, "alpha": 1.0}},
-            topn=build_topn(CatalogueRanker(item_factors), user_factors, user_items, N),
-        ),
-        tmp_path_factory.mktemp("topn") / "model",
+        with_serving_aids(artifacts, topn=N, ann="off"), tmp_path_factory.mktemp("topn") / "model"
     )
     return Recommender.load(directory)
 
@@ -56,35 +55,35 @@ def sample_users(count: int, seed: int) -> list[str]:
 def test_precomputed_answers_equal_the_exact_path_on_random_users(recommender, k):
     for user in sample_users(200, seed=k):
         query = Query(user, k)
-        quick = recommender.quick(query)
+        quick = recommender.lookup(query)
         assert quick is not None
-        assert_same(quick, recommender.answer([query])[0])
+        assert_same(quick, recommender.rank([query])[0])
 
 
 def test_with_exclude_the_precomputed_answer_still_equals_the_exact_path(recommender):
     rng = np.random.default_rng(9)
     for user in sample_users(200, seed=11):
-        listed = recommender.quick(Query(user, N)).video_ids
+        listed = recommender.lookup(Query(user, N)).video_ids
         exclude = [*rng.choice(listed, 3, replace=False).tolist(), f"v{rng.integers(VIDEOS)}", "not-a-video"]
         query = Query(user, 10, exclude=exclude)
-        quick = recommender.quick(query)
+        quick = recommender.lookup(query)
         assert quick is not None and not set(quick.video_ids) & set(exclude)
-        assert_same(quick, recommender.answer([query])[0])
+        assert_same(quick, recommender.rank([query])[0])
 
 
 def test_excluding_too_much_of_the_list_falls_back_to_exact_scoring(recommender):
-    listed = recommender.quick(Query("u42", N)).video_ids
+    listed = recommender.lookup(Query("u42", N)).video_ids
     query = Query("u42", 10, exclude=listed[: N - 5])  # 5 listed videos remain, 10 are asked for
-    assert recommender.quick(query) is None
+    assert recommender.lookup(query) is None
     answer = ask(recommender, query)
     assert answer.video_ids[:5] == listed[N - 5 :] and len(answer.video_ids) == 10
-    assert_same(answer, recommender.answer([query])[0])
+    assert_same(answer, recommender.rank([query])[0])
 
 
 def test_a_user_with_fewer_unwatched_videos_than_n_gets_exactly_those(recommender):
-    quick = recommender.quick(Query("u0", 10))
+    quick = recommender.lookup(Query("u0", 10))
     assert quick is not None and sorted(quick.video_ids) == [f"v{i}" for i in range(5)]
-    assert_same(quick, recommender.answer([Query("u0", 10)])[0])
+    assert_same(quick, recommender.rank([Query("u0", 10)])[0])
 
 
 @pytest.mark.parametrize(
@@ -98,5 +97,5 @@ def test_a_user_with_fewer_unwatched_videos_than_n_gets_exactly_those(recommende
     ids=["k beyond N", "watched kept", "candidates", "history"],
 )
 def test_what_the_lists_cannot_answer_is_left_to_exact_scoring(recommender, query):
-    assert recommender.quick(query) is None
-    assert ask(recommender, query) == recommender.answer([query])[0]
+    assert recommender.lookup(query) is None
+    assert ask(recommender, query) == recommender.rank([query])[0]

@@ -12,6 +12,7 @@ from tests.conftest import SMALL_PARAMS
 from vrmodels.train_model import main
 from vrmodels.training.als import fit_als
 from vrmodels.training.evaluation import QualityGateError, ranking_metrics
+from vrmodels.training.options import TrainingOptions
 from vrmodels.training.relevance import Relevance
 from vrmodels.training.split import holdout, temporal_split
 from vrmodels.training.trainer import train
@@ -84,7 +85,7 @@ def test_quality_gate_refuses_structureless_data():
 
 def test_allow_worse_ships_despite_the_gate():
     features = build_features(popularity_only_events())
-    result = train(features, SMALL_PARAMS, allow_worse=True)
+    result = train(features, SMALL_PARAMS, TrainingOptions(allow_worse=True))
     assert result.metrics["als"]["ndcg"] <= result.metrics["most_popular"]["ndcg"]
 
 

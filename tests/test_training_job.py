@@ -34,7 +34,7 @@ def test_string_hyperparameters_train_a_model_into_opt_ml_model(opt_ml):
     set_hyperparameters(opt_ml, {"factors": "16", "iterations": "8", "regularization": "5", "seed": "9"})
     assert main() == 0
     manifest = load_model_dir(opt_ml / "model").manifest
-    assert manifest["parameters"] == {"factors": 16, "regularization": 5.0, "alpha": 5.0, "iterations": 8, "seed": 9}
+    assert manifest.parameters == {"factors": 16, "regularization": 5.0, "alpha": 5.0, "iterations": 8, "seed": 9}
     assert not (opt_ml / "output" / "failure").exists()
 
 
@@ -84,7 +84,7 @@ def test_every_file_of_the_channel_is_read(opt_ml, sample_events):
     sample_events.iloc[half:].to_parquet(channel / "part-2.parquet")
     set_hyperparameters(opt_ml, SMALL)
     assert main() == 0
-    report = load_model_dir(opt_ml / "model").manifest["data"]["features"]
+    report = load_model_dir(opt_ml / "model").manifest.data["features"]
     assert report["input_events"] == len(sample_events)
 
 
@@ -95,8 +95,8 @@ def test_confidence_and_relevance_hyperparameters_reach_the_model(opt_ml):
     )
     assert main() == 0
     manifest = load_model_dir(opt_ml / "model").manifest
-    assert (manifest["confidence"]["skip_below"], manifest["confidence"]["skip_weight"]) == (0.5, 0.1)
-    assert manifest["evaluation"]["relevance"]["min_completion"] == 0.9
+    assert (manifest.confidence["skip_below"], manifest.confidence["skip_weight"]) == (0.5, 0.1)
+    assert manifest.evaluation.relevance["min_completion"] == 0.9
 
 
 def test_a_relevance_threshold_outside_0_to_1_fails_the_job_with_the_reason(opt_ml):
@@ -119,5 +119,41 @@ def test_a_videos_channel_trains_the_catalogue_aware_model(opt_ml):
     set_hyperparameters(opt_ml, {**SMALL, "ranker": "on", "test_days": "7", "allow_worse": "true"})
     assert main() == 0
     manifest = load_model_dir(opt_ml / "model").manifest
-    assert manifest["shipped"] == "two_stage" and manifest["evaluation"]["split"] == "time"
-    assert manifest["data"]["features"]["catalogue"]["videos"] == 400
+    assert manifest.kind == "two_stage" and manifest.evaluation.split == "time"
+    assert manifest.data["features"]["catalogue"]["videos"] == 400
+
+
+def test_every_declared_option_is_a_hyperparameter_of_the_same_name_and_type():
+    """One declaration: whatever the command lines offer, the job reads, typed as declared."""
+    from features.confidence import ConfidenceConfig
+    from vrmodels.training.als import TrainParams
+    from vrmodels.training.options import TrainingOptions, from_hyperparameters
+    from vrmodels.training.training_job import JobInputs
+
+    strings = {
+        "factors": "8", "regularization": "2.5", "alpha": "3", "iterations": "4", "seed": "5",
+        "split": "time", "test_days": "3", "ranker": "off", "tune": "yes", "tune_trials": "6",
+        "relevant_completion": "0.7", "relevant_min_rating": "4", "allow_worse": "1", "topn": "7", "ann": "off",
+        "scaling": "linear", "completion_weight": "0.5", "skip_below": "0.6", "skip_weight": "0.1",
+        "rating_weight": "0.2", "event_weights": '{"view": 2.0}',
+        "channel": "events", "videos_channel": "catalogue", "input_format": "movielens",
+        "min_user_events": "2", "min_video_events": "3",
+    }  # fmt: skip
+    typed = {}
+    for declaration in (TrainParams, TrainingOptions, ConfidenceConfig, JobInputs):
+        typed |= from_hyperparameters(strings, declaration)
+        declaration(**from_hyperparameters(strings, declaration))  # every declared option was given
+    assert set(typed) == set(strings)
+    assert (typed["tune"], typed["relevant_min_rating"], typed["event_weights"]) == (True, 4.0, {"view": 2.0})
+    assert typed["factors"] == 8 and typed["ann"] == "off" and typed["input_format"] == "movielens"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [("tune", "maybe", "true or false"), ("ann", "sometimes", "one of auto, on, off"), ("test_days", "7.5", "int")],
+)
+def test_a_hyperparameter_that_does_not_parse_is_named(name, value, expected):
+    from vrmodels.training.options import HyperparameterError, TrainingOptions, from_hyperparameters
+
+    with pytest.raises(HyperparameterError, match=f"hyperparameter {name}={value!r}: expected {expected}"):
+        from_hyperparameters({name: value}, TrainingOptions)

@@ -18,14 +18,16 @@ from tests.asking import ask, recommend, similar
 from tests.conftest import SMALL_PARAMS
 from vrmodels.model.artifacts import ModelArtifactError, load_model_dir
 from vrmodels.model.queries import Query, Recommendations, UnsupportedFilter
+from vrmodels.model.ranking.twostage import FEATURES
 from vrmodels.model.recommend import Recommender
-from vrmodels.model.twostage import FEATURES
 from vrmodels.model.videos import VIDEO_FEATURES
-from vrmodels.training.assemble import save_versioned
-from vrmodels.training.ranker import MAX_ROUNDS, STOP_AFTER, Examples, _validation_users, boost
+from vrmodels.training.holdouts import TimeSplit
+from vrmodels.training.learn_ranker import MAX_ROUNDS, STOP_AFTER, Examples, _validation_users, boost
+from vrmodels.training.model_dir import save_versioned, to_artifacts
+from vrmodels.training.options import TrainingOptions
 from vrmodels.training.relevance import Relevance
 from vrmodels.training.split import DAY
-from vrmodels.training.trainer import TimeSplit, to_artifacts, train
+from vrmodels.training.trainer import train
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def test_the_model_carries_its_ranker_tables_and_what_the_ranker_learned(platfor
     assert {"ranker.txt", "topn_scores.npy", "video_features.npy", "trending.npy"} <= set(manifest["files"])
     assert manifest["ranker"]["features"] == list(FEATURES) and set(manifest["ranker"]["importances"]) == set(FEATURES)
     assert manifest["evaluation"]["split"] == "time" and "ndcg_fresh" in manifest["metrics"]["two_stage"]
-    assert recommender.two_stage and "LightGBM lambdarank" in manifest["algorithm"]
+    assert recommender.ranking.learned and "LightGBM lambdarank" in manifest["algorithm"]
     assert "The ranker" in (platform_model_dir / "evaluation.html").read_text()
 
 
@@ -86,8 +88,8 @@ def test_the_manifest_and_report_say_how_many_rounds_the_ranker_kept(platform_mo
 def test_known_users_lists_hold_what_the_two_stages_answer(recommender, platform_features):
     for user in known_users(platform_features, 80):
         for query in (Query(user, 10), Query(user, 5, max_per_channel=1), Query(user, 3, categories=["music"])):
-            quick = recommender.quick(query)
-            exact = recommender.answer([query])[0]
+            quick = recommender.lookup(query)
+            exact = recommender.rank([query])[0]
             assert isinstance(exact, Recommendations)
             if quick is not None:
                 assert quick.video_ids == exact.video_ids
@@ -120,8 +122,8 @@ def test_filters_narrow_every_answer_and_fall_back_to_ranking_what_they_allow(re
     }
     scarce = min(held, key=held.get)
     query = Query("u001", held[scarce] + 1, categories=[scarce])
-    assert recommender.quick(query) is None
-    answer = recommender.answer([query])[0]
+    assert recommender.lookup(query) is None
+    answer = recommender.rank([query])[0]
     assert len(answer.video_ids) == held[scarce] + 1 and {category_of[v] for v in answer.video_ids} == {scarce}
 
 
@@ -147,15 +149,15 @@ def test_time_features_are_computed_as_of_the_data_end_never_the_clock(
     known = ~np.isnan(tables.published)
     np.testing.assert_allclose(age[known], (tables.data_end - tables.published[known]) / DAY, rtol=1e-5)
     queries = [Query("new-user", 10, history=["v010", "v030"]), Query("u004", 10, exclude_watched=False)]
-    today = recommender.answer(queries)
+    today = recommender.rank(queries)
     monkeypatch.setattr(time, "time", lambda: tables.data_end + 90 * DAY)
-    assert Recommender.load(platform_model_dir).answer(queries) == today
+    assert Recommender.load(platform_model_dir).rank(queries) == today
 
 
 def test_the_judged_ranker_never_learns_from_the_test_window(platform_features):
     """Everything after the cut scrambled: the ranker the evaluation judges comes out the same, byte for byte."""
     relevance = Relevance.for_events(platform_features.pair_events)
-    split = TimeSplit(platform_features, 7, True, 1)
+    split = TimeSplit(platform_features, test_days=7, use_ranker=True, min_positives=1)
     events = platform_features.pair_events
     after = events.timestamp >= split.cut
     rng = np.random.default_rng(3)
@@ -164,16 +166,16 @@ def test_the_judged_ranker_never_learns_from_the_test_window(platform_features):
     codes = events.event_codes.copy()
     codes[after] = rng.permutation(codes[after])
     scrambled = replace(platform_features, pair_events=replace(events, completion=completion, event_codes=codes))
-    original, _ = split.learn_ranker(relevance, SMALL_PARAMS, split.ranker_cut, split.cut, False)
-    again, _ = TimeSplit(scrambled, 7, True, 1).learn_ranker(
-        relevance, SMALL_PARAMS, split.ranker_cut, split.cut, False
+    original = split.learn_ranker(relevance, SMALL_PARAMS, cut=split.ranker_cut, end=split.cut)
+    again = TimeSplit(scrambled, test_days=7, use_ranker=True, min_positives=1).learn_ranker(
+        relevance, SMALL_PARAMS, cut=split.ranker_cut, end=split.cut
     )
-    assert original.booster.model_to_string() == again.booster.model_to_string()
+    assert original.ranker.booster.model_to_string() == again.ranker.booster.model_to_string()
 
 
 def test_with_too_few_satisfying_watches_auto_ships_als_alone(platform_features):
-    result = train(platform_features, SMALL_PARAMS, ranker="auto")  # 261 positives, fewer than MIN_POSITIVES
-    assert result.ranker is None and result.shipped == "als" and "two_stage" not in result.metrics
+    result = train(platform_features, SMALL_PARAMS, TrainingOptions(ranker="auto"))  # fewer than MIN_POSITIVES
+    assert result.trained.ranker is None and result.kind == "als" and "two_stage" not in result.metrics
 
 
 @pytest.mark.parametrize(
@@ -186,7 +188,7 @@ def test_with_too_few_satisfying_watches_auto_ships_als_alone(platform_features)
 )
 def test_options_the_data_cannot_honour_are_refused(platform_features, options, message):
     with pytest.raises(ValueError, match=message):
-        train(platform_features, SMALL_PARAMS, **options)
+        train(platform_features, SMALL_PARAMS, TrainingOptions(**options))
 
 
 def test_a_ranker_learned_on_other_features_is_refused_naming_the_file(platform_model_dir, tmp_path):
@@ -201,7 +203,7 @@ def test_a_ranker_learned_on_other_features_is_refused_naming_the_file(platform_
     manifest["files"]["ranker.txt"] = {"bytes": len(text.encode()), "sha256": hashlib.sha256(text.encode()).hexdigest()}
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelArtifactError, match=r"ranker\.txt: learned on features \[.*'old_score'"):
-        load_model_dir(copy)
+        Recommender.load(copy)
 
 
 def channel_platform() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -233,8 +235,8 @@ def channel_platform() -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_a_new_upload_with_no_events_is_recommended_to_users_who_watch_its_channel_through(tmp_path):
     events, catalogue = channel_platform()
     features = build_features(validate_events(events, "events"), videos=validate_catalogue(catalogue, "videos"))
-    result = train(features, SMALL_PARAMS, ranker="off", allow_worse=True)
-    model = Recommender.load(save_versioned(to_artifacts(result), tmp_path))
+    result = train(features, SMALL_PARAMS, TrainingOptions(ranker="off", allow_worse=True))
+    model = Recommender.load(save_versioned(to_artifacts(result.trained), tmp_path))
     for c in range(3):
         for user in (f"c{c}fan00", f"c{c}fan07", f"c{c}fan21"):
             assert f"c{c}new" in recommend(model, user, 4).video_ids

@@ -23,14 +23,13 @@ from pathlib import Path
 
 from features.build_features import confidence_arguments, confidence_from_arguments
 from features.columns import DataFileError
+from features.options import add_arguments, from_arguments
 from vrmodels.model.artifacts import package_model_dir
 from vrmodels.model.threads import limit_blas_threads
-from vrmodels.model.topn import DEFAULT_TOPN
-from vrmodels.training.aids import ANN_MODES
-from vrmodels.training.assemble import save_versioned
 from vrmodels.training.evaluation import QualityGateError, metrics_table
-from vrmodels.training.relevance import DEFAULT_MIN_COMPLETION
-from vrmodels.training.spark import SparkParams, spark_session, to_artifacts, train_spark
+from vrmodels.training.model_dir import save_versioned, to_artifacts
+from vrmodels.training.options import SPARK_OPTIONS, TrainingOptions
+from vrmodels.training.spark import SparkParams, spark_session, train_spark, trained_model
 
 
 def upload(archive: Path, destination: str) -> str:
@@ -44,26 +43,16 @@ def upload(archive: Path, destination: str) -> str:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    defaults = SparkParams()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", required=True, help="file or folder of events: local, hdfs:// or s3a://")
     parser.add_argument("--models-root", type=Path, required=True, help="versioned model directories go here")
     parser.add_argument("--master", default="local[*]", help="local[*] (default), yarn, spark://host:7077, ...")
     parser.add_argument("--format", choices=("events", "movielens"), default="events")
-    parser.add_argument("--rank", type=int, default=defaults.rank)
-    parser.add_argument("--max-iter", type=int, default=defaults.max_iter)
-    parser.add_argument("--reg-param", type=float, default=defaults.reg_param)
-    parser.add_argument("--alpha", type=float, default=defaults.alpha)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--checkpoint-interval", type=int, default=defaults.checkpoint_interval)
+    add_arguments(parser.add_argument_group("Spark ALS (see docs/spark.md)"), SparkParams)
     parser.add_argument("--checkpoint-dir", help="reliable storage for ALS checkpoints (default: a local temp dir)")
     parser.add_argument("--min-user-events", type=int, default=1)
     parser.add_argument("--min-video-events", type=int, default=1)
-    parser.add_argument("--relevant-completion", type=float, default=DEFAULT_MIN_COMPLETION)
-    parser.add_argument("--relevant-min-rating", type=float)
-    parser.add_argument("--topn", type=int, default=DEFAULT_TOPN)
-    parser.add_argument("--ann", choices=ANN_MODES, default="auto")
-    parser.add_argument("--allow-worse", action="store_true")
+    add_arguments(parser.add_argument_group("training (see docs/training.md)"), TrainingOptions, SPARK_OPTIONS)
     parser.add_argument("--package", type=Path, help="also write this model.tar.gz")
     parser.add_argument("--upload", help="also copy model.tar.gz to s3://bucket/prefix/ (needs boto3)")
     confidence_arguments(parser)
@@ -74,16 +63,23 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     limit_blas_threads()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    params = SparkParams(args.rank, args.max_iter, args.reg_param, args.alpha, args.seed, args.checkpoint_interval)
+    params = SparkParams(**from_arguments(args, SparkParams))
+    options = TrainingOptions(**from_arguments(args, TrainingOptions, SPARK_OPTIONS))
     started = time.perf_counter()
     spark = spark_session(args.master)
     checkpoints = args.checkpoint_dir or tempfile.mkdtemp(prefix="als-checkpoints-")
     spark.sparkContext.setCheckpointDir(checkpoints)
     try:
         result = train_spark(
-            spark, args.events, params, confidence_from_arguments(args), args.format, args.allow_worse,
-            args.relevant_completion, args.relevant_min_rating, args.min_user_events, args.min_video_events,
-        )  # fmt: skip
+            spark,
+            args.events,
+            params,
+            confidence=confidence_from_arguments(args),
+            options=options,
+            input_format=args.format,
+            min_user_events=args.min_user_events,
+            min_video_events=args.min_video_events,
+        )
     except QualityGateError as exc:
         print(metrics_table(exc.metrics))
         print(f"error: {exc}", file=sys.stderr)
@@ -96,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.checkpoint_dir:
             shutil.rmtree(checkpoints, ignore_errors=True)
     print(f"relevance: {result.relevance.describe()}\n{metrics_table(result.evaluation.metrics)}")
-    directory = save_versioned(to_artifacts(result, args.topn, args.ann), args.models_root)
+    artifacts = to_artifacts(trained_model(result), topn=options.topn, ann=options.ann)
+    directory = save_versioned(artifacts, args.models_root)
     print(f"model written to {directory} in {time.perf_counter() - started:.1f}s")
     archive = args.package or (directory.parent / f"{directory.name}.tar.gz" if args.upload else None)
     if archive:

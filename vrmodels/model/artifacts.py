@@ -53,12 +53,10 @@ from vrmodels.model import ann
 from vrmodels.model import videos as video_tables
 from vrmodels.model.ann import AnnIndexError, AnnIndexes
 from vrmodels.model.ids import IdIndex, IdIndexError
-from vrmodels.model.ranker import RANKER_FILE, Ranker, RankerError
-from vrmodels.model.twostage import FEATURES
+from vrmodels.model.lightgbm_ranker import RANKER_FILE, LightGBMRanker, RankerError
+from vrmodels.model.manifest import FORMAT_VERSION, MANIFEST_FILE, READABLE_VERSIONS, FileEntry, Manifest, ManifestError
 from vrmodels.model.videos import VideoTables, VideoTablesError
 
-FORMAT_VERSION = 5
-MANIFEST_FILE = "manifest.json"
 USER_FACTORS_FILE = "user_factors.npy"
 ITEM_FACTORS_FILE = "item_factors.npy"
 USER_ITEMS_FILES = {
@@ -76,7 +74,7 @@ TOPN_FILE = "topn.npy"
 TOPN_SCORES_FILE = "topn_scores.npy"
 ARRAY_FILES = (USER_FACTORS_FILE, ITEM_FACTORS_FILE, *USER_ITEMS_FILES.values(), POPULARITY_FILE)
 REPORT_FILES = (REPORT_HTML_FILE, REPORT_PNG_FILE)
-# Per format version: the files a model directory must have, and those it may have.
+# Per format version (vrmodels.model.manifest.READABLE_VERSIONS): the files it must have, and those it may have.
 REQUIRED_FILES = {
     1: (*ARRAY_FILES, *ID_JSON_FILES),
     2: (*ARRAY_FILES, *ID_JSON_FILES),
@@ -107,7 +105,8 @@ class ModelArtifacts:
     user_ids: IdIndex | Sequence[str]
     """Ids by index; a sequence is indexed on construction (duplicates and NUL characters are refused)."""
     video_ids: IdIndex | Sequence[str]
-    manifest: dict
+    manifest: Manifest
+    """What the trainer knows; written with the format version, the time and the files' checksums added."""
     reports: dict[str, bytes] = field(default_factory=dict)
     """Optional report files (name → content), written and checksummed with the rest."""
     topn: np.ndarray | None = None
@@ -116,10 +115,12 @@ class ModelArtifacts:
     """Optional ANN indexes (see vrmodels.model.ann)."""
     tables: VideoTables | None = None
     """Optional catalogue tables (see vrmodels.model.videos); the manifest's `catalogue` entry describes them."""
-    ranker: Ranker | None = None
-    """Optional second stage (needs the tables; see vrmodels.model.twostage)."""
+    ranker: LightGBMRanker | None = None
+    """Optional second stage (needs the tables; see vrmodels.model.ranking.twostage)."""
     topn_scores: np.ndarray | None = None
     """The ranker's score of each precomputed video (with a ranker and top-N lists)."""
+    directory: Path | None = None
+    """Where it was loaded from (None before it is written)."""
 
     def __post_init__(self) -> None:
         for name in ("user_ids", "video_ids"):
@@ -179,13 +180,14 @@ def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
         if artifacts.topn_scores is not None:
             np.save(staging / TOPN_SCORES_FILE, np.ascontiguousarray(artifacts.topn_scores, dtype=np.float32))
             names.append(TOPN_SCORES_FILE)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            **artifacts.manifest,
-            "files": {name: _describe(staging / name) for name in names},
-        }
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+        manifest = artifacts.manifest.model_copy(
+            update={
+                "format_version": FORMAT_VERSION,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "files": {name: _describe(staging / name) for name in names},
+            }
+        )
+        (staging / MANIFEST_FILE).write_text(manifest.to_json())
         os.chmod(staging, 0o755)
         if existing:
             for name in (*names, MANIFEST_FILE):  # the manifest last: it vouches for the rest
@@ -204,21 +206,21 @@ def is_model_dir(directory: Path | str) -> bool:
     return (Path(directory) / MANIFEST_FILE).is_file()
 
 
-def read_manifest(directory: Path | str) -> dict:
+def read_manifest(directory: Path | str) -> Manifest:
     path = Path(directory) / MANIFEST_FILE
     if not path.is_file():
         raise ModelArtifactError(f"{path}: missing; is {directory} a model directory written by vrmodels.train_model?")
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelArtifactError(f"{path}: not valid JSON ({exc})") from exc
-    version = manifest.get("format_version")
-    if version not in REQUIRED_FILES:
-        readable = ", ".join(str(v) for v in REQUIRED_FILES)
+        manifest = Manifest.read(path)
+    except ManifestError as exc:
+        raise ModelArtifactError(str(exc)) from None
+    version = manifest.format_version
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(str(v) for v in READABLE_VERSIONS)
         raise ModelArtifactError(f"{path}: format_version {version!r}, this code reads {readable}")
-    files = manifest.get("files")
+    files = manifest.files
     required, optional = set(REQUIRED_FILES[version]), set(OPTIONAL_FILES[version])
-    if not isinstance(files, dict) or not required <= set(files) <= required | optional:
+    if not required <= set(files) <= required | optional:
         raise ModelArtifactError(
             f"{path}: 'files' must list {', '.join(sorted(required))}"
             + (f", and may list {', '.join(sorted(optional))}" if optional else "")
@@ -226,20 +228,18 @@ def read_manifest(directory: Path | str) -> dict:
     return manifest
 
 
-def verify_model_dir(directory: Path | str) -> dict:
+def verify_model_dir(directory: Path | str) -> Manifest:
     """Check every file against the manifest (presence, size, sha256); return the manifest."""
     directory = Path(directory)
     manifest = read_manifest(directory)
-    for name, expected in manifest["files"].items():
+    for name, expected in manifest.files.items():
         path = directory / name
         if not path.is_file():
             raise ModelArtifactError(f"{path}: missing (listed in {MANIFEST_FILE})")
         size = path.stat().st_size
-        if size != expected["bytes"]:
-            raise ModelArtifactError(
-                f"{path}: {size} bytes, manifest says {expected['bytes']} (truncated or replaced?)"
-            )
-        if _sha256(path) != expected["sha256"]:
+        if size != expected.bytes:
+            raise ModelArtifactError(f"{path}: {size} bytes, manifest says {expected.bytes} (truncated or replaced?)")
+        if _sha256(path) != expected.sha256:
             raise ModelArtifactError(f"{path}: sha256 does not match {MANIFEST_FILE} (corrupted or replaced)")
     return manifest
 
@@ -252,10 +252,10 @@ def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
     """
     directory = Path(directory)
     manifest = verify_model_dir(directory)
-    files = manifest["files"]
+    files = manifest.files
     mode = "c" if mmap else None
     try:
-        if manifest["format_version"] >= 4:
+        if manifest.format_version >= 4:
             user_ids, video_ids = (IdIndex.load(directory, name, mmap) for name in (USER_IDS, VIDEO_IDS))
         else:
             user_ids, video_ids = (IdIndex.build(json.loads((directory / name).read_text())) for name in ID_JSON_FILES)
@@ -270,23 +270,24 @@ def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
             video_ids=video_ids,
             manifest=manifest,
             topn=np.load(directory / TOPN_FILE, mmap_mode="r" if mmap else None) if TOPN_FILE in files else None,
+            directory=directory,
         )
         if _all_or_none(ann.FILES, files, directory):
             artifacts.ann = AnnIndexes.load(directory, len(video_ids), item_factors.shape[1], mmap)
         if _all_or_none(video_tables.FILES, files, directory):
-            artifacts.tables = VideoTables.load(directory, manifest.get("catalogue", {}), len(video_ids), mmap)
+            if manifest.catalogue is None:
+                raise ModelArtifactError(f"{directory / MANIFEST_FILE}: catalogue tables without a 'catalogue' entry")
+            artifacts.tables = VideoTables.load(directory, manifest.catalogue, len(video_ids), mmap)
         if RANKER_FILE in files:
             if artifacts.tables is None:
                 raise ModelArtifactError(f"{directory / RANKER_FILE}: a ranker needs the catalogue tables")
-            artifacts.ranker = Ranker.load(directory, FEATURES)
+            artifacts.ranker = LightGBMRanker.load(directory)
         if TOPN_SCORES_FILE in files:
             if artifacts.topn is None or artifacts.ranker is None:
                 raise ModelArtifactError(f"{directory / TOPN_SCORES_FILE}: needs {TOPN_FILE} and {RANKER_FILE}")
             artifacts.topn_scores = np.load(directory / TOPN_SCORES_FILE, mmap_mode="r" if mmap else None)
     except (AnnIndexError, IdIndexError, VideoTablesError, RankerError) as exc:
         raise ModelArtifactError(str(exc)) from None
-    except KeyError as exc:
-        raise ModelArtifactError(f"{directory / MANIFEST_FILE}: missing {exc} for the files it lists") from None
     except (ValueError, OSError) as exc:
         raise ModelArtifactError(f"{directory}: a file matches its checksum but cannot be read: {exc}") from exc
     users, videos = len(user_ids), len(video_ids)
@@ -347,13 +348,13 @@ def package_model_dir(directory: Path | str, archive: Path | str) -> Path:
     archive.parent.mkdir(parents=True, exist_ok=True)
     manifest = verify_model_dir(directory)
     with tarfile.open(archive, "w:gz") as tar:
-        for name in (MANIFEST_FILE, *manifest["files"]):
+        for name in (MANIFEST_FILE, *manifest.files):
             tar.add(directory / name, arcname=name)
     return archive
 
 
-def _describe(path: Path) -> dict:
-    return {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+def _describe(path: Path) -> FileEntry:
+    return FileEntry(bytes=path.stat().st_size, sha256=_sha256(path))
 
 
 def _sha256(path: Path) -> str:

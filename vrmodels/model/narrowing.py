@@ -15,6 +15,7 @@ class Narrowing:
         self,
         excluded: np.ndarray,
         allowed: np.ndarray | None = None,
+        *,
         channels: np.ndarray | None = None,
         max_per_channel: int | None = None,
         unknown_categories: list[str] | None = None,
@@ -32,6 +33,7 @@ class Narrowing:
         cls,
         excluded: np.ndarray,
         tables: VideoTables | None,
+        *,
         category_codes: dict[str, int],
         categories: list[str] | None,
         published_after: float | None,
@@ -50,7 +52,7 @@ class Narrowing:
                 with np.errstate(invalid="ignore"):
                     allowed = allowed & (tables.published > published_after)
         channels = tables.channels if tables is not None and max_per_channel is not None else None
-        return cls(excluded, allowed, channels, max_per_channel, unknown)
+        return cls(excluded, allowed, channels=channels, max_per_channel=max_per_channel, unknown_categories=unknown)
 
     @property
     def restricts(self) -> bool:

@@ -1,28 +1,46 @@
 """Precomputed top-N lists: a known user's answer by lookup (training builds them, vrmodels.training.aids).
 
 `topn.npy` holds int32 users × N: each user's best unwatched video indices, best first, -1 padded; ranked by the
-very routine the server scores with, so a list holds the answer the server would compute.
+model's own ranking (vrmodels.model.ranking), so a list holds the answer the server would compute. A padded row
+holds every video the ranking could propose, so whatever a narrowing leaves of it is the whole answer; a full
+row ranks only N, so when the narrowing leaves fewer than k the answer lies beyond it. With `topn_scores.npy`
+(a learned ranking's scores) a lookup returns the stored scores; without, the ALS score, recomputed exactly.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from vrmodels.model.narrowing import Narrowing
+
 DEFAULT_TOPN = 100
 
 
-def lookup(lists: np.ndarray, user: int, k: int, excluded: set[int]) -> np.ndarray | None:
-    """The user's k best video indices without `excluded`, or None when the list cannot tell.
+class PrecomputedLists:
+    def __init__(
+        self, lists: np.ndarray, scores: np.ndarray | None, user_factors: np.ndarray, item_factors: np.ndarray
+    ):
+        self._lists = np.asarray(lists)
+        self._scores = None if scores is None else np.asarray(scores)
+        self._user_factors, self._item_factors = user_factors, item_factors
 
-    A full row ranks only N videos: if filtering leaves fewer than k of them, the answer lies beyond the row.
-    A padded row holds every unwatched video, so whatever remains is the whole answer.
-    """
-    row = lists[user]
-    exhaustive = row[-1] < 0
-    if exhaustive:
-        row = row[row >= 0]
-    if excluded:
-        row = row[[video not in excluded for video in row.tolist()]]
-    if len(row) >= k or exhaustive:
-        return row[:k]
-    return None
+    @property
+    def size(self) -> int:
+        """N: the longest answer a list holds."""
+        return self._lists.shape[1]
+
+    def lookup(self, user: int, narrowing: Narrowing, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The user's first k listed videos the narrowing lets through and their scores, or None when the list
+        cannot tell (k beyond N, or fewer than k left of a full row)."""
+        if k > self.size:
+            return None
+        row = self._lists[user]
+        exhaustive = row[-1] < 0
+        listed = row[row >= 0] if exhaustive else row
+        positions, complete = narrowing.pick(listed, k)
+        if not complete and not exhaustive:
+            return None
+        videos = listed[positions]
+        if self._scores is not None:
+            return videos, self._scores[user][positions]
+        return videos, self._item_factors[videos] @ self._user_factors[user]

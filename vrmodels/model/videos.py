@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vrmodels.model.manifest import CatalogueEntry
+
 VIDEO_FEATURES = (
     "log_views",  # log1p(distinct users who watched it)
     "log_views_recent",  # the same over the last RECENT_DAYS
@@ -70,15 +72,20 @@ class VideoTables:
         with np.errstate(invalid="ignore"):
             return ~(self.published >= self.data_end)
 
-    def manifest(self) -> dict:
-        return {
-            "categories": self.category_names,
-            "channels": len(self.channel_fresh[0]) - 1,
-            "data_end": self.data_end,
-            "video_features": list(VIDEO_FEATURES),
-            "recent_days": RECENT_DAYS,
-            "fresh_days": FRESH_DAYS,
-        }
+    def unavailable(self) -> np.ndarray:
+        """Sorted int32 indices of the videos not yet published at the data end."""
+        return np.flatnonzero(~self.available()).astype(np.int32)
+
+    def manifest_entry(self) -> CatalogueEntry:
+        """What the manifest says of these tables."""
+        return CatalogueEntry(
+            categories=self.category_names,
+            channels=len(self.channel_fresh[0]) - 1,
+            data_end=self.data_end,
+            video_features=list(VIDEO_FEATURES),
+            recent_days=RECENT_DAYS,
+            fresh_days=FRESH_DAYS,
+        )
 
     def save(self, directory: Path) -> tuple[str, ...]:
         arrays = (
@@ -97,7 +104,7 @@ class VideoTables:
         return FILES
 
     @classmethod
-    def load(cls, directory: Path, entry: dict, videos: int, mmap: bool = True) -> VideoTables:
+    def load(cls, directory: Path, entry: CatalogueEntry, videos: int, mmap: bool = True) -> VideoTables:
         """Memory-mapped and checked against the model's video count and the manifest's `catalogue` entry."""
         mode = "r" if mmap else None
         arrays = {name: np.asarray(np.load(directory / name, mmap_mode=mode)) for name in FILES}
@@ -106,7 +113,7 @@ class VideoTables:
                 raise VideoTablesError(f"{directory / name}: {len(arrays[name])} rows, the model has {videos} videos")
         if arrays["video_features.npy"].shape[1:] != (len(VIDEO_FEATURES),):
             raise VideoTablesError(f"{directory / 'video_features.npy'}: expected {len(VIDEO_FEATURES)} columns")
-        channels, categories = len(arrays["channel_fresh_indptr.npy"]) - 1, len(entry["categories"])
+        channels, categories = len(arrays["channel_fresh_indptr.npy"]) - 1, len(entry.categories)
         checks = (
             ("video_channels.npy", channels),
             ("video_categories.npy", categories),
@@ -133,8 +140,8 @@ class VideoTables:
             trending=arrays["trending.npy"],
             channel_fresh=(arrays["channel_fresh_indptr.npy"], arrays["channel_fresh_videos.npy"]),
             category_fresh=(arrays["category_fresh_indptr.npy"], arrays["category_fresh_videos.npy"]),
-            category_names=list(entry["categories"]),
-            data_end=int(entry["data_end"]),
+            category_names=list(entry.categories),
+            data_end=entry.data_end,
         )
 
 

@@ -4,27 +4,29 @@
   whose factors have the structure trained ALS factors have (bench.synthetic): recall@10 0.995 at 0.6 ms per
   query, where IVF-Flat reached 0.83 at nprobe 256 (inner products over factors of varied norms defeat coarse
   cells). `--ann auto` builds them from AUTO_MIN_VIDEOS videos on; below that exact top-k is as fast.
-- Precomputed top-N lists (vrmodels.model.topn), ranked through the very CatalogueRanker the server will use
-  (exact, or through the indexes just built), or by the two stages when the model has a ranker (with each
-  video's ranker score), so a list holds the server's own answer.
+- Precomputed top-N lists (vrmodels.model.topn), ranked by the model's own ranking (vrmodels.model.ranking), through
+  the indexes just built, exactly as the server ranks a known user's request (with the scores when the ranking
+  keeps them), so a list holds the server's own answer.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
-from scipy.sparse import csr_matrix
 from threadpoolctl import threadpool_limits
 
 from vrmodels.model.ann import AnnIndexes, faiss_module
-from vrmodels.model.catalogue import FILTERED_SCORE, CatalogueRanker
-from vrmodels.model.ranker import Ranker
+from vrmodels.model.artifacts import ModelArtifacts
+from vrmodels.model.indices import NO_VIDEOS
+from vrmodels.model.manifest import ServingEntry
+from vrmodels.model.narrowing import Narrowing
+from vrmodels.model.ranking import RANKINGS
+from vrmodels.model.ranking.base import QueryBatch, Ranking
 from vrmodels.model.threads import limit_blas_threads
-from vrmodels.model.twostage import POOL, Profiles, TwoStage
-from vrmodels.model.videos import VideoTables
+from vrmodels.model.topk import CatalogueTopK
 
 log = logging.getLogger(__name__)
 
@@ -65,84 +67,40 @@ def build_ann(item_factors: np.ndarray) -> AnnIndexes:
     return AnnIndexes(*indexes)
 
 
-def build_topn(
-    ranker: CatalogueRanker,
-    user_factors: np.ndarray,
-    user_items: csr_matrix,
-    n: int,
-    unavailable: np.ndarray | None = None,
-) -> np.ndarray:
-    """Users × min(n, videos) best unwatched video indices, best first, -1 where fewer remain; `unavailable`
-    videos (not published yet at the data end) are in no list."""
-    users = user_items.shape[0]
-    n = min(n, ranker.videos)
+def precomputed_lists(ranking: Ranking, artifacts: ModelArtifacts, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Users × n: each known user's answer to "my n best unwatched videos", ranked by `ranking` exactly as the
+    server would rank it (-1 padded where fewer remain), and their scores when the ranking keeps them."""
+    user_items, users = artifacts.user_items, artifacts.user_items.shape[0]
     lists = np.full((users, n), -1, dtype=np.int32)
-    for start in range(0, users, _CHUNK_USERS):
-        end = min(start + _CHUNK_USERS, users)
-        filters = user_items[start:end]
-        if unavailable is not None and len(unavailable):
-            rows = np.repeat(np.arange(end - start), len(unavailable))
-            blocked = csr_matrix(
-                (np.ones(len(rows), np.float32), (rows, np.tile(unavailable, end - start))), filters.shape
-            )
-            filters = (filters + blocked).tocsr()
-        ids, scores = ranker.top_k(user_factors[start:end], filters, n)
-        lists[start:end] = np.where(scores > FILTERED_SCORE, ids, -1)
-    return lists
-
-
-def build_two_stage_topn(two_stage: TwoStage, user_factors: np.ndarray, user_items: csr_matrix, n: int) -> tuple:
-    """Users × n best unwatched video indices by the two stages (-1 padded) and their ranker scores (NaN)."""
-    users = user_items.shape[0]
-    lists = np.full((users, n), -1, dtype=np.int32)
-    scores = np.full((users, n), np.nan, dtype=np.float32)
+    scores = np.full((users, n), np.nan, dtype=np.float32) if ranking.stores_scores else None
+    plain = Narrowing(ranking.unavailable)
     for start in range(0, users, _CHUNK_USERS):
         chunk = np.arange(start, min(start + _CHUNK_USERS, users))
-        for row, (ids, values) in enumerate(
-            zip(*two_stage.rank(Profiles.of_users(user_factors, user_items, chunk), n))
-        ):
-            lists[start + row, : min(n, len(ids))], scores[start + row, : min(n, len(ids))] = ids[:n], values[:n]
+        batch = QueryBatch.of_users(artifacts.user_factors, user_items, chunk, n, plain)
+        for user, (ids, values) in zip(chunk, ranking.rank(batch)):
+            lists[user, : len(ids)] = ids
+            if scores is not None:
+                scores[user, : len(ids)] = values
     return lists, scores
 
 
-@dataclass
-class ServingAids:
-    topn: np.ndarray | None
-    topn_scores: np.ndarray | None
-    ann: AnnIndexes | None
-    manifest: dict
-    """What was built and why (the manifest's `serving` entry)."""
-
-
-def serving_aids(
-    user_factors: np.ndarray,
-    item_factors: np.ndarray,
-    user_items: csr_matrix,
-    topn_size: int,
-    ann_mode: str,
-    tables: VideoTables | None = None,
-    ranker: Ranker | None = None,
-) -> ServingAids:
-    """ANN indexes (`ann_mode`: auto, on, off), then each user's top-N ranked through them, by the two stages when
-    there is a ranker."""
-    build, reason = should_build_ann(ann_mode, item_factors.shape[0])
+def with_serving_aids(artifacts: ModelArtifacts, *, topn: int, ann: str) -> ModelArtifacts:
+    """`artifacts` with ANN indexes (`ann`: auto, on, off) and each user's top-`topn` list ranked through them by
+    the model's own ranking, and the manifest's `serving` entry saying what was built and why."""
+    item_factors = artifacts.item_factors
+    build, reason = should_build_ann(ann, item_factors.shape[0])
     log.info(reason)
     indexes = build_ann(item_factors) if build else None
-    catalogue = CatalogueRanker(item_factors, indexes)
-    two_stage = ranker is not None and tables is not None
-    # A two-stage list is as long as stage 1's pool: a longer one would rank a wider pool for every user (the
-    # server ranks larger k on demand, widening the pool to 2k).
-    width = min(topn_size, POOL) if two_stage else topn_size
-    entry: dict = {"topn": width, "ann": {"mode": ann_mode, "built": build, "reason": reason}}
+    unavailable = artifacts.tables.unavailable() if artifacts.tables is not None else NO_VIDEOS
+    with_indexes = replace(artifacts, ann=indexes)
+    kind = RANKINGS[artifacts.manifest.kind]
+    ranking = kind.from_artifacts(with_indexes, CatalogueTopK(np.asarray(item_factors), indexes), unavailable)
+    width = min(ranking.precomputed_width(topn), item_factors.shape[0])
+    described = {"mode": ann, "built": build, "reason": reason}
     if build:
-        entry["ann"] |= {"kind": "faiss.IndexHNSWFlat", "m": HNSW_M, "ef_construction": EF_CONSTRUCTION}
-    lists = scores = None
-    if two_stage:
-        entry["two_stage"] = {"pool": POOL}
-        if width:
-            ranking = TwoStage(item_factors, tables, catalogue, ranker, POOL)  # type: ignore[arg-type]
-            lists, scores = build_two_stage_topn(ranking, user_factors, user_items, width)
-    elif topn_size:
-        unavailable = np.flatnonzero(~tables.available()) if tables is not None else None
-        lists = build_topn(catalogue, user_factors, user_items, topn_size, unavailable)
-    return ServingAids(lists, scores, indexes, entry)
+        described |= {"kind": "faiss.IndexHNSWFlat", "m": HNSW_M, "ef_construction": EF_CONSTRUCTION}
+    lists, scores = precomputed_lists(ranking, with_indexes, width) if width else (None, None)
+    entry = ServingEntry(topn=width, ann=described, **ranking.aids_entry())
+    return replace(
+        with_indexes, topn=lists, topn_scores=scores, manifest=artifacts.manifest.model_copy(update={"serving": entry})
+    )

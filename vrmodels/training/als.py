@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from implicit.cpu.als import AlternatingLeastSquares
 from scipy.sparse import csr_matrix
 
+from features.options import option
+
 
 @dataclass(frozen=True)
 class TrainParams:
@@ -19,11 +21,11 @@ class TrainParams:
     the optimum of a given log.
     """
 
-    factors: int = 64
-    regularization: float = 20.0
-    alpha: float = 5.0
-    iterations: int = 15
-    seed: int = 42
+    factors: int = option(64, "latent factors per user and video")
+    regularization: float = option(20.0, "L2 regularization of the factors")
+    alpha: float = option(5.0, "weight of a watched pair's confidence against an unwatched video's 1")
+    iterations: int = option(15, "alternating least squares sweeps")
+    seed: int = option(42, "seed of the factors' initialisation (and of every sample training draws)")
 
 
 def fit_als(user_items: csr_matrix, params: TrainParams, show_progress: bool = False) -> AlternatingLeastSquares:

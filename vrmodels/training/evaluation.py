@@ -17,8 +17,11 @@ from implicit.cpu.topk import topk
 from scipy.sparse import csr_matrix
 
 from features.feature_set import FeatureSet
-from vrmodels.model.catalogue import FILTERED_SCORE, CatalogueRanker
+from vrmodels.model.manifest import BASELINES
 from vrmodels.model.popularity import clicks, engagement
+from vrmodels.model.ranking import RANKINGS
+from vrmodels.model.ranking.als import AlsRanking
+from vrmodels.model.topk import FILTERED_SCORE, CatalogueTopK
 from vrmodels.training.als import TrainParams, fit_als
 from vrmodels.training.relevance import Relevance
 
@@ -27,13 +30,9 @@ log = logging.getLogger(__name__)
 K = 10  # the cut-off of the quality gate and of tuning
 CURVE_MAX_K = 50  # the report's curves run k = 1..CURVE_MAX_K
 MAX_EVALUATED_USERS = 20_000
-BASELINES = ("most_popular", "most_watched", "trending")  # trending: a time split's only
 METRICS = ("precision", "recall", "ndcg", "map")
 CURVE_METRICS = ("ndcg", "recall")
 POPULAR_TOP_FRACTION = 0.01
-
-
-LABELS = {"als": "ALS", "two_stage": "the two-stage model"}
 
 
 class QualityGateError(RuntimeError):
@@ -82,7 +81,7 @@ def judge(
     users = evaluated_users(held_out, seed)
     every = np.ones(train.shape[1], dtype=bool)
     lists = {
-        "als": catalogue_lists(np.asarray(user_factors)[users], item_factors, train[users], max_k, every),
+        AlsRanking.kind: catalogue_lists(np.asarray(user_factors)[users], item_factors, train[users], max_k, every),
         "most_popular": popularity_lists(clicks(train), train[users], max_k, every),
         "most_watched": popularity_lists(engagement(train), train[users], max_k, every),
     }
@@ -105,8 +104,8 @@ def catalogue_lists(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's top k of the `allowed` videos by inner product, none of its `filters` row."""
     subset = np.flatnonzero(allowed)
-    ranker = CatalogueRanker(np.ascontiguousarray(item_factors[subset], dtype=np.float32))
-    ids, scores = ranker.top_k(vectors, filters[:, subset] if len(subset) < len(allowed) else filters, k)
+    topk = CatalogueTopK(np.ascontiguousarray(item_factors[subset], dtype=np.float32))
+    ids, scores = topk.top_k(vectors, filters[:, subset] if len(subset) < len(allowed) else filters, k)
     return subset[ids], scores
 
 
@@ -119,11 +118,12 @@ def popularity_lists(
     return subset[ids], ranked
 
 
-def padded_lists(videos: list[np.ndarray], scores: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Variable-length ranked lists as the fixed-width arrays RankedLists reads (FILTERED_SCORE pads)."""
-    ids = np.zeros((len(videos), k), dtype=np.int64)
-    padded = np.full((len(videos), k), -np.finfo(np.float32).max, dtype=np.float32)
-    for row, (row_ids, row_scores) in enumerate(zip(videos, scores)):
+def padded_lists(ranked: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Variable-length ranked lists (videos, scores) as the fixed-width arrays RankedLists reads (FILTERED_SCORE
+    pads)."""
+    ids = np.zeros((len(ranked), k), dtype=np.int64)
+    padded = np.full((len(ranked), k), -np.finfo(np.float32).max, dtype=np.float32)
+    for row, (row_ids, row_scores) in enumerate(ranked):
         ids[row, : len(row_ids)], padded[row, : len(row_ids)] = row_ids[:k], row_scores[:k]
     return ids, padded
 
@@ -154,14 +154,16 @@ def score_lists(
 
 
 def quality_gate(
-    metrics: dict[str, dict[str, float]], relevance: Relevance, allow_worse: bool, model: str = "als"
+    metrics: dict[str, dict[str, float]], relevance: Relevance, *, allow_worse: bool, kind: str = AlsRanking.kind
 ) -> None:
-    """Refuse (QualityGateError) unless `model` beats the best baseline on NDCG@K; with allow_worse, warn instead."""
+    """Refuse (QualityGateError) unless the model of `kind` beats the best baseline on NDCG@K; with allow_worse,
+    warn instead."""
+    model = kind
     baseline = max((name for name in BASELINES if name in metrics), key=lambda name: metrics[name]["ndcg"])
     if metrics[model]["ndcg"] > metrics[baseline]["ndcg"]:
         return
     message = (
-        f"quality gate: {LABELS.get(model, model)} NDCG@{K} {metrics[model]['ndcg']:.4f} does not beat "
+        f"quality gate: {RANKINGS[model].label} NDCG@{K} {metrics[model]['ndcg']:.4f} does not beat "
         f"{baseline.replace('_', '-')} {metrics[baseline]['ndcg']:.4f} ({relevance.describe()})"
     )
     if not allow_worse:

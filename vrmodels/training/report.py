@@ -19,19 +19,19 @@ from datetime import UTC, datetime
 
 from vrmodels.model.artifacts import REPORT_HTML_FILE as HTML_FILE
 from vrmodels.model.artifacts import REPORT_PNG_FILE as PNG_FILE
+from vrmodels.model.manifest import BASELINES, Evaluation, Manifest
+from vrmodels.model.ranking import RANKINGS
 
 log = logging.getLogger(__name__)
 
-LABELS = {
-    "als": "ALS",
-    "two_stage": "two-stage (ALS + ranker)",
-    "most_popular": "most popular (clicks)",
-    "most_watched": "most watched (engagement)",
-    "trending": "trending (recent views)",
-}
+
+def label(name: str) -> str:
+    """How the report names a model kind or a baseline."""
+    ranking = RANKINGS.get(name)
+    return ranking.label if ranking else BASELINES.get(name, name)
 
 
-def render(manifest: dict) -> dict[str, bytes]:
+def render(manifest: Manifest) -> dict[str, bytes]:
     """File name → content for the model directory: the HTML always, the PNG when matplotlib is installed."""
     try:
         png = _plot(manifest)
@@ -44,18 +44,18 @@ def render(manifest: dict) -> dict[str, bytes]:
     return files
 
 
-def _plot(manifest: dict) -> bytes:
+def _plot(manifest: Manifest) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    curves = manifest["evaluation"]["curves"]
-    tuning = manifest.get("tuning") or []
+    curves = manifest.evaluation.curves
+    tuning = manifest.tuning or []
     figure = Figure(figsize=(15 if tuning else 10, 4.2), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, 3 if tuning else 2)
     for axis, metric in zip(axes, ("ndcg", "recall")):
         for model, values in curves.items():
-            axis.plot(range(1, len(values[metric]) + 1), values[metric], label=LABELS.get(model, model))
+            axis.plot(range(1, len(values[metric]) + 1), values[metric], label=label(model))
         axis.set_title(f"{metric.upper() if metric == 'ndcg' else metric.capitalize()}@k")
         axis.set_xlabel("k")
         axis.grid(alpha=0.3)
@@ -69,56 +69,52 @@ def _plot(manifest: dict) -> bytes:
         axes[2].set_xlabel("trial")
         axes[2].grid(alpha=0.3)
         axes[2].legend()
-    figure.suptitle(f"{manifest['model_version']}: {manifest['evaluation']['relevance']['description']}", fontsize=10)
+    figure.suptitle(f"{manifest.model_version}: {_relevance(manifest)}", fontsize=10)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
 
 
-def _html(manifest: dict, with_png: bool) -> str:
-    evaluation, metrics = manifest["evaluation"], manifest["metrics"]
-    k = evaluation["k"]
+def _relevance(manifest: Manifest) -> str:
+    return (manifest.evaluation.relevance or {}).get("description", "relevance not recorded")
+
+
+def _html(manifest: Manifest, with_png: bool) -> str:
+    evaluation, metrics = manifest.evaluation, manifest.metrics
+    k, curves = evaluation.k, evaluation.curves
     columns = ("precision", "recall", "ndcg", "map", "coverage", "popular_share")
     if any("ndcg_fresh" in values for values in metrics.values()):
         columns += ("ndcg_fresh", "recall_fresh")
     rows = "".join(
-        f"<tr><th>{LABELS.get(model, model)}</th>"
+        f"<tr><th>{label(model)}</th>"
         + "".join(f"<td>{values.get(name, float('nan')):.4f}</td>" for name in columns)
         + f"<td>{values.get('users', '')}</td></tr>"
         for model, values in metrics.items()
     )
     curve_rows = "".join(
         f"<tr><th>{i}</th>"
-        + "".join(
-            f"<td>{evaluation['curves'][model][metric][i - 1]:.4f}</td>"
-            for metric in ("ndcg", "recall")
-            for model in evaluation["curves"]
-        )
+        + "".join(f"<td>{curves[model][metric][i - 1]:.4f}</td>" for metric in ("ndcg", "recall") for model in curves)
         + "</tr>"
         for i in (1, 3, 5, 10, 20, 50)
-        if evaluation["curves"] and i <= len(next(iter(evaluation["curves"].values()))["ndcg"])
+        if curves and i <= len(next(iter(curves.values()))["ndcg"])
     )
-    curve_header = "".join(
-        f"<th>{metric}@k {LABELS.get(model, model)}</th>"
-        for metric in ("ndcg", "recall")
-        for model in evaluation["curves"]
-    )
+    curve_header = "".join(f"<th>{metric}@k {label(model)}</th>" for metric in ("ndcg", "recall") for model in curves)
     picture = (
         f'<img src="{PNG_FILE}" alt="NDCG@k and recall@k curves" style="max-width:100%">'
         if with_png
         else "<p><em>matplotlib was not installed where this model was trained: no chart.</em></p>"
     )
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Evaluation of {html.escape(manifest["model_version"])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Evaluation of {html.escape(manifest.model_version)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f4f4f4}}
 .best{{font-weight:bold}}</style></head><body>
-<h1>Evaluation of {html.escape(manifest["model_version"])}</h1>
+<h1>Evaluation of {html.escape(manifest.model_version)}</h1>
 <p>Hold-out: {_holdout(evaluation)}
-Relevant: <strong>{html.escape(evaluation["relevance"]["description"])}</strong>.
+Relevant: <strong>{html.escape(_relevance(manifest))}</strong>.
 Every model is fitted on the training part only; recommendations exclude what the user watched in it.
-The model that ships: <strong>{LABELS[manifest.get("shipped", "als")]}</strong>.</p>
+The model that ships: <strong>{label(manifest.kind)}</strong>.</p>
 <h2>At k = {k}</h2>
 <table><tr><th>model</th>{"".join(f"<th>{name}@{k}</th>" for name in columns)}<th>users</th></tr>{rows}</table>
 <p>coverage: share of the catalogue that appears in some top-{k} list; popular_share: share of the top-{k}
@@ -126,20 +122,21 @@ recommendations drawn from the 1% most popular videos.</p>
 <h2>NDCG@k and recall@k, k = 1..50</h2>
 {picture}
 <table><tr><th>k</th>{curve_header}</tr>{curve_rows}</table>
-{_tuning_html(manifest.get("tuning"))}
-{_ranker_html(manifest.get("ranker"))}
+{_tuning_html(manifest.tuning)}
+{_ranker_html(manifest.ranker)}
 <h2>Parameters</h2>
-<pre>{html.escape(_pretty({"parameters": manifest["parameters"], "confidence": manifest.get("confidence")}))}</pre>
+<pre>{html.escape(_pretty({"parameters": manifest.parameters, "confidence": manifest.confidence}))}</pre>
 </body></html>
 """
 
 
-def _holdout(evaluation: dict) -> str:
-    if evaluation["split"] != "time":
-        return f"{html.escape(evaluation['split'])}, {evaluation['test_fraction']:.0%} of each user's videos."
-    cut = datetime.fromtimestamp(evaluation["cut"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _holdout(evaluation: Evaluation) -> str:
+    details = evaluation.holdout
+    if evaluation.split != "time":
+        return f"{html.escape(evaluation.split)}, {details.get('test_fraction', 0.2):.0%} of each user's videos."
+    cut = datetime.fromtimestamp(details["cut"], UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        f"in time: every event before {cut} trains; the first watches of the {evaluation['test_days']} days after "
+        f"in time: every event before {cut} trains; the first watches of the {details['test_days']} days after "
         "it judge, of videos that existed at the cut (as a nightly retrain lives). fresh: the same, counting only "
         "videos published in the 3 days before the cut."
     )

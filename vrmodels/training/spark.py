@@ -30,12 +30,15 @@ from features.build_features import NO_EVENT_COLUMN
 from features.columns import DataFileError
 from features.confidence import ConfidenceConfig
 from features.events import NUMERIC_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
-from vrmodels.model.artifacts import ModelArtifacts
-from vrmodels.model.topn import DEFAULT_TOPN
-from vrmodels.training.assemble import assemble
+from features.options import option
+from vrmodels.model.manifest import Manifest
+from vrmodels.model.ranking.als import AlsRanking
 from vrmodels.training.evaluation import CURVE_MAX_K, SplitEvaluation, judge, quality_gate
-from vrmodels.training.relevance import DEFAULT_MIN_COMPLETION, SATISFYING_EVENTS, Relevance
-from vrmodels.training.trainer import TEST_FRACTION, evaluation_manifest
+from vrmodels.training.holdouts import TEST_FRACTION, USER_HOLDOUT
+from vrmodels.training.model_dir import TrainedModel
+from vrmodels.training.options import TrainingOptions
+from vrmodels.training.relevance import SATISFYING_EVENTS, Relevance
+from vrmodels.training.trainer import evaluation_entry
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +52,12 @@ PAIR_COLUMNS = (
 class SparkParams:
     """pyspark.ml ALS's parameters; defaults measured for Spark, not copied from implicit (module docstring)."""
 
-    rank: int = 64
-    max_iter: int = 15
-    reg_param: float = 0.3
-    alpha: float = 1.0
-    seed: int = 42
-    checkpoint_interval: int = 10
+    rank: int = option(64, "latent factors per user and video")
+    max_iter: int = option(15, "alternating least squares sweeps")
+    reg_param: float = option(0.3, "regularization, scaled by each user's and video's pairs (ALS-WR)")
+    alpha: float = option(1.0, "an observed pair weighs 1 + alpha × confidence")
+    seed: int = option(42, "seed of the factors' initialisation and of the evaluated users' sample")
+    checkpoint_interval: int = option(10, "iterations between ALS checkpoints (bounds the lineage)")
 
     def estimator(self):
         from pyspark.ml.recommendation import ALS
@@ -327,15 +330,16 @@ def train_spark(
     spark,
     events_path: str,
     params: SparkParams = SparkParams(),
+    *,
     confidence: ConfidenceConfig | None = None,
+    options: TrainingOptions = TrainingOptions(),
     input_format: str = "events",
-    allow_worse: bool = False,
-    relevant_completion: float = DEFAULT_MIN_COMPLETION,
-    relevant_min_rating: float | None = None,
     min_user_events: int = 1,
     min_video_events: int = 1,
 ) -> SparkResult:
+    """The steps of the module docstring; `options` of SPARK_OPTIONS apply (the per-user split is Spark's only)."""
     confidence = confidence or ConfidenceConfig()
+    relevant_completion, relevant_min_rating = options.relevant_completion, options.relevant_min_rating
     events = validate(read_events(spark, events_path, input_format), events_path, confidence)
     pairs, user_ids, video_ids, report = build_pairs(events, confidence, min_user_events, min_video_events, events_path)
     features = collect(pairs, user_ids, video_ids, report)
@@ -362,26 +366,30 @@ def train_spark(
         CURVE_MAX_K,
         params.seed,
     )
-    quality_gate(evaluation.metrics, relevance, allow_worse)
+    quality_gate(evaluation.metrics, relevance, allow_worse=options.allow_worse)
     log.info("[refit] Spark ALS on all %d pairs", len(frame))
     user_factors, item_factors, refit_missing = fit(pairs, params, features.shape)
     missing = {f"evaluation_{key}": value for key, value in missing.items()} | refit_missing
     return SparkResult(user_factors, item_factors, features, relevance, evaluation, params, confidence, missing)
 
 
-def to_artifacts(result: SparkResult, topn_size: int = DEFAULT_TOPN, ann_mode: str = "auto") -> ModelArtifacts:
+def trained_model(result: SparkResult) -> TrainedModel:
+    """What ships, as every trainer hands it over (vrmodels.training.model_dir)."""
     features = result.features
-    manifest = {
-        "algorithm": "pyspark.ml.recommendation.ALS",
-        "parameters": asdict(result.params),
-        "confidence": result.confidence.to_dict(),
-        "data": {"features": features.report | {"spark": result.missing}},
-        "evaluation": evaluation_manifest(result.relevance, result.evaluation),
-        "metrics": result.evaluation.metrics,
-        "tuning": None,
-    }
-    every_pair = np.ones(len(features.pairs), dtype=bool)
-    return assemble(
-        result.user_factors, result.item_factors, features.matrix(every_pair), features.user_ids, features.video_ids,
-        manifest, topn_size, ann_mode,
-    )  # fmt: skip
+    manifest = Manifest(
+        kind=AlsRanking.kind,
+        algorithm="pyspark.ml.recommendation.ALS",
+        parameters=asdict(result.params),
+        confidence=result.confidence.to_dict(),
+        data={"features": features.report | {"spark": result.missing}},
+        evaluation=evaluation_entry(result.relevance, result.evaluation, USER_HOLDOUT),
+        metrics=result.evaluation.metrics,
+    )
+    return TrainedModel(
+        user_factors=result.user_factors,
+        item_factors=result.item_factors,
+        user_items=features.matrix(np.ones(len(features.pairs), dtype=bool)),
+        user_ids=features.user_ids,
+        video_ids=features.video_ids,
+        manifest=manifest,
+    )

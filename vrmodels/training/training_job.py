@@ -7,41 +7,38 @@ builds features, trains with the quality gate, and writes the model files straig
 which SageMaker tars into `model.tar.gz`. On failure the reason goes to `<root>/output/failure` (SageMaker
 shows its first 1024 characters) and the exit status is non-zero. `<root>` is `$VR_OPT_ML` or `/opt/ml`.
 
-Hyperparameters (all optional): factors, regularization, alpha, iterations, seed, tune, tune_trials,
-allow_worse, channel (default "training"), input_format ("events" or "movielens"), min_user_events,
-min_video_events, scaling, completion_weight, skip_below, skip_weight, rating_weight, relevant_completion,
-relevant_min_rating, topn (precomputed top-N per user, default 100; 0 for none), ann (auto, on or off),
-videos_channel (default "videos"), split (auto, user or time), test_days (default 7), ranker (auto, on or off).
+Hyperparameters (all optional) are the options of JobInputs below, of the ALS parameters
+(vrmodels.training.als.TrainParams), of the training options (vrmodels.training.options.TrainingOptions) and of
+the confidence (features.confidence.ConfidenceConfig; event_weights as a JSON object), by the same names and
+with the same defaults as the command lines' flags.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-from dataclasses import fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from features.build_features import CATALOGUE_FORMATS, build_features
+from features.build_features import CATALOGUE_FORMATS, READERS, build_features
 from features.catalogue import read_catalogue
 from features.confidence import ConfidenceConfig
 from features.events import read_events, read_movielens
+from features.options import option
 from vrmodels.model.artifacts import write_model_dir
-from vrmodels.model.booleans import parse_bool
+from vrmodels.model.opt_ml import opt_ml_root
 from vrmodels.model.threads import limit_blas_threads
-from vrmodels.model.topn import DEFAULT_TOPN
 from vrmodels.training.als import TrainParams
-from vrmodels.training.relevance import DEFAULT_MIN_COMPLETION
-from vrmodels.training.trainer import DEFAULT_TEST_DAYS, to_artifacts, train
-from vrmodels.training.tuning import DEFAULT_TUNE_TRIALS
+from vrmodels.training.model_dir import to_artifacts
+from vrmodels.training.options import HyperparameterError, TrainingOptions, from_hyperparameters
+from vrmodels.training.trainer import train
 
 log = logging.getLogger(__name__)
 
 EVENT_SUFFIXES = (".csv", ".gz", ".parquet")
-CONFIDENCE_HYPERPARAMETERS = ("completion_weight", "skip_below", "skip_weight", "rating_weight", "scaling")
 
 
 class TrainingJobError(ValueError):
@@ -90,84 +87,48 @@ def read_videos_channel(directory: Path, input_format: str) -> pd.DataFrame | No
     return catalogue
 
 
+@dataclass(frozen=True)
+class JobInputs:
+    """Where the job's data comes from: hyperparameters of their own, beside the training options."""
+
+    channel: str = option("training", "the input channel of the events")
+    videos_channel: str = option("videos", "the input channel of the video catalogue (optional)")
+    input_format: str = option("events", "events (CSV/Parquet) or movielens (u.data, u.item)", choices=READERS)
+    min_user_events: int = option(1, "users with fewer events are dropped (and counted)")
+    min_video_events: int = option(1, "videos with fewer events are dropped (and counted)")
+
+
 def run(root: Path) -> None:
     values = hyperparameters(root)
-    parsed = _typed(values)
-    params = TrainParams(**{f.name: parsed[f.name] for f in fields(TrainParams) if f.name in parsed})
-    channel = root / "input" / "data" / values.get("channel", "training")
-    input_format = values.get("input_format", "events")
-    events = read_channel(channel, input_format)
-    videos = read_videos_channel(root / "input" / "data" / values.get("videos_channel", "videos"), input_format)
-    confidence = ConfidenceConfig(**{key: parsed[key] for key in CONFIDENCE_HYPERPARAMETERS if key in parsed})
+    try:
+        inputs = JobInputs(**from_hyperparameters(values, JobInputs))
+        params = TrainParams(**from_hyperparameters(values, TrainParams))
+        options = TrainingOptions(**from_hyperparameters(values, TrainingOptions))
+        confidence = ConfidenceConfig(**from_hyperparameters(values, ConfidenceConfig))
+    except HyperparameterError as exc:
+        raise TrainingJobError(str(exc)) from None
+    channel = root / "input" / "data" / inputs.channel
+    events = read_channel(channel, inputs.input_format)
+    videos = read_videos_channel(root / "input" / "data" / inputs.videos_channel, inputs.input_format)
     features = build_features(
         events,
         confidence,
-        min_user_events=parsed.get("min_user_events", 1),
-        min_video_events=parsed.get("min_video_events", 1),
+        min_user_events=inputs.min_user_events,
+        min_video_events=inputs.min_video_events,
         source=str(channel),
         videos=videos,
     )
     log.info(json.dumps({"features": features.report}))
-    result = train(
-        features,
-        params,
-        tune_trials=parsed.get("tune_trials", DEFAULT_TUNE_TRIALS) if parsed.get("tune", False) else 0,
-        allow_worse=parsed.get("allow_worse", False),
-        relevant_completion=parsed.get("relevant_completion", DEFAULT_MIN_COMPLETION),
-        relevant_min_rating=parsed.get("relevant_min_rating"),
-        split=parsed.get("split", "auto"),
-        test_days=parsed.get("test_days", DEFAULT_TEST_DAYS),
-        ranker=parsed.get("ranker", "auto"),
-    )
-    artifacts = to_artifacts(result, parsed.get("topn", DEFAULT_TOPN), parsed.get("ann", "auto"))
+    result = train(features, params, options)
+    artifacts = to_artifacts(result.trained, topn=options.topn, ann=options.ann)
     directory = write_model_dir(artifacts, root / "model")
     log.info(json.dumps({"model_dir": str(directory), "metrics": result.metrics}))
-
-
-_TYPES = {
-    "factors": int,
-    "iterations": int,
-    "seed": int,
-    "tune_trials": int,
-    "topn": int,
-    "test_days": int,
-    "min_user_events": int,
-    "min_video_events": int,
-    "regularization": float,
-    "alpha": float,
-    "completion_weight": float,
-    "skip_below": float,
-    "skip_weight": float,
-    "rating_weight": float,
-    "relevant_completion": float,
-    "relevant_min_rating": float,
-    "scaling": str,
-    "ann": str,
-    "split": str,
-    "ranker": str,
-    "tune": "bool",
-    "allow_worse": "bool",
-}
-
-
-def _typed(values: dict[str, str]) -> dict:
-    typed = {}
-    for name, kind in _TYPES.items():
-        if name not in values:
-            continue
-        raw = values[name].strip()
-        try:
-            typed[name] = parse_bool(raw) if kind == "bool" else kind(raw)
-        except ValueError:
-            expected = "true or false" if kind == "bool" else kind.__name__
-            raise TrainingJobError(f"hyperparameter {name}={raw!r}: expected {expected}") from None
-    return typed
 
 
 def main() -> int:
     limit_blas_threads()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    root = Path(os.environ.get("VR_OPT_ML", "/opt/ml"))
+    root = opt_ml_root()
     try:
         run(root)
     except Exception as exc:

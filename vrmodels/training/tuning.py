@@ -18,6 +18,7 @@ import optuna
 
 from features.confidence import ConfidenceConfig
 from features.feature_set import FeatureSet
+from vrmodels.model.ranking.als import AlsRanking
 from vrmodels.training.als import TrainParams
 from vrmodels.training.evaluation import K, evaluate_split
 from vrmodels.training.split import holdout
@@ -104,7 +105,9 @@ def tune(
         key = tuple(sorted(trial.values().items()))
         if key not in scores:
             trial_features = features.with_confidence(trial.confidence)
-            scores[key] = evaluate_split(trial_features, fit_rows, judged_rows, trial.params).metrics["als"]["ndcg"]
+            scores[key] = evaluate_split(trial_features, fit_rows, judged_rows, trial.params).metrics[AlsRanking.kind][
+                "ndcg"
+            ]
         record = {
             "trial": study_trial.number,
             "params": asdict(trial.params),

@@ -1,6 +1,6 @@
 """Learning the second stage: LightGBM lambdarank on the satisfying first watches of a time window.
 
-The examples are the two stages' own (vrmodels.model.twostage), as of the window's start: each learning user's
+The examples are the two stages' own (vrmodels.model.ranking.twostage), as of the window's start: each learning user's
 candidates from a stage 1 fitted before the window, described by the features the server will compute. A
 candidate the user watched through in the window is a positive (label 1), any other a negative; users whose
 candidates hold no positive teach a ranker nothing and are left out. At most MAX_USERS users (seeded sample).
@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from vrmodels.model.ranker import Ranker
-from vrmodels.model.twostage import CATEGORICAL, FEATURES, Profiles, TwoStage
+from vrmodels.model.lightgbm_ranker import LightGBMRanker
+from vrmodels.model.ranking.base import QueryBatch
+from vrmodels.model.ranking.twostage import CATEGORICAL, FEATURES, TwoStageRanking
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,15 @@ class Examples:
 
 
 def examples(
-    two_stage: TwoStage, profiles_of: Callable[[np.ndarray], Profiles], labels: csr_matrix, users: np.ndarray
+    stages: TwoStageRanking, batch_of: Callable[[np.ndarray], QueryBatch], labels: csr_matrix, users: np.ndarray
 ) -> Examples:
-    """Features and labels of every candidate of `users` (rows of `labels`, users × videos, 1 = positive)."""
+    """Features and labels of every candidate of `users` (rows of `labels`, users × videos, 1 = positive);
+    `batch_of` makes the batch of a chunk of users as stage 1 saw them."""
     parts, found, wanted = [], 0, 0
     for start in range(0, len(users), CHUNK):
         chunk = users[start : start + CHUNK]
-        profiles = profiles_of(chunk)
-        candidates = two_stage.candidates(profiles)
+        batch = batch_of(chunk)
+        candidates = stages.candidates(batch)
         rows = labels[chunk].tocoo()
         positive_keys = rows.row.astype(np.int64) * labels.shape[1] + rows.col
         label = np.isin(candidates.user * labels.shape[1] + candidates.video, positive_keys)
@@ -83,7 +85,7 @@ def examples(
         sizes = np.bincount(candidates.user, minlength=len(chunk))
         learnable = np.bincount(candidates.user, weights=label, minlength=len(chunk)) > 0
         keep = learnable[candidates.user]
-        parts.append((two_stage.features(profiles, candidates)[keep], label[keep], sizes[learnable]))
+        parts.append((stages.features(batch, candidates)[keep], label[keep], sizes[learnable]))
     features, label, groups = (np.concatenate(column) for column in zip(*parts)) if parts else ([],) * 3
     return Examples(
         np.asarray(features, dtype=np.float32).reshape(-1, len(FEATURES)),
@@ -95,17 +97,18 @@ def examples(
 
 
 def learn(
-    two_stage: TwoStage,
-    profiles_of: Callable[[np.ndarray], Profiles],
+    stages: TwoStageRanking,
+    batch_of: Callable[[np.ndarray], QueryBatch],
     labels: csr_matrix,
     users: np.ndarray,
+    *,
     seed: int,
     min_positives: int = 1,
-) -> tuple[Ranker, dict]:
+) -> tuple[LightGBMRanker, dict]:
     """The ranker, and the manifest's account of what it learned from; TooLittleToLearn below `min_positives`."""
     if len(users) > MAX_USERS:
         users = np.sort(np.random.default_rng(seed).choice(users, MAX_USERS, replace=False))
-    data = examples(two_stage, profiles_of, labels, users)
+    data = examples(stages, batch_of, labels, users)
     positives = int(data.labels.sum())
     if positives < max(min_positives, 1):
         raise TooLittleToLearn(
@@ -114,7 +117,7 @@ def learn(
         )
     booster, validating = boost(data, seed)
     rounds, held_out = booster.current_iteration(), int(validating.sum())
-    ranker = Ranker(booster, num_threads=os.cpu_count() or 1)  # offline it scores every user on every core
+    ranker = LightGBMRanker(booster, num_threads=os.cpu_count() or 1)  # offline it scores every user on every core
     account = {
         "users": data.users,
         "examples": len(data.labels),

@@ -3,10 +3,10 @@
 Without ANN indexes this is implicit's top-k (every video scored). With them, each query fetches a pool of
 max(pool, 2k) candidates from the HNSW graph, the pool is re-scored exactly (a dot product per candidate),
 watched and excluded videos are removed, and the best k are kept; a query whose pool the filters leave with
-fewer than k videos (a heavy watcher, a long exclude list) is scored exactly instead. The same routine
-answers requests (vrmodels.model.recommend), builds the precomputed top-N lists (vrmodels.training.aids) and
-ranks for evaluation (vrmodels.training.evaluation), so a precomputed or judged answer is the one the server
-would compute.
+fewer than k videos (a heavy watcher, a long exclude list) is scored exactly instead. Every ranking's first
+step (vrmodels.model.ranking), the precomputed lists built through them and the evaluation's lists
+(vrmodels.training.evaluation) go through it, so a precomputed or judged answer is the one the server would
+compute.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ FILTERED_SCORE = -1e38  # implicit marks filtered items with -finfo.max; anythin
 DEFAULT_POOL = 200  # candidates per query: recall@10 0.995 at a million videos (docs/large-catalogues.md)
 
 
-class CatalogueRanker:
+class CatalogueTopK:
     def __init__(
         self,
         item_factors: np.ndarray,

@@ -1,4 +1,4 @@
-"""SageMaker's asynchronous inference, for deploy/local_runtime.py (a local-testing tool).
+"""SageMaker's asynchronous inference, for sagemaker_local.runtime (a local-testing tool).
 
 InvokeEndpointAsync names an input already in S3 and answers 202 at once with where the answer will be: the
 request is queued, sent to the container's /invocations (waiting up to the request's InvocationTimeoutSeconds,
@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from deploy.s3uri import split_uri
+from sagemaker_local.s3uri import split_uri
 
 DEFAULT_TIMEOUT = 900.0  # SageMaker's default InvocationTimeoutSeconds for asynchronous inference
 MAX_TIMEOUT = 3600.0

@@ -1,11 +1,10 @@
 """Drift report: live traffic, as SageMaker's data capture recorded it, against the model's training data.
 
-    python -m vrmodels.drift --capture DIR_OR_S3_URI --model MODEL_DIR [--out DIR] [thresholds]
-    python -m deploy.drift ...   (the same)
+    python -m monitoring.drift --capture DIR_OR_S3_URI --model MODEL_DIR [--out DIR] [thresholds]
+    python -m vrmodels.drift ...   (the same)
 
-Reads every capture file under `--capture` (JSON Lines in SageMaker's format: one invocation per line, its
-request in captureData.endpointInput and its answer in captureData.endpointOutput, data as JSON text or
-base64), and compares the recommendation requests and answers with what the model was trained on (its
+Reads every capture file under `--capture` (monitoring.capture: the server's own decoder, parser and wire
+types) and compares the recommendation requests and answers with what the model was trained on (its
 watched-videos matrix: videos per user, and popularity):
 - unknown-user rate: requests whose user the model does not know (new users, or ids that changed format);
 - how many videos a `history` carries, against how many a training user watched; the k asked for;
@@ -13,27 +12,26 @@ watched-videos matrix: videos per user, and popularity):
   median popularity percentile), against the training interactions;
 - the share of answers that are the popular fallback, and of requested videos the model does not know.
 Writes drift.json and drift.png (the chart needs matplotlib) into `--out` and exits 1 when a rate exceeds its
-threshold, so it can run on a schedule; 2 when the input cannot be read (the message names file and line).
-Requests and answers are read as the server reads and writes them: its media types (serving.codecs) and its
-default k (vrmodels.model.queries).
+threshold, so it can run on a schedule; 2 when nothing under `--capture` can be read. A record that cannot be
+read, or a body the server would have refused, is counted (and the first few named by file and line) beside
+the rates, never fatal.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from serving.codecs import JSON, JSONLINES_ALIASES, media_type
+from monitoring.capture import CaptureError, Tally, invocations
+from serving.wire import RecommendationsAnswer
 from vrmodels.model.artifacts import ModelArtifactError, load_model_dir
 from vrmodels.model.popularity import clicks
-from vrmodels.model.queries import DEFAULT_K
+from vrmodels.model.queries import Query
 
 THRESHOLDS = {  # rate → default ceiling
     "unknown_user_rate": 0.5,
@@ -41,10 +39,6 @@ THRESHOLDS = {  # rate → default ceiling
     "unknown_video_rate": 0.2,
 }
 POPULAR_FRACTION = 0.01
-
-
-class CaptureFormatError(ValueError):
-    """A capture file that is not SageMaker's data capture format; the message names the file and line."""
 
 
 @dataclass
@@ -57,98 +51,34 @@ class Traffic:
     answers: int = 0
     fallbacks: int = 0
     invocations: int = 0
-    unreadable_payloads: int = 0
-    """Captured bodies the server could not have parsed either (another media type, invalid JSON): counted only."""
+    tally: Tally = field(default_factory=Tally)
+    """What could not be read: bad records, and bodies the server could not have read either."""
+
+    @property
+    def unreadable_payloads(self) -> int:
+        return self.tally.unreadable_bodies
 
 
 def read_capture(location: str) -> Traffic:
+    """The recommendation traffic under `location`; CaptureError when nothing there can be read."""
     traffic = Traffic()
-    for source, number, line in _capture_lines(location):
-        try:
-            record = json.loads(line)
-            data = record["captureData"]
-            requests, unreadable_requests = _payloads(data["endpointInput"])
-            answers, unreadable_answers = _payloads(data["endpointOutput"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise CaptureFormatError(f"{source}, line {number}: not a SageMaker data capture record ({exc})") from None
+    for invocation in invocations(location, traffic.tally):
         traffic.invocations += 1
-        traffic.unreadable_payloads += unreadable_requests + unreadable_answers
-        for request in requests:
-            if isinstance(request, dict) and "video_id" not in request:
-                traffic.users.append(request.get("user_id"))
-                traffic.history_lengths.append(len(request.get("history") or []))
-                traffic.ks.append(int(request.get("k", DEFAULT_K)))
-                traffic.requested_videos += [*(request.get("history") or []), *(request.get("candidates") or [])]
-        for answer in answers:
-            if isinstance(answer, dict) and "recommendations" in answer:
+        for query in invocation.requests:
+            if isinstance(query, Query):
+                traffic.users.append(query.user_id)
+                traffic.history_lengths.append(len(query.history or ()))
+                traffic.ks.append(query.k)
+                traffic.requested_videos += [*(query.history or ()), *(query.candidates or ())]
+        for answer in invocation.answers:
+            if isinstance(answer, RecommendationsAnswer):
                 traffic.answers += 1
-                traffic.fallbacks += bool(answer.get("fallback"))
-                traffic.recommended_videos += [item["videoId"] for item in answer["recommendations"]]
+                traffic.fallbacks += answer.fallback
+                traffic.recommended_videos += [item.videoId for item in answer.recommendations]
     if not traffic.invocations:
-        raise CaptureFormatError(f"{location}: no capture records (expected *.jsonl files from SageMaker data capture)")
+        examples = "; ".join(traffic.tally.samples)
+        raise CaptureError(f"{location}: no readable capture records ({traffic.tally.bad_records} bad: {examples})")
     return traffic
-
-
-def _payloads(captured: dict) -> tuple[list, int]:
-    """The request or answer objects of one side of a capture record, and how many bodies or lines could not be
-    read as the server reads them (another media type, invalid JSON: a client's mistake, not the capture's)."""
-    content_type = media_type(captured["observedContentType"])
-    encoding = captured["encoding"]
-    if encoding not in ("JSON", "BASE64"):
-        raise ValueError(f"encoding {encoding!r}; this report reads JSON and BASE64")
-    text = captured["data"] if encoding == "JSON" else base64.b64decode(captured["data"]).decode("utf-8", "replace")
-    if content_type in JSONLINES_ALIASES:
-        values = [_json(line) for line in text.splitlines() if line.strip()]
-        readable = [value for value in values if value is not _UNREADABLE]
-        return readable, len(values) - len(readable)
-    value = _json(text) if content_type == JSON else _UNREADABLE
-    if value is _UNREADABLE:
-        return [], 1
-    if isinstance(value, dict) and isinstance(value.get("instances"), list):
-        return value["instances"], 0
-    if isinstance(value, dict) and isinstance(value.get("predictions"), list):
-        return value["predictions"], 0
-    return [value], 0
-
-
-_UNREADABLE = object()
-
-
-def _json(text: str) -> object:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return _UNREADABLE
-
-
-def _capture_lines(location: str) -> Iterator[tuple[str, int, str]]:
-    if location.startswith("s3://"):
-        yield from _s3_lines(location)
-        return
-    root = Path(location)
-    if not root.exists():
-        raise CaptureFormatError(f"{root}: not found")
-    files = [root] if root.is_file() else sorted(root.rglob("*.jsonl"))
-    for path in files:
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if line.strip():
-                yield str(path), number, line
-
-
-def _s3_lines(uri: str) -> Iterator[tuple[str, int, str]]:
-    try:
-        import boto3
-    except ImportError:
-        raise CaptureFormatError("reading s3:// needs boto3 (pip install -r requirements-dev.txt)") from None
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    s3 = boto3.client("s3")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            if item["Key"].endswith(".jsonl"):
-                text = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
-                for number, line in enumerate(text.splitlines(), start=1):
-                    if line.strip():
-                        yield f"s3://{bucket}/{item['Key']}", number, line
 
 
 def compare(traffic: Traffic, model_dir: Path) -> dict:
@@ -183,9 +113,10 @@ def compare(traffic: Traffic, model_dir: Path) -> dict:
         "unknown_video_rate": requested["unknown_share"],
     }
     return {
-        "model_version": artifacts.manifest.get("model_version"),
+        "model_version": artifacts.manifest.model_version,
         "invocations": traffic.invocations,
         "unreadable_payloads": traffic.unreadable_payloads,
+        "unread": traffic.tally.to_dict(),
         "recommendation_requests": len(traffic.users),
         "rates": rates,
         "history_length": {"live": _summary(histories), "training_videos_per_user": _summary(watched_per_user)},
@@ -263,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         traffic = read_capture(args.capture)
         report = compare(traffic, args.model)
-    except (CaptureFormatError, ModelArtifactError) as exc:
+    except (CaptureError, ModelArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     alarms = exceeded(report, thresholds)

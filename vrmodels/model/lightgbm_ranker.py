@@ -1,8 +1,8 @@
-"""The learned ranker: a LightGBM lambdarank model over the two-stage features, stored as LightGBM's text format.
+"""The second stage's learned model: LightGBM lambdarank over a ranking's features, stored as LightGBM's text format.
 
-`ranker.txt` is written by training (vrmodels.training.ranker) and read here; its feature names must be the
-ones the serving code computes (vrmodels.model.twostage.FEATURES), or the model is refused at load. LightGBM is
-imported on first use: models without a ranker never load it.
+`ranker.txt` is written by training (vrmodels.training.learn_ranker) and read here; the ranking that serves it
+refuses one learned on other features than it computes (vrmodels.model.ranking). LightGBM is imported on first
+use: models without a ranker never load it.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ class RankerError(ValueError):
     """A ranker file that cannot be read, or that was learned on other features; the message names the file."""
 
 
-class Ranker:
+class LightGBMRanker:
     def __init__(self, booster: object, num_threads: int = 1):
         self.booster = booster
         self.num_threads = num_threads
 
     @classmethod
-    def load(cls, directory: Path, features: tuple[str, ...], num_threads: int = 1) -> Ranker:
+    def load(cls, directory: Path, num_threads: int = 1) -> LightGBMRanker:
         import lightgbm
 
         path = directory / RANKER_FILE
@@ -32,17 +32,26 @@ class Ranker:
             booster = lightgbm.Booster(model_file=str(path))
         except lightgbm.basic.LightGBMError as exc:
             raise RankerError(f"{path}: not a LightGBM model ({str(exc).splitlines()[0]})") from None
-        if tuple(booster.feature_name()) != tuple(features):
-            raise RankerError(
-                f"{path}: learned on features {booster.feature_name()}, this code computes {list(features)}"
-            )
         return cls(booster, num_threads)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(self.booster.feature_name())  # type: ignore[attr-defined]
+
+    def expect_features(self, features: tuple[str, ...], directory: Path) -> None:
+        """RankerError naming the file unless it was learned on exactly `features`, in order."""
+        if self.features != tuple(features):
+            raise RankerError(
+                f"{directory / RANKER_FILE}: learned on features {list(self.features)}, this code computes "
+                f"{list(features)}"
+            )
 
     def save(self, directory: Path) -> str:
         self.booster.save_model(str(directory / RANKER_FILE))  # type: ignore[attr-defined]
         return RANKER_FILE
 
     def score(self, features: np.ndarray) -> np.ndarray:
+        """One score per row of `features` (higher ranks first)."""
         if not len(features):
             return np.zeros(0, dtype=np.float64)
         return self.booster.predict(features, num_threads=self.num_threads)  # type: ignore[attr-defined]
@@ -51,4 +60,4 @@ class Ranker:
         """Total gain per feature, as shares of the whole."""
         gains = np.asarray(self.booster.feature_importance("gain"), dtype=np.float64)  # type: ignore[attr-defined]
         total = gains.sum() or 1.0
-        return {name: round(float(gain / total), 4) for name, gain in zip(self.booster.feature_name(), gains)}  # type: ignore[attr-defined]
+        return {name: round(float(gain / total), 4) for name, gain in zip(self.features, gains)}

@@ -1,4 +1,4 @@
-"""SageMaker's side of a multi-model endpoint, for deploy/local_runtime.py (a local-testing tool).
+"""SageMaker's side of a multi-model endpoint, for sagemaker_local.runtime (a local-testing tool).
 
 On an invocation with a TargetModel, SageMaker makes sure the model is loaded in the container before it
 forwards: the first time, it downloads `<ModelDataUrl prefix><TargetModel>` from S3, unpacks it under the

@@ -1,0 +1,27 @@
+"""Sorted arrays of video indices, and rows of them as a sparse matrix: the small pieces every ranking shares."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import csr_matrix
+
+NO_VIDEOS = np.zeros(0, dtype=np.int32)
+
+
+def union(sorted_unique: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """np.union1d, skipped when one side is empty (the common case; union1d costs a sort even then)."""
+    if not len(other):
+        return sorted_unique
+    return np.union1d(sorted_unique, other) if len(sorted_unique) else other
+
+
+def rows_matrix(rows: list[np.ndarray], columns: int, values: list[np.ndarray] | None = None) -> csr_matrix:
+    """One CSR from per-row sorted column indices and their values (ones when not given), without a dense detour."""
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(row) for row in rows], out=indptr[1:])
+    indices = np.concatenate(rows).astype(np.int32, copy=False) if rows else NO_VIDEOS
+    if values is None:
+        data = np.ones(len(indices), dtype=np.float32)
+    else:
+        data = np.concatenate(values).astype(np.float32, copy=False) if values else np.zeros(0, np.float32)
+    return csr_matrix((data, indices, indptr), shape=(len(rows), columns))

@@ -1,0 +1,147 @@
+"""The manifest: what a model directory says of itself, typed, for every format version.
+
+Trainers fill one in; `write_model_dir` adds the format version, the time and every file's checksum; the loader
+reads it back, and the server, /info, the evaluation report and both trainers read it only through these types.
+Nothing else parses manifest.json. Formats 1-4 lack some entries: they read as their defaults (ALS, no
+catalogue, no ranker). The kind of a model names the ranking that serves it (vrmodels.model.ranking); the
+baselines every model is judged against are named here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MANIFEST_FILE = "manifest.json"
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
+BASELINES = {  # name in the metrics → how reports name it
+    "most_popular": "most popular (clicks)",
+    "most_watched": "most watched (engagement)",
+    "trending": "trending (recent views)",
+}
+DEFAULT_KIND = "als"  # what a manifest that does not say (formats 1-4) holds
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read; the message names the file and the entry."""
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class FileEntry(_Entry):
+    bytes: int
+    sha256: str
+
+
+class CatalogueEntry(_Entry):
+    """What the catalogue tables hold beyond their arrays (vrmodels.model.videos)."""
+
+    categories: list[str]
+    channels: int
+    data_end: int
+    video_features: list[str] = []
+    recent_days: int = 3
+    fresh_days: int = 7
+
+
+class ServingEntry(_Entry):
+    """The serving aids training built (vrmodels.training.aids) and why."""
+
+    topn: int = 0
+    ann: dict = {}
+    two_stage: dict | None = None
+    """`{"pool": N}`: stage 1's candidates per query, for a two-stage model."""
+
+
+class Evaluation(BaseModel):
+    """How the model was judged: the cut-off, the hold-out (its details differ by split), relevance, curves."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    k: int = 10
+    split: str = "user"
+    relevance: dict | None = None
+    curves: dict[str, dict[str, list[float]]] = {}
+
+    @property
+    def holdout(self) -> dict:
+        """The split's own details (cut, test_days, test_fraction, ...)."""
+        return dict(self.model_extra or {})
+
+
+class Headline(_Entry):
+    """The evaluation in one line: the shipped model's NDCG@k against the best baseline's."""
+
+    split: str
+    k: int
+    kind: str
+    ndcg: float | None
+    best_baseline: str | None
+    best_baseline_ndcg: float | None
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    model_version: str = "unknown"
+    kind: str = Field(DEFAULT_KIND, alias="shipped")
+    """The ranking that serves it (vrmodels.model.ranking), and its name in `metrics`."""
+    algorithm: str | None = None
+    parameters: dict = {}
+    confidence: dict | None = None
+    data: dict = {}
+    evaluation: Evaluation = Evaluation()
+    metrics: dict[str, dict[str, float | int]] = {}
+    """Per model and baseline: precision/recall/ndcg/map@k, users, coverage, popular_share, fresh figures."""
+    tuning: list[dict] | None = None
+    ranker: dict | None = None
+    """What the second stage learned from (vrmodels.training.learn_ranker), with a ranker."""
+    catalogue: CatalogueEntry | None = None
+    serving: ServingEntry = ServingEntry()
+    fallback: str | None = None
+    """How the fallback ranking was computed, when not plain engagement."""
+    format_version: int = FORMAT_VERSION
+    created_at: str | None = None
+    files: dict[str, FileEntry] = {}
+
+    @property
+    def regularization(self) -> float:
+        """ALS's regularization, which fold-in solves with (0.01 where a trainer did not record one)."""
+        return float(self.parameters.get("regularization", 0.01))
+
+    @property
+    def alpha(self) -> float:
+        return float(self.parameters.get("alpha", 1.0))
+
+    def headline(self) -> Headline:
+        baselines = {name: values for name, values in self.metrics.items() if name in BASELINES}
+        best = max(baselines, key=lambda name: baselines[name].get("ndcg", 0.0), default=None)
+        return Headline(
+            split=self.evaluation.split,
+            k=self.evaluation.k,
+            kind=self.kind,
+            ndcg=self.metrics.get(self.kind, {}).get("ndcg"),
+            best_baseline=best,
+            best_baseline_ndcg=baselines[best].get("ndcg") if best else None,
+        )
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        """Parse `path`; ManifestError naming it and the entry at fault (a format this code cannot read too)."""
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except ValidationError as exc:
+            if exc.errors()[0]["type"] == "json_invalid":
+                raise ManifestError(f"{path}: not valid JSON ({exc.errors()[0]['ctx']['error']})") from None
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'manifest'}: {error['msg']}"
+                for error in exc.errors(include_url=False)
+            )
+            raise ManifestError(f"{path}: {problems}") from None
