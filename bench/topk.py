@@ -2,7 +2,7 @@
 
     python -m bench.topk [--videos 20000] [--factors 64] [--repeats 200]
 
-implicit's `topk` multiplies the queries by `items.T`; vrmodels.model.catalogue hands it a column-major copy of the
+implicit's `topk` multiplies the queries by `items.T`; vrmodels.model.topk hands it a column-major copy of the
 item factors, so that `items.T` is contiguous. For each batch size a busy worker forms (1-64 queries), this times
 row-major (the mapped file's layout) and column-major factors alternately, one thread as in a worker, with 30
 filtered videos per query, and prints microseconds per query and the ratio. The answers are checked equal.

@@ -40,6 +40,7 @@ def build_features(
     events: pd.DataFrame,
     confidence: ConfidenceConfig | None = None,
     min_user_events: int = 1,
+    *,
     min_video_events: int = 1,
     source: str = "<frame>",
     videos: pd.DataFrame | None = None,

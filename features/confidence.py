@@ -97,6 +97,7 @@ def event_signal(
     event_names: list[str] | np.ndarray,
     event_codes: np.ndarray | None,
     completions: np.ndarray,
+    *,
     ratings: np.ndarray | None,
     config: ConfidenceConfig,
 ) -> np.ndarray:
@@ -116,7 +117,7 @@ def event_signal(
     return signal
 
 
-def pair_confidence(pair: np.ndarray, pairs: int, signal: np.ndarray, config: ConfidenceConfig) -> np.ndarray:
+def pair_confidence(pair: np.ndarray, pairs: int, signal: np.ndarray, *, config: ConfidenceConfig) -> np.ndarray:
     """Sum each pair's event signals (`pair[i]` is event i's pair) and apply the scaling."""
     total = np.bincount(pair, weights=signal, minlength=pairs)
     return (np.log1p(total) if config.scaling == "log" else total).astype(np.float32)

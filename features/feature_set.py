@@ -60,8 +60,8 @@ class PairEvents:
 
     def confidence(self, config: ConfidenceConfig) -> np.ndarray:
         """Per pair, from its events here (0 for a pair with none)."""
-        signal = event_signal(self.event_names, self.event_codes, self.completion, self.rating, config)
-        return pair_confidence(self.pair, self.pairs, signal, config)
+        signal = event_signal(self.event_names, self.event_codes, self.completion, ratings=self.rating, config=config)
+        return pair_confidence(self.pair, self.pairs, signal, config=config)
 
     def max_completion(self) -> np.ndarray:
         """Per pair: the best completion of its events (NaN when none carried watch time)."""

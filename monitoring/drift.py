@@ -152,7 +152,7 @@ def exceeded(report: dict, thresholds: dict[str, float]) -> list[str]:
     ]
 
 
-def plot(report: dict, traffic: Traffic, thresholds: dict[str, float], path: Path) -> bool:
+def plot(report: dict, traffic: Traffic, thresholds: dict[str, float], *, path: Path) -> bool:
     """drift.png; False when matplotlib is not installed (offline extra, requirements-offline.txt)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     report["thresholds"], report["exceeded"] = thresholds, alarms
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "drift.json").write_text(json.dumps(report, indent=2))
-    charted = plot(report, traffic, thresholds, args.out / "drift.png")
+    charted = plot(report, traffic, thresholds, path=args.out / "drift.png")
     print(json.dumps({"rates": report["rates"], "exceeded": alarms}))
     print(
         f"report: {args.out / 'drift.json'}"

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving import codecs
 from serving.errors import InvalidRequest, NotFound, ServingError, routing_fault
+from serving.invocations import InvocationHandler, error_response, read_body
 from serving.middleware import RequestLog
 from serving.models import ModelState
 from serving.multimodel import MultiModels
@@ -38,7 +39,6 @@ from serving.openapi import document
 from serving.predictor import Predictor
 from serving.registry import Registry
 from serving.settings import Settings, worker_account
-from serving.transform import Transformer, error_response, read_body
 from serving.wire import ExecutionParameters, InfoAnswer, PingAnswer, StatusAnswer
 
 
@@ -50,6 +50,7 @@ class Application:
         api: FastAPI,
         hot_routes: dict[tuple[str, str], ASGIApp],
         settings: Settings,
+        *,
         invoke_model: Callable[[Scope, Receive, Send, str], Awaitable[None]] | None = None,
     ):
         self.api = api
@@ -85,13 +86,13 @@ def create_app(settings: Settings | None = None) -> Application:
     """The single-model app, or the multi-model one when SAGEMAKER_MULTI_MODEL is set."""
     settings = settings or Settings.from_env()
     predictor = Predictor(settings.max_batch, settings.batch_wait_ms / 1000)
-    transform = Transformer(settings, predictor)
+    handler = InvocationHandler(settings, predictor)
     if settings.multi_model:
-        return _multi_model_app(settings, predictor, transform)
-    return _single_model_app(settings, predictor, transform)
+        return _multi_model_app(settings, predictor, handler)
+    return _single_model_app(settings, predictor, handler)
 
 
-def _single_model_app(settings: Settings, predictor: Predictor, transform: Transformer) -> Application:
+def _single_model_app(settings: Settings, predictor: Predictor, handler: InvocationHandler) -> Application:
     state = ModelState(settings, predictor)
 
     @asynccontextmanager
@@ -118,18 +119,18 @@ def _single_model_app(settings: Settings, predictor: Predictor, transform: Trans
 
     @app.post("/invocations", summary="Recommendations, similar videos, or a batch of either")
     async def invocations(request: Request) -> Response:
-        return await transform(request.scope, request.receive, state.resolve)
+        return await handler(request.scope, request.receive, state.resolve)
 
     async def hot_ping(scope: Scope, receive: Receive, send: Send) -> None:
         await ping_response()(scope, receive, send)
 
     async def hot_invocations(scope: Scope, receive: Receive, send: Send) -> None:
-        await (await transform(scope, receive, state.resolve))(scope, receive, send)
+        await (await handler(scope, receive, state.resolve))(scope, receive, send)
 
     return Application(app, {("GET", "/ping"): hot_ping, ("POST", "/invocations"): hot_invocations}, settings)
 
 
-def _multi_model_app(settings: Settings, predictor: Predictor, transform: Transformer) -> Application:
+def _multi_model_app(settings: Settings, predictor: Predictor, handler: InvocationHandler) -> Application:
     registry = Registry.create(worker_account(settings.worker_user))
     models = MultiModels(settings, predictor, registry)
 
@@ -153,7 +154,7 @@ def _multi_model_app(settings: Settings, predictor: Predictor, transform: Transf
 
     @app.post("/models", summary="Load a model unpacked under the models root (SageMaker multi-model contract)")
     async def load(request: Request) -> Response:
-        body = await read_body(request.receive, request.headers.get("content-length"), MAX_LOAD_BODY, "")
+        body = await read_body(request.receive, request.headers.get("content-length"), MAX_LOAD_BODY, request_id="")
         entry = await models.load(body)
         return _json(StatusAnswer(status=f"model {entry.name} loaded", modelName=entry.name, modelUrl=entry.url))
 
@@ -180,7 +181,7 @@ def _multi_model_app(settings: Settings, predictor: Predictor, transform: Transf
 
     async def _invoke(scope: Scope, receive: Receive, name: str) -> Response:
         target = next((v for k, v in scope["headers"] if k == TARGET_MODEL_HEADER), b"").decode("latin-1")
-        return await transform(scope, receive, lambda: models.resolve(name), target or name)
+        return await handler(scope, receive, lambda: models.resolve(name), model_name=target or name)
 
     async def hot_invoke(scope: Scope, receive: Receive, send: Send, name: str) -> None:
         await (await _invoke(scope, receive, name))(scope, receive, send)

@@ -2,7 +2,7 @@
 
 A ServingError is either raised (it ends the whole request) or stands in the slot of one query of a batch
 (serving.outcomes). Nothing maps exceptions to statuses afterwards, except the one catch-all in
-serving.transform that turns a fault nobody foresaw into a 500.
+serving.invocations that turns a fault nobody foresaw into a 500.
 """
 
 from __future__ import annotations

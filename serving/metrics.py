@@ -18,7 +18,7 @@ ModelName too (the caller's TargetModel when SageMaker passes it, else the loade
 A multi-model server also writes a line per model load and unload: ModelLoadTime (Milliseconds, under ModelName
 and Variant) and LoadedModels (Count, under Variant).
 
-The counts come from the request's typed outcomes (InvocationStats), which serving.transform leaves in the
+The counts come from the request's typed outcomes (InvocationStats), which serving.invocations leaves in the
 request's scope for the log line. The `aws-embedded-metrics` library is not used: it builds a logger per request
 and flushes lines of its own, where this line must stay one cheap write on a path served thousands of times a
 second.
@@ -44,7 +44,7 @@ REQUEST_METRICS = {
     "EmptyAnswers": "Count",
     "Errors": "Count",
 }
-STATS_KEY = "invocation"  # where serving.transform leaves a request's InvocationStats in scope["state"]
+STATS_KEY = "invocation"  # where serving.invocations leaves a request's InvocationStats in scope["state"]
 NO_MODEL = "none"  # the ModelVersion of a request answered before any model could serve it
 
 
@@ -91,7 +91,7 @@ class RequestMetrics:
         self._multi_model = multi_model
         self._directives = _directives(namespace, ("ModelName", *DIMENSIONS) if multi_model else DIMENSIONS)
 
-    def members(self, timestamp: float, status: int, latency_ms: float, stats: InvocationStats) -> dict:
+    def members(self, timestamp: float, status: int, latency_ms: float, *, stats: InvocationStats) -> dict:
         members = {
             "_aws": {"Timestamp": int(timestamp * 1000), "CloudWatchMetrics": self._directives},
             "ModelVersion": stats.model_version,
@@ -110,7 +110,9 @@ class RequestMetrics:
         return members
 
 
-def model_event(variant: str, name: str, loaded: int, load_ms: float | None = None, namespace: str = NAMESPACE) -> dict:
+def model_event(
+    variant: str, name: str, loaded: int, *, load_ms: float | None = None, namespace: str = NAMESPACE
+) -> dict:
     """The EMF members of a multi-model server's load (with its `load_ms`) or unload line."""
     metrics = [
         {"Namespace": namespace, "Dimensions": [["Variant"]], "Metrics": [{"Name": "LoadedModels", "Unit": "Count"}]}

@@ -51,7 +51,7 @@ class RequestLog:
                 fields = {"request_id": request_id, "method": scope["method"], "route": scope["path"], "status": status}
                 stats = state.get(STATS_KEY)
                 if stats is not None:
-                    fields |= self.metrics.members(now, status, latency_ms, stats)
+                    fields |= self.metrics.members(now, status, latency_ms, stats=stats)
                 else:
                     fields["latency_ms"] = latency_ms
                 self.logger.log(fields, now)

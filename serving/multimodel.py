@@ -56,7 +56,7 @@ class MultiModels:
         name, url = _load_request(body)
         directory = self._inside_root(url)
         size = _size(directory)
-        self.registry.claim(name, url, size, self.settings.multi_model_memory_bytes)
+        self.registry.claim(name, url, size, budget_bytes=self.settings.multi_model_memory_bytes)
         started = time.perf_counter()
         try:
             model = await run_in_threadpool(self._open, directory, True)
@@ -72,7 +72,7 @@ class MultiModels:
         log.info(
             "model loaded",
             extra={"model_name": name, "model_url": url, "model_version": model.version, "size_bytes": size}
-            | model_event(self.settings.variant, name, self.registry.count(), load_ms),
+            | model_event(self.settings.variant, name, self.registry.count(), load_ms=load_ms),
         )
         return entry
 

@@ -42,7 +42,7 @@ class Predictor:
         self.batcher: MicroBatcher[Job, Outcome] = MicroBatcher(self.score, max_batch, max_wait)
 
     async def predict(
-        self, recommender: Recommender, parsed: Sequence[Parsed], request_id: str, timeout: float
+        self, recommender: Recommender, parsed: Sequence[Parsed], request_id: str, *, timeout: float
     ) -> list[Outcome]:
         """Each query's outcome, in order; TimeoutError when scoring takes longer than `timeout` seconds (answers
         that need no scoring never wait, so they are never timed)."""

@@ -82,7 +82,7 @@ class Registry:
         found = (_read_entry(path) for path in _files(self._models))
         return sorted((entry for entry in found if entry is not None), key=lambda entry: entry.name)
 
-    def claim(self, name: str, url: str, size_bytes: int, budget_bytes: int) -> None:
+    def claim(self, name: str, url: str, size_bytes: int, *, budget_bytes: int) -> None:
         """Reserve `name` for a load (raises Conflict or InsufficientStorage)."""
         with self._locked():
             if (self._models / _key(name)).exists():

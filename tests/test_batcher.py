@@ -35,7 +35,7 @@ def run(coroutine):
 
 
 async def request(batcher: MicroBatcher, items: list[int]) -> list[int]:
-    """What serving.transform does: a request counts as in flight for as long as it is answered."""
+    """What serving.invocations does: a request counts as in flight for as long as it is answered."""
     with batcher.in_flight():
         return await batcher.run(items)
 

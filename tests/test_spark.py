@@ -60,7 +60,7 @@ def events_file(tmp_path_factory) -> Path:
 
 def spark_pairs(spark, path: Path, confidence: ConfidenceConfig, **options) -> train_spark.SparkFeatures:
     events = train_spark.validate(train_spark.read_events(spark, str(path)), str(path), confidence)
-    return train_spark.collect(*train_spark.build_pairs(events, confidence, source=str(path), **options))
+    return train_spark.collect(train_spark.build_pairs(events, confidence, source=str(path), **options))
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def test_rating_data_gets_the_same_confidences(spark, tmp_path):
 
     expected = build_features_from_file(path, "movielens", confidence=confidence).interactions
     events = train_spark.validate(train_spark.read_events(spark, str(path), "movielens"), str(path), confidence)
-    built = train_spark.collect(*train_spark.build_pairs(events, confidence))
+    built = train_spark.collect(train_spark.build_pairs(events, confidence))
     ours = expected.sort_values(["user_index", "video_index"])
     np.testing.assert_allclose(built.pairs["confidence"], ours["confidence"], rtol=1e-6)
     assert not built.has_watch_time
@@ -186,8 +186,9 @@ def test_videos_spark_never_saw_in_training_get_zero_rows_and_are_counted(spark,
     path = tmp_path / "events.csv"
     pd.DataFrame(rows, columns=HEADER.strip().split(",")).to_csv(path, index=False)
     events = train_spark.validate(train_spark.read_events(spark, str(path)), str(path), ConfidenceConfig())
-    pairs, users, videos, _ = train_spark.build_pairs(events, ConfidenceConfig())
-    _, item_factors, missing = train_spark.fit(pairs.filter("NOT held_out"), SMALL, (len(users), len(videos)))
+    built = train_spark.build_pairs(events, ConfidenceConfig())
+    users, videos = built.user_ids, built.video_ids
+    _, item_factors, missing = train_spark.fit(built.pairs.filter("NOT held_out"), SMALL, (len(users), len(videos)))
     assert missing["videos_without_factors"] == 1
     assert not item_factors[videos.index("v-late")].any() and item_factors.shape == (len(videos), 16)
 

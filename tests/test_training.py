@@ -48,7 +48,7 @@ def test_ranking_metrics_match_hand_computation():
     held_out = csr_matrix(np.array([[0, 1, 0, 1, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=np.float32))
     recommended = np.array([[1, 2, 3], [0, 1, 2], [4, 2, 1]])
     scores = np.ones((3, 3), dtype=np.float32)
-    metrics = ranking_metrics(recommended, scores, held_out, 3)
+    metrics = ranking_metrics(recommended, scores, held_out, k=3)
     # user 0: hits at ranks 1 and 3 of 2 relevant; user 2: no hit; user 1 has nothing held out and is skipped.
     dcg = 1 + 1 / np.log2(4)
     ideal = 1 + 1 / np.log2(3)
@@ -61,7 +61,7 @@ def test_ranking_metrics_match_hand_computation():
 
 def test_ranking_metrics_ignore_filtered_padding():
     held_out = csr_matrix(np.array([[1, 0, 0]], dtype=np.float32))
-    metrics = ranking_metrics(np.array([[0, 0]]), np.array([[-3.4e38, -3.4e38]], dtype=np.float32), held_out, 2)
+    metrics = ranking_metrics(np.array([[0, 0]]), np.array([[-3.4e38, -3.4e38]], dtype=np.float32), held_out, k=2)
     assert metrics["precision"] == 0.0
 
 
@@ -163,8 +163,8 @@ def test_tuning_results_do_not_depend_on_the_test_part(sample_features):
         pair_events=replace(sample_features.pair_events, completion=completion),
     )
     base = Trial(SMALL_PARAMS, sample_features.confidence_config)
-    _, history = tune(sample_features, split.train_rows, relevant, 4, base)
-    _, scrambled_history = tune(scrambled, split.train_rows, relevant, 4, base)
+    _, history = tune(sample_features, split.train_rows, relevant, trials=4, base=base)
+    _, scrambled_history = tune(scrambled, split.train_rows, relevant, trials=4, base=base)
     assert history == scrambled_history
 
 
@@ -172,7 +172,7 @@ def test_tuning_is_never_worse_than_trial_0_on_validation(sample_features):
     relevant = Relevance.for_events(sample_features.pair_events).mask(sample_features.pair_events)
     split = holdout(sample_features.interactions, relevant, 0.2)
     base = Trial(SMALL_PARAMS, sample_features.confidence_config)
-    best, history = tune(sample_features, split.train_rows, relevant, 6, base)
+    best, history = tune(sample_features, split.train_rows, relevant, trials=6, base=base)
     scores = [entry["validation_ndcg@10"] for entry in history]
     assert history[0]["params"] == asdict(SMALL_PARAMS)
     assert history[0]["confidence"] == sample_features.confidence_config.to_dict()

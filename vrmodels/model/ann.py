@@ -38,7 +38,7 @@ class AnnIndexes:
         return FILES
 
     @classmethod
-    def load(cls, directory: Path, videos: int, factors: int, mmap: bool = True) -> AnnIndexes:
+    def load(cls, directory: Path, videos: int, factors: int, *, mmap: bool = True) -> AnnIndexes:
         """Memory-mapped (shared between processes) and checked against the model's item factors."""
         faiss = faiss_module()
         flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0

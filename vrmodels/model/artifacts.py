@@ -273,11 +273,11 @@ def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
             directory=directory,
         )
         if _all_or_none(ann.FILES, files, directory):
-            artifacts.ann = AnnIndexes.load(directory, len(video_ids), item_factors.shape[1], mmap)
+            artifacts.ann = AnnIndexes.load(directory, len(video_ids), item_factors.shape[1], mmap=mmap)
         if _all_or_none(video_tables.FILES, files, directory):
             if manifest.catalogue is None:
                 raise ModelArtifactError(f"{directory / MANIFEST_FILE}: catalogue tables without a 'catalogue' entry")
-            artifacts.tables = VideoTables.load(directory, manifest.catalogue, len(video_ids), mmap)
+            artifacts.tables = VideoTables.load(directory, manifest.catalogue, len(video_ids), mmap=mmap)
         if RANKER_FILE in files:
             if artifacts.tables is None:
                 raise ModelArtifactError(f"{directory / RANKER_FILE}: a ranker needs the catalogue tables")

@@ -65,7 +65,10 @@ class Recommender:
         if artifacts.topn is not None:
             item_factors = np.asarray(artifacts.item_factors)
             self._lists = PrecomputedLists(
-                artifacts.topn, artifacts.topn_scores, np.asarray(artifacts.user_factors), item_factors
+                artifacts.topn,
+                artifacts.topn_scores,
+                user_factors=np.asarray(artifacts.user_factors),
+                item_factors=item_factors,
             )
 
     @classmethod

@@ -134,7 +134,9 @@ class Resolver:
             unknown += unknown_candidates
         videos, confidences = self.user_videos(user) if user is not None else (NO_VIDEOS, NO_VIDEOS)
         if len(history):
-            videos, confidences = merge_history(videos, confidences, history, self._history_confidence)
+            videos, confidences = merge_history(
+                videos, confidences, history, history_confidence=self._history_confidence
+            )
         return ResolvedQuery(
             k=query.k,
             user=user,
@@ -205,7 +207,7 @@ def score_list(scores: np.ndarray) -> list[float]:
 
 
 def merge_history(
-    videos: np.ndarray, confidences: np.ndarray, history: np.ndarray, history_confidence: float
+    videos: np.ndarray, confidences: np.ndarray, history: np.ndarray, *, history_confidence: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training videos plus fresh history; a video in both keeps the larger confidence."""
     merged = np.union1d(videos, history)

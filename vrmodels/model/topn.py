@@ -18,7 +18,7 @@ DEFAULT_TOPN = 100
 
 class PrecomputedLists:
     def __init__(
-        self, lists: np.ndarray, scores: np.ndarray | None, user_factors: np.ndarray, item_factors: np.ndarray
+        self, lists: np.ndarray, scores: np.ndarray | None, user_factors: np.ndarray, *, item_factors: np.ndarray
     ):
         self._lists = np.asarray(lists)
         self._scores = None if scores is None else np.asarray(scores)

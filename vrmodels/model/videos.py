@@ -104,7 +104,7 @@ class VideoTables:
         return FILES
 
     @classmethod
-    def load(cls, directory: Path, entry: CatalogueEntry, videos: int, mmap: bool = True) -> VideoTables:
+    def load(cls, directory: Path, entry: CatalogueEntry, videos: int, *, mmap: bool = True) -> VideoTables:
         """Memory-mapped and checked against the model's video count and the manifest's `catalogue` entry."""
         mode = "r" if mmap else None
         arrays = {name: np.asarray(np.load(directory / name, mmap_mode=mode)) for name in FILES}

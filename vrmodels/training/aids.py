@@ -76,7 +76,7 @@ def precomputed_lists(ranking: Ranking, artifacts: ModelArtifacts, n: int) -> tu
     plain = Narrowing(ranking.unavailable)
     for start in range(0, users, _CHUNK_USERS):
         chunk = np.arange(start, min(start + _CHUNK_USERS, users))
-        batch = QueryBatch.of_users(artifacts.user_factors, user_items, chunk, n, plain)
+        batch = QueryBatch.of_users(artifacts.user_factors, user_items, chunk, k=n, narrowing=plain)
         for user, (ids, values) in zip(chunk, ranking.rank(batch)):
             lists[user, : len(ids)] = ids
             if scores is not None:

@@ -21,7 +21,7 @@ PRIOR_WEIGHT = 3.0
 
 
 def with_priors(
-    item_factors: np.ndarray, users: np.ndarray, channels: np.ndarray, categories: np.ndarray, exists: np.ndarray
+    item_factors: np.ndarray, users: np.ndarray, channels: np.ndarray, *, categories: np.ndarray, exists: np.ndarray
 ) -> np.ndarray:
     """Item factors blended with their metadata priors; `users` per video its training users, `exists` whether
     it existed at the model's time."""

@@ -55,6 +55,7 @@ def evaluate_split(
     features: FeatureSet,
     train_rows: np.ndarray,
     relevant_rows: np.ndarray,
+    *,
     params: TrainParams,
     max_k: int = K,
     show_progress: bool = False,
@@ -62,13 +63,15 @@ def evaluate_split(
     """ALS fitted on `train_rows` only, then judged (`judge`) on the relevant held-out pairs."""
     train = features.to_csr(train_rows)
     model = fit_als(train, params, show_progress)
-    return judge(train, features.indicator(relevant_rows), model.user_factors, model.item_factors, max_k, params.seed)
+    held_out = features.indicator(relevant_rows)
+    return judge(train, held_out, model.user_factors, item_factors=model.item_factors, max_k=max_k, seed=params.seed)
 
 
 def judge(
     train: csr_matrix,
     held_out: csr_matrix,
     user_factors: np.ndarray,
+    *,
     item_factors: np.ndarray,
     max_k: int = K,
     seed: int = 0,
@@ -81,11 +84,13 @@ def judge(
     users = evaluated_users(held_out, seed)
     every = np.ones(train.shape[1], dtype=bool)
     lists = {
-        AlsRanking.kind: catalogue_lists(np.asarray(user_factors)[users], item_factors, train[users], max_k, every),
-        "most_popular": popularity_lists(clicks(train), train[users], max_k, every),
-        "most_watched": popularity_lists(engagement(train), train[users], max_k, every),
+        AlsRanking.kind: catalogue_lists(
+            np.asarray(user_factors)[users], item_factors, train[users], k=max_k, allowed=every
+        ),
+        "most_popular": popularity_lists(clicks(train), train[users], max_k, allowed=every),
+        "most_watched": popularity_lists(engagement(train), train[users], max_k, allowed=every),
     }
-    return score_lists(lists, held_out[users], clicks(train), max_k)
+    return score_lists(lists, held_out[users], clicks(train), max_k=max_k)
 
 
 def evaluated_users(held_out: csr_matrix, seed: int, among: np.ndarray | None = None) -> np.ndarray:
@@ -100,7 +105,7 @@ def evaluated_users(held_out: csr_matrix, seed: int, among: np.ndarray | None = 
 
 
 def catalogue_lists(
-    vectors: np.ndarray, item_factors: np.ndarray, filters: csr_matrix, k: int, allowed: np.ndarray
+    vectors: np.ndarray, item_factors: np.ndarray, filters: csr_matrix, *, k: int, allowed: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's top k of the `allowed` videos by inner product, none of its `filters` row."""
     subset = np.flatnonzero(allowed)
@@ -110,7 +115,7 @@ def catalogue_lists(
 
 
 def popularity_lists(
-    scores: np.ndarray, filters: csr_matrix, k: int, allowed: np.ndarray
+    scores: np.ndarray, filters: csr_matrix, k: int, *, allowed: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The top k of the `allowed` videos by `scores` for every row, excluding that row's `filters`."""
     subset = np.flatnonzero(allowed)
@@ -132,6 +137,7 @@ def score_lists(
     lists: dict[str, tuple[np.ndarray, np.ndarray]],
     held_out: csr_matrix,
     video_popularity: np.ndarray,
+    *,
     max_k: int = K,
     fresh: np.ndarray | None = None,
 ) -> SplitEvaluation:
@@ -263,6 +269,6 @@ class RankedLists:
         return float(is_top[shown].mean()) if len(shown) else 0.0
 
 
-def ranking_metrics(recommended: np.ndarray, scores: np.ndarray, held_out: csr_matrix, k: int) -> dict[str, float]:
+def ranking_metrics(recommended: np.ndarray, scores: np.ndarray, held_out: csr_matrix, *, k: int) -> dict[str, float]:
     """Metrics above for `recommended[i]` (video indices, best first) against row i of `held_out`."""
     return RankedLists(recommended[:, :k], scores[:, :k], held_out).metrics(k)

@@ -103,23 +103,29 @@ class UserSplit:
         )
         if not self.has_tables:
             evaluation = evaluate_split(
-                self.features, split.train_rows, split.relevant_rows, params, CURVE_MAX_K, show_progress
+                self.features,
+                split.train_rows,
+                split.relevant_rows,
+                params=params,
+                max_k=CURVE_MAX_K,
+                show_progress=show_progress,
             )
             return Judgement(evaluation, AlsRanking.kind)
         train = self.features.to_csr(split.train_rows)
         model = fit_als(train, params, show_progress)
-        items = item_factors(model, self.features, train, None)
+        items = item_factors(model, self.features, train, tables=None)
         held = self.features.indicator(split.relevant_rows)
         users = evaluated_users(held, params.seed)
         every = np.ones(train.shape[1], dtype=bool)
         lists = {
             AlsRanking.kind: catalogue_lists(
-                np.asarray(model.user_factors)[users], items, train[users], CURVE_MAX_K, every
+                np.asarray(model.user_factors)[users], items, train[users], k=CURVE_MAX_K, allowed=every
             ),
-            "most_popular": popularity_lists(clicks(train), train[users], CURVE_MAX_K, every),
-            "most_watched": popularity_lists(engagement(train), train[users], CURVE_MAX_K, every),
+            "most_popular": popularity_lists(clicks(train), train[users], CURVE_MAX_K, allowed=every),
+            "most_watched": popularity_lists(engagement(train), train[users], CURVE_MAX_K, allowed=every),
         }
-        return Judgement(score_lists(lists, held[users], clicks(train), CURVE_MAX_K), AlsRanking.kind)
+        evaluation = score_lists(lists, held[users], clicks(train), max_k=CURVE_MAX_K)
+        return Judgement(evaluation, AlsRanking.kind)
 
     def _holdout(self, relevance: Relevance):
         if self._split is None:
@@ -169,17 +175,17 @@ class TimeSplit:
         log.info("[evaluate] fitting on %d pairs before the cut", train.nnz)
         model = fit_als(train, params, show_progress)
         tables = video_tables(self.features, relevance, self.cut) if self.has_tables else None
-        items = item_factors(model, self.features, train, tables, judged.known_videos)
+        items = item_factors(model, self.features, train, tables=tables, exists=judged.known_videos)
         held = self.features.indicator(judged.relevant_rows)
         users = evaluated_users(held, params.seed, among=np.diff(train.indptr) > 0)
         allowed, filters = judged.known_videos, train[users]
         lists = {
             AlsRanking.kind: catalogue_lists(
-                np.asarray(model.user_factors)[users], items, filters, CURVE_MAX_K, allowed
+                np.asarray(model.user_factors)[users], items, filters, k=CURVE_MAX_K, allowed=allowed
             ),
-            "most_popular": popularity_lists(clicks(train), filters, CURVE_MAX_K, allowed),
-            "most_watched": popularity_lists(engagement(train), filters, CURVE_MAX_K, allowed),
-            "trending": popularity_lists(recent_clicks(self.features, self.cut), filters, CURVE_MAX_K, allowed),
+            "most_popular": popularity_lists(clicks(train), filters, CURVE_MAX_K, allowed=allowed),
+            "most_watched": popularity_lists(engagement(train), filters, CURVE_MAX_K, allowed=allowed),
+            "trending": popularity_lists(recent_clicks(self.features, self.cut), filters, CURVE_MAX_K, allowed=allowed),
         }
         judged_ranker = None
         if self.use_ranker:
@@ -195,13 +201,14 @@ class TimeSplit:
                 tables=tables,
                 ranker=judged_ranker.ranker,  # type: ignore[arg-type]
             )
-            batch = QueryBatch.of_users(model.user_factors, train, users, CURVE_MAX_K, Narrowing(NO_VIDEOS))
+            plain = Narrowing(NO_VIDEOS)
+            batch = QueryBatch.of_users(model.user_factors, train, users, k=CURVE_MAX_K, narrowing=plain)
             lists[TwoStageRanking.kind] = padded_lists(ranking.rank(batch), CURVE_MAX_K)
         fresh = None
         if tables is not None:
             with np.errstate(invalid="ignore"):
                 fresh = allowed & (tables.published >= self.cut - RECENT_DAYS * DAY)
-        evaluation = score_lists(lists, held[users], clicks(train), CURVE_MAX_K, fresh)
+        evaluation = score_lists(lists, held[users], clicks(train), max_k=CURVE_MAX_K, fresh=fresh)
         if judged_ranker is None:
             return Judgement(evaluation, AlsRanking.kind)
         return Judgement(
@@ -234,7 +241,7 @@ class TimeSplit:
         log.info("[ranker] stage 1 fitted on %d pairs before the ranker's window", train.nnz)
         model = fit_als(train, params)
         tables = video_tables(self.features, relevance, cut)
-        items = item_factors(model, self.features, train, tables, learning.known_videos)
+        items = item_factors(model, self.features, train, tables=tables, exists=learning.known_videos)
         return self._learn_on(Stage1(learning, model, items, tables), relevance, params.seed)
 
     def _learn_on(self, stage1: Stage1, relevance: Relevance, seed: int) -> LearnedRanker:
@@ -245,9 +252,9 @@ class TimeSplit:
         user_factors = stage1.model.user_factors
 
         def batch_of(chunk: np.ndarray) -> QueryBatch:
-            return QueryBatch.of_users(user_factors, train, chunk, stages.pool, Narrowing(NO_VIDEOS))
+            return QueryBatch.of_users(user_factors, train, chunk, k=stages.pool, narrowing=Narrowing(NO_VIDEOS))
 
-        ranker, account = learn(stages, batch_of, labels, users, seed=seed, min_positives=self.min_positives)
+        ranker, account = learn(stages, batch_of, labels, users=users, seed=seed, min_positives=self.min_positives)
         return LearnedRanker(ranker, account)
 
     def describe(self, with_ranker: bool = False) -> dict:
@@ -265,6 +272,7 @@ def item_factors(
     model: AlternatingLeastSquares,
     features: FeatureSet,
     train: csr_matrix,
+    *,
     tables: VideoTables | None,
     exists: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -277,7 +285,7 @@ def item_factors(
     users = np.bincount(train.indices, minlength=train.shape[1]).astype(np.float64)
     if exists is None:
         exists = tables.available() if tables is not None else np.ones(len(items), dtype=bool)
-    return with_priors(items, users, channels, categories, exists)
+    return with_priors(items, users, channels, categories=categories, exists=exists)
 
 
 def recent_clicks(features: FeatureSet, time: int) -> np.ndarray:

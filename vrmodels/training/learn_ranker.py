@@ -69,7 +69,7 @@ class Examples:
 
 
 def examples(
-    stages: TwoStageRanking, batch_of: Callable[[np.ndarray], QueryBatch], labels: csr_matrix, users: np.ndarray
+    stages: TwoStageRanking, batch_of: Callable[[np.ndarray], QueryBatch], labels: csr_matrix, *, users: np.ndarray
 ) -> Examples:
     """Features and labels of every candidate of `users` (rows of `labels`, users × videos, 1 = positive);
     `batch_of` makes the batch of a chunk of users as stage 1 saw them."""
@@ -100,15 +100,15 @@ def learn(
     stages: TwoStageRanking,
     batch_of: Callable[[np.ndarray], QueryBatch],
     labels: csr_matrix,
-    users: np.ndarray,
     *,
+    users: np.ndarray,
     seed: int,
     min_positives: int = 1,
 ) -> tuple[LightGBMRanker, dict]:
     """The ranker, and the manifest's account of what it learned from; TooLittleToLearn below `min_positives`."""
     if len(users) > MAX_USERS:
         users = np.sort(np.random.default_rng(seed).choice(users, MAX_USERS, replace=False))
-    data = examples(stages, batch_of, labels, users)
+    data = examples(stages, batch_of, labels, users=users)
     positives = int(data.labels.sum())
     if positives < max(min_positives, 1):
         raise TooLittleToLearn(

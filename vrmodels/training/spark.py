@@ -101,6 +101,16 @@ class SparkFeatures:
         return csr_matrix((values, (frame["user_index"].to_numpy(), frame["video_index"].to_numpy())), shape=self.shape)
 
 
+@dataclass(frozen=True)
+class SparkPairs:
+    """The indexed pair table (a Spark DataFrame of PAIR_COLUMNS and more), the id maps and what was read."""
+
+    pairs: object
+    user_ids: list[str]
+    video_ids: list[str]
+    report: dict
+
+
 @dataclass
 class SparkResult:
     user_factors: np.ndarray
@@ -224,9 +234,10 @@ def build_pairs(
     events,
     confidence: ConfidenceConfig,
     min_user_events: int = 1,
+    *,
     min_video_events: int = 1,
     source: str = "<events>",
-) -> tuple[object, list[str], list[str], dict]:
+) -> SparkPairs:
     """Per pair: confidence and the facts the split and relevance need, indexed; with the id maps and the report."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -295,17 +306,17 @@ def build_pairs(
         "confidence": confidence.to_dict(),
         "trainer": "spark",
     }
-    return indexed, user_ids, video_ids, report
+    return SparkPairs(indexed, user_ids, video_ids, report)
 
 
-def collect(pairs, user_ids: list[str], video_ids: list[str], report: dict) -> SparkFeatures:
+def collect(built: SparkPairs) -> SparkFeatures:
     """The pair table on the driver (Arrow), as the evaluation and the model directory need it."""
-    frame = pairs.select(*PAIR_COLUMNS).toPandas()
+    frame = built.pairs.select(*PAIR_COLUMNS).toPandas()
     frame = frame.sort_values(["user_index", "video_index"], kind="stable").reset_index(drop=True)
     has_watch_time = bool(frame["max_completion"].notna().any())
     frame["max_completion"] = frame["max_completion"].astype(np.float32)
     frame["max_rating"] = frame["max_rating"].astype(np.float32)
-    return SparkFeatures(frame, user_ids, video_ids, report, has_watch_time)
+    return SparkFeatures(frame, built.user_ids, built.video_ids, built.report, has_watch_time)
 
 
 def fit(pairs, params: SparkParams, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -341,8 +352,8 @@ def train_spark(
     confidence = confidence or ConfidenceConfig()
     relevant_completion, relevant_min_rating = options.relevant_completion, options.relevant_min_rating
     events = validate(read_events(spark, events_path, input_format), events_path, confidence)
-    pairs, user_ids, video_ids, report = build_pairs(events, confidence, min_user_events, min_video_events, events_path)
-    features = collect(pairs, user_ids, video_ids, report)
+    built = build_pairs(events, confidence, min_user_events, min_video_events=min_video_events, source=events_path)
+    pairs, features = built.pairs, collect(built)
     frame = features.pairs
     relevance = Relevance.choose(features.has_watch_time, relevant_completion, relevant_min_rating)
     relevant = relevance.mask_of(
@@ -362,9 +373,9 @@ def train_spark(
         train,
         features.matrix(held_out & relevant, weighted=False),
         user_factors,
-        item_factors,
-        CURVE_MAX_K,
-        params.seed,
+        item_factors=item_factors,
+        max_k=CURVE_MAX_K,
+        seed=params.seed,
     )
     quality_gate(evaluation.metrics, relevance, allow_worse=options.allow_worse)
     log.info("[refit] Spark ALS on all %d pairs", len(frame))

@@ -53,7 +53,7 @@ class Holdout:
 
 
 def holdout(
-    interactions: pd.DataFrame, relevant: np.ndarray, test_fraction: float, within: np.ndarray | None = None
+    interactions: pd.DataFrame, relevant: np.ndarray, test_fraction: float, *, within: np.ndarray | None = None
 ) -> Holdout:
     """Split the rows `within` a mask (default: all) by time, per user; the rest of the rows are in neither part."""
     within = np.ones(len(interactions), dtype=bool) if within is None else within

@@ -125,6 +125,8 @@ def recent_engagement(features: FeatureSet, time: int) -> np.ndarray:
     events = features.pair_events.subset(features.pair_events.timestamp < time)
     decay = np.exp2(-(time - events.timestamp) / (FALLBACK_HALF_LIFE_DAYS * DAY)).astype(np.float32)
     config = features.confidence_config
-    signal = event_signal(events.event_names, events.event_codes, events.completion, events.rating, config)
+    signal = event_signal(
+        events.event_names, events.event_codes, events.completion, ratings=events.rating, config=config
+    )
     video = features.interactions["video_index"].to_numpy()[events.pair]
     return np.bincount(video, weights=signal * decay, minlength=len(features.video_ids)).astype(np.float32)

@@ -74,7 +74,8 @@ def train(
     if options.trials:
         log.info("[tune] %d trials on a validation split of the training part", options.trials)
         before, rows = holdout.tuning_data(relevance)
-        chosen, tuning = tune(before, rows, relevance.mask(before.pair_events), options.trials, chosen, on_trial)
+        relevant = relevance.mask(before.pair_events)
+        chosen, tuning = tune(before, rows, relevant, trials=options.trials, base=chosen, on_trial=on_trial)
         features = features.with_confidence(chosen.confidence)
         holdout = holdout_of(features)
     judgement = holdout.judge(relevance, chosen.params, show_progress)
@@ -100,7 +101,7 @@ def train(
     )
     trained = TrainedModel(
         user_factors=model.user_factors,
-        item_factors=item_factors(model, features, user_items, tables),
+        item_factors=item_factors(model, features, user_items, tables=tables),
         user_items=user_items,
         user_ids=features.user_ids,
         video_ids=features.video_ids,

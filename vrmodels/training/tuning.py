@@ -86,6 +86,7 @@ def tune(
     features: FeatureSet,
     train_rows: np.ndarray,
     relevant: np.ndarray,
+    *,
     trials: int,
     base: Trial,
     on_trial: Callable[[dict], None] | None = None,
@@ -105,9 +106,8 @@ def tune(
         key = tuple(sorted(trial.values().items()))
         if key not in scores:
             trial_features = features.with_confidence(trial.confidence)
-            scores[key] = evaluate_split(trial_features, fit_rows, judged_rows, trial.params).metrics[AlsRanking.kind][
-                "ndcg"
-            ]
+            judged = evaluate_split(trial_features, fit_rows, judged_rows, params=trial.params)
+            scores[key] = judged.metrics[AlsRanking.kind]["ndcg"]
         record = {
             "trial": study_trial.number,
             "params": asdict(trial.params),

@@ -70,7 +70,7 @@ class QueryBatch:
 
     @classmethod
     def of_users(
-        cls, user_factors: np.ndarray, user_items: csr_matrix, users: np.ndarray, k: int, narrowing: Narrowing
+        cls, user_factors: np.ndarray, user_items: csr_matrix, users: np.ndarray, *, k: int, narrowing: Narrowing
     ) -> QueryBatch:
         """Known users as training saw them, each asking for k unwatched videos narrowed alike (the precomputed lists,
         the judged lists, the ranker's examples)."""

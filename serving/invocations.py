@@ -26,13 +26,13 @@ log = logging.getLogger(__name__)
 STREAM_SLICE = 1000  # queries parsed, scored and encoded at a time in a Batch Transform mini-batch
 
 
-class Transformer:
+class InvocationHandler:
     def __init__(self, settings: Settings, predictor: Predictor):
         self.settings = settings
         self.predictor = predictor
 
     async def __call__(
-        self, scope: Scope, receive: Receive, resolve: Callable[[], Awaitable[LoadedModel]], model_name: str = ""
+        self, scope: Scope, receive: Receive, resolve: Callable[[], Awaitable[LoadedModel]], *, model_name: str = ""
     ) -> Response:
         """Answer one invocation with the model `resolve` gives (it raises when there is none to answer with);
         `model_name` names it in the metrics (multi-model mode)."""
@@ -59,7 +59,8 @@ class Transformer:
         headers = _headers(scope)
         request_kind = codecs.request_type(headers.get(b"content-type"))
         answer_kind = codecs.response_type(headers.get(b"accept"), request_kind)
-        body = await read_body(receive, headers.get(b"content-length"), self.settings.max_payload_bytes, request_id)
+        limit = self.settings.max_payload_bytes
+        body = await read_body(receive, headers.get(b"content-length"), limit, request_id=request_id)
         if self.settings.batch:
             streamed = self._stream(body, request_kind, answer_kind, model, stats, request_id)
             if streamed is not None:
@@ -70,7 +71,7 @@ class Transformer:
         model.budget.check(parsed)
         timeout = self.settings.timeout_seconds
         try:
-            outcomes = await self.predictor.predict(model.recommender, parsed, request_id, timeout)
+            outcomes = await self.predictor.predict(model.recommender, parsed, request_id, timeout=timeout)
         except TimeoutError:
             raise RequestTimeout(f"prediction took longer than {timeout:g}s") from None
         stats.count(outcomes)
@@ -116,9 +117,8 @@ class Transformer:
                 parsed = [wire.parse(value) for value in values[start : start + STREAM_SLICE]]
                 stats.queries += len(parsed)
                 try:
-                    outcomes = await self.predictor.predict(
-                        model.recommender, parsed, request_id, max(deadline - time.monotonic(), 0.001)
-                    )
+                    left = max(deadline - time.monotonic(), 0.001)
+                    outcomes = await self.predictor.predict(model.recommender, parsed, request_id, timeout=left)
                 except TimeoutError:  # the answer has begun: the rest of the lines get the 504 in their slots
                     late = RequestTimeout(f"prediction took longer than {self.settings.timeout_seconds:g}s")
                     outcomes = [late] * len(parsed)
@@ -141,11 +141,11 @@ _READ = (b"content-type", b"accept", b"content-length")
 
 
 def _headers(scope: Scope) -> dict[bytes, str]:
-    """The request headers the transform reads (ASGI servers give names in lower case)."""
+    """The request headers an invocation reads (ASGI servers give names in lower case)."""
     return {name: value.decode("latin-1") for name, value in scope["headers"] if name in _READ}
 
 
-async def read_body(receive: Receive, declared: str | None, limit: int, request_id: str) -> bytes:
+async def read_body(receive: Receive, declared: str | None, limit: int, *, request_id: str) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed `limit` (before any parsing); 499 when the
     caller goes away before all of it has arrived."""
     if declared and declared.isdigit() and int(declared) > limit:
