@@ -30,6 +30,7 @@ from features.confidence import (
 from features.events import read_events, read_movielens
 from features.feature_set import FeatureSet, PairEvents
 from features.options import add_arguments, from_arguments
+from features.sittings import DEFAULT_GAP_MINUTES, START_EVENTS, sitting_ids
 
 READERS = {"events": read_events, "movielens": read_movielens}
 CATALOGUE_FORMATS = {"events": "videos", "movielens": "movielens"}  # --format reads u.data and u.item alike
@@ -44,6 +45,7 @@ def build_features(
     min_video_events: int = 1,
     source: str = "<frame>",
     videos: pd.DataFrame | None = None,
+    session_gap_minutes: float = DEFAULT_GAP_MINUTES,
 ) -> FeatureSet:
     """Aggregate validated events (see `features.events`) into one confidence per user–video pair; `videos` is
     a validated catalogue (see `features.catalogue`), whose videos join the video ids whether watched or not."""
@@ -88,6 +90,8 @@ def build_features(
     run_starts = np.flatnonzero(starts_flag)
     run_ends = np.r_[run_starts[1:], len(pair_key)].astype(np.int64)
     ratings = events["rating"].to_numpy(np.float32)[kept] if "rating" in events.columns else None
+    if session_gap_minutes <= 0:
+        raise ValueError(f"--session-gap must be positive minutes, got {session_gap_minutes:g}")
     pair_events = PairEvents(
         pair=(np.cumsum(starts_flag) - 1).astype(np.int32),
         event_codes=event_codes[keep].astype(np.int16),
@@ -95,6 +99,7 @@ def build_features(
         timestamp=timestamps.astype(np.int64),
         completion=completion(events)[kept],
         rating=ratings,
+        sitting=sitting_ids(user_codes[keep], timestamps, session_gap_minutes * 60),
         pairs=len(run_starts),
     )
 
@@ -140,6 +145,7 @@ def build_features(
         "min_user_events": min_user_events,
         "min_video_events": min_video_events,
         "confidence": confidence.to_dict(),
+        "sittings": _sittings_report(pair_events, session_gap_minutes),
     }
     aligned = None
     if videos is not None:
@@ -152,6 +158,26 @@ def build_features(
         report=report,
         videos=aligned,
     )
+
+
+def _sittings_report(pair_events: PairEvents, gap_minutes: float) -> dict:
+    """How the events split into sittings: how many, and how many watches (videos started) each holds."""
+    if not len(pair_events.sitting):
+        return {"gap_minutes": gap_minutes, "count": 0}
+    names = np.asarray(pair_events.event_names, dtype=object)
+    starting = np.isin(names, START_EVENTS)
+    starts = starting[pair_events.event_codes] if starting.any() else np.ones(len(pair_events.sitting), dtype=bool)
+    per_sitting = np.bincount(pair_events.sitting[starts], minlength=int(pair_events.sitting.max()) + 1)
+    return {
+        "gap_minutes": gap_minutes,
+        "count": len(per_sitting),
+        "watches_per_sitting": {
+            "mean": round(float(per_sitting.mean()), 2),
+            "median": float(np.median(per_sitting)),
+            "max": int(per_sitting.max()),
+        },
+        "with_three_watches_or_more": int((per_sitting >= 3).sum()),
+    }
 
 
 def _align_catalogue(videos: pd.DataFrame, video_ids: np.ndarray, watched_ids: np.ndarray) -> tuple[pd.DataFrame, dict]:
@@ -211,6 +237,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--format", choices=sorted(READERS), default="events")
     parser.add_argument("--min-user-events", type=int, default=1)
     parser.add_argument("--min-video-events", type=int, default=1)
+    parser.add_argument(
+        "--session-gap",
+        type=float,
+        default=DEFAULT_GAP_MINUTES,
+        help=f"minutes without an event that end a sitting (default {DEFAULT_GAP_MINUTES})",
+    )
     confidence_arguments(parser)
     return parser.parse_args(argv)
 
@@ -226,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             confidence=confidence_from_arguments(args),
             min_user_events=args.min_user_events,
             min_video_events=args.min_video_events,
+            session_gap_minutes=args.session_gap,
         )
     except (DataFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -238,6 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         f"({report['users']} users × {report['videos']} videos) in {seconds:.2f}s → {args.out}"
     )
     print("dropped: " + ", ".join(f"{name}={count}" for name, count in report["dropped"].items()))
+    sittings = report["sittings"]
+    if sittings["count"]:
+        print(
+            f"sittings (a gap over {sittings['gap_minutes']:g} minutes ends one): {sittings['count']}, "
+            f"{sittings['watches_per_sitting']['mean']:g} watches each on average, "
+            f"{sittings['with_three_watches_or_more']} with three or more"
+        )
     if "catalogue" in report:
         catalogue = report["catalogue"]
         print(

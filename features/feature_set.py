@@ -5,8 +5,9 @@ A feature directory holds
   `first_timestamp`, `last_timestamp`), including pairs whose confidence is 0 (they stay out of the training
   matrix);
 - `pair_events.parquet`: every kept event, sorted by pair (`pair` = row of interactions, `event`, `timestamp`,
-  `completion`, `rating`), so that training can re-aggregate the confidence with other parameters (`--tune`) or
-  from the events before a time (a time split), and judge held-out pairs by how they were watched;
+  `completion`, `rating`, `sitting`), so that training can re-aggregate the confidence with other parameters
+  (`--tune`) or from the events before a time (a time split), judge held-out pairs by how they were watched, and
+  follow viewers sitting by sitting (features.sittings);
 - `user_ids.json`, `video_ids.json` (position = index) and `report.json` (what was read, dropped and kept,
   and the confidence settings);
 - with a catalogue, `videos.parquet`: per video index its `channel_id`, `category`, `duration_seconds` and
@@ -24,6 +25,7 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 
 from features.confidence import ConfidenceConfig, event_signal, pair_confidence
+from features.sittings import DEFAULT_GAP_MINUTES, Watches, sitting_ids, watches
 
 INTERACTIONS_FILE = "interactions.parquet"
 PAIR_EVENTS_FILE = "pair_events.parquet"
@@ -43,6 +45,7 @@ class PairEvents:
     timestamp: np.ndarray  # int64 epoch seconds
     completion: np.ndarray  # float32, NaN where the event carried no watch time
     rating: np.ndarray | None  # float32 with NaN, or None when the events had no rating column
+    sitting: np.ndarray  # int32: the event's sitting (features.sittings), numbered over all users
     pairs: int
     """How many pairs the events belong to (a pair may have none in a subset)."""
 
@@ -56,6 +59,7 @@ class PairEvents:
             timestamp=self.timestamp[mask],
             completion=self.completion[mask],
             rating=rating,
+            sitting=self.sitting[mask],
         )
 
     def confidence(self, config: ConfidenceConfig) -> np.ndarray:
@@ -94,6 +98,7 @@ class PairEvents:
                 "event": pd.Categorical.from_codes(self.event_codes, categories=self.event_names),
                 "timestamp": self.timestamp,
                 "completion": self.completion,
+                "sitting": self.sitting,
             }
         )
         if self.rating is not None:
@@ -101,7 +106,7 @@ class PairEvents:
         return frame
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, pairs: int) -> PairEvents:
+    def from_frame(cls, frame: pd.DataFrame, pairs: int, sitting: np.ndarray) -> PairEvents:
         events = frame["event"].astype("category")
         return cls(
             pair=frame["pair"].to_numpy(np.int32),
@@ -110,6 +115,7 @@ class PairEvents:
             timestamp=frame["timestamp"].to_numpy(np.int64),
             completion=frame["completion"].to_numpy(np.float32),
             rating=frame["rating"].to_numpy(np.float32) if "rating" in frame.columns else None,
+            sitting=sitting,
             pairs=pairs,
         )
 
@@ -152,9 +158,14 @@ class FeatureSet:
                 f"{directory}: written by an older features.build_features (no event times); build it again"
             )
         videos = directory / VIDEOS_FILE
+        if "sitting" in pair_events:
+            sitting = pair_events["sitting"].to_numpy(np.int32)
+        else:  # written before sittings were counted: split at the default gap
+            user = interactions["user_index"].to_numpy()[pair_events["pair"].to_numpy()]
+            sitting = sitting_ids(user, pair_events["timestamp"].to_numpy(), DEFAULT_GAP_MINUTES * 60)
         return cls(
             interactions=interactions,
-            pair_events=PairEvents.from_frame(pair_events, len(interactions)),
+            pair_events=PairEvents.from_frame(pair_events, len(interactions), sitting),
             user_ids=json.loads((directory / USER_IDS_FILE).read_text()),
             video_ids=json.loads((directory / VIDEO_IDS_FILE).read_text()),
             report=json.loads((directory / REPORT_FILE).read_text()),
@@ -192,6 +203,20 @@ class FeatureSet:
             last_timestamp=np.where(self.interactions["first_timestamp"].to_numpy() < time, last, 0),
         )
         return replace(self, interactions=interactions, pair_events=events)
+
+    def watches(self, satisfying_events: tuple[str, ...]) -> Watches:
+        """Every watch, sitting by sitting (features.sittings)."""
+        events = self.pair_events
+        return watches(
+            sitting=events.sitting,
+            user=self.interactions["user_index"].to_numpy()[events.pair],
+            video=self.interactions["video_index"].to_numpy()[events.pair],
+            timestamp=events.timestamp,
+            event_names=events.event_names,
+            event_codes=events.event_codes,
+            completion=events.completion,
+            satisfying_events=satisfying_events,
+        )
 
     def to_csr(self, rows: np.ndarray | None = None, confidence: np.ndarray | None = None) -> csr_matrix:
         """Users × videos confidence matrix, optionally from a boolean mask over interaction rows and with other

@@ -1,10 +1,15 @@
 """Deterministic synthetic video platforms that behave like real ones: the bundled sample and benchmark logs.
 
-The platform: channels in categories upload videos every day (a back catalogue exists before the log starts);
-users follow a few channels, have tastes over categories, and spend part of their time on what is new. What
-makes the log realistic, and hard for a click counter:
-- each click comes from a source: a followed channel's recent uploads, fresh uploads of a favourite category,
-  what is trending platform-wide, a clickbait thumbnail, or browsing a favourite category's catalogue;
+The platform: channels in categories upload videos every day (a back catalogue exists before the log starts),
+some of them as series whose episodes come out in order; users follow a few channels, have tastes over
+categories, and spend part of their time on what is new. They watch in sittings: a sitting starts with a click
+and goes on through "up next" and autoplay, to the next episode of the series in progress, another video of the
+same channel, or the same topic; a sitting has a mood (a category) that can differ from the viewer's usual taste.
+What makes the log realistic, and hard for a click counter:
+- a sitting's first click comes from a source: a followed channel's recent uploads, fresh uploads of the mood's
+  category, what is trending platform-wide, a clickbait thumbnail, or browsing the mood's catalogue;
+- each later watch of a sitting follows the one before (the next episode, the channel, the topic) or, now and
+  then, a new click;
 - a video's pull decays with its age: most of its views come in its first days;
 - a click becomes a watch whose completion depends on the user's taste for the category, whether they follow the
   channel, and the video's quality: many clicks end in an early skip (under 15% watched);
@@ -14,7 +19,8 @@ makes the log realistic, and hard for a click counter:
 
 Events: `user_id, video_id, timestamp, event, watch_seconds, video_duration` (a `view` carries how long the video
 was watched; `complete`, `like` and `share` rows follow it with empty watch columns). Catalogue:
-`video_id, channel_id, category, duration_seconds, published_at` (ISO-8601) and a `title` no trainer reads.
+`video_id, channel_id, category, duration_seconds, published_at` (ISO-8601) and a `title` no trainer reads
+(`series S, episode E` for an episode).
 
     python -m features.sample_events --out data/sample/events.csv.gz --videos-out data/sample/videos.csv.gz
 """
@@ -37,6 +43,14 @@ CATEGORY_NAMES = (
     "fitness", "science", "fashion", "pets", "autos", "diy", "history", "kids", "finance", "art",
 )  # fmt: skip
 SOURCES = ("follow", "fresh", "trending", "clickbait", "browse")
+SERIES_SHARE = 0.5  # of a channel's uploads, those that are episodes of one of its series
+WATCHES_PER_SITTING = 3.5  # mean; geometric beyond the first
+MAX_SITTING = 12
+# What follows a watch in a sitting: the next episode (when the video has one out), another video of the channel,
+# the sitting's topic, or a new click; without a next episode its chance goes to the others in proportion.
+FOLLOWS = {"next_episode": 0.55, "channel": 0.2, "topic": 0.15, "click": 0.10}
+MOOD_OFF_TASTE = 0.3  # chance a sitting's mood is not drawn from the viewer's taste
+SITTING_APART = 2 * 3600  # seconds at least between the starts of a user's sittings
 
 
 @dataclass
@@ -99,6 +113,7 @@ def _catalogue(
     quality = np.where(clickbait, rng.uniform(0.0, 0.15, videos), quality)
     category = channel_category[channel]
     duration = np.clip(np.round(rng.lognormal(np.log(300 + 60 * (category % 5)), 0.9, videos)), 20, 3 * 3600)
+    series, episode, next_episode = _series(rng, channel, published, clickbait)
     return {
         "channel": channel,
         "category": category,
@@ -110,7 +125,31 @@ def _catalogue(
         "channel_category": channel_category,
         "channel_popularity": channel_popularity,
         "categories": np.asarray(categories),
+        "series": series,
+        "episode": episode,
+        "next_episode": next_episode,
     }
+
+
+def _series(
+    rng: np.random.Generator, channel: np.ndarray, published: np.ndarray, clickbait: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per video: its series (-1 none), its episode number, and the next episode's index (-1 none). A channel has
+    up to two series; SERIES_SHARE of its regular uploads are episodes, numbered in publication order."""
+    videos = len(channel)
+    series = np.full(videos, -1, dtype=np.int64)
+    in_series = ~clickbait & (rng.random(videos) < SERIES_SHARE)
+    series[in_series] = channel[in_series] * 2 + rng.integers(0, 2, int(in_series.sum()))
+    order = np.lexsort((published, series))
+    order = order[series[order] >= 0]
+    episode = np.zeros(videos, dtype=np.int64)
+    next_episode = np.full(videos, -1, dtype=np.int64)
+    if len(order):
+        starts = np.r_[True, series[order][1:] != series[order][:-1]]
+        episode[order] = np.arange(len(order)) - np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0)) + 1
+        follows = ~np.r_[starts[1:], True]
+        next_episode[order[follows]] = order[1:][follows[:-1]]
+    return series, episode, next_episode
 
 
 def _users(
@@ -147,21 +186,85 @@ def _users(
 def _clicks(
     rng: np.random.Generator, people: dict[str, np.ndarray], catalogue: dict[str, np.ndarray], days: int
 ) -> pd.DataFrame:
-    """Who clicked what, when: each click's source is drawn, then its video among what that source offers."""
-    user = np.repeat(np.arange(len(people["clicks"])), people["clicks"])
-    time = people["start"][user] + (rng.random(len(user)) * (people["end"] - people["start"])[user]).astype(np.int64)
+    """Who watched what, when, sitting by sitting: a sitting's first click is drawn from the sources, each later
+    watch from what follows the one before (FOLLOWS)."""
+    sittings = _sittings(rng, people)
+    user, start, length, mood = (sittings[name] for name in ("user", "start", "length", "mood"))
+    # The first click of each sitting: its source, then its video among what that source offers that day.
     fresh_share = people["freshness"][user]
-    # The chance of each source but browsing (SOURCES order); the first two grow with an appetite for the new.
     chances = np.stack([0.30 * fresh_share + 0.1, 0.35 * fresh_share, np.full(len(user), 0.06),
-                        np.full(len(user), 0.07)], axis=1)  # fmt: skip
+                        np.full(len(user), 0.15)], axis=1)  # fmt: skip
     source = (rng.random(len(user))[:, None] >= np.cumsum(chances, axis=1)).sum(axis=1)
+    video = _first_clicks(rng, user, start, source, mood, people, catalogue, days)
+    # A click cannot precede the upload: same-day uploads are watched after they appear.
+    late = start < catalogue["published"][video]
+    start[late] = catalogue["published"][video[late]] + rng.integers(60, 6 * 3600, int(late.sum()))
+    rows = [
+        pd.DataFrame(
+            {"user": user, "video": video, "timestamp": start, "source": source, "sitting": np.arange(len(user))}
+        )
+    ]
+    current, time, alive = video, start, np.flatnonzero(length > 1)
+    for step in range(1, MAX_SITTING):
+        alive = alive[length[alive] > step]
+        if not len(alive):
+            break
+        previous = current[alive]
+        # The previous video watched for about its length, then a short pause before the next starts.
+        time_next = time[alive] + (catalogue["duration"][previous] * rng.uniform(0.3, 1.0, len(alive))).astype(np.int64)
+        time_next += rng.integers(5, 120, len(alive))
+        following = _following(rng, previous, time_next, mood[alive], user[alive], people, catalogue)
+        current = current.copy()
+        time = time.copy()
+        current[alive], time[alive] = following, time_next
+        rows.append(
+            pd.DataFrame(
+                {
+                    "user": user[alive],
+                    "video": following,
+                    "timestamp": time_next,
+                    "source": len(SOURCES),
+                    "sitting": alive,
+                }
+            )
+        )
+    clicks = pd.concat(rows, ignore_index=True)
+    return clicks[clicks.timestamp < START + days * DAY].reset_index(drop=True)
+
+
+def _sittings(rng: np.random.Generator, people: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each user's sittings: when they start (at least two hours apart), how many watches each holds, its mood."""
+    counts = np.maximum(1, np.round(people["clicks"] / WATCHES_PER_SITTING)).astype(np.int64)
+    user = np.repeat(np.arange(len(counts)), counts)
+    span = people["end"] - people["start"]
+    start = people["start"][user] + (rng.random(len(user)) * span[user]).astype(np.int64)
+    order = np.lexsort((start, user))
+    user, start = user[order], start[order]
+    # At least SITTING_APART between a user's sittings: the i-th starts at max over j ≤ i of start_j + (i - j) apart.
+    first = np.searchsorted(user, user)
+    spaced = start - (np.arange(len(user)) - first) * SITTING_APART + user * 10**12  # users kept apart by the offset
+    start = np.maximum.accumulate(spaced) - user * 10**12 + (np.arange(len(user)) - first) * SITTING_APART
+    length = np.minimum(rng.geometric(1 / WATCHES_PER_SITTING, len(user)), MAX_SITTING)
     taste = people["taste"]
-    cumulative_taste = np.cumsum(taste, axis=1)
-    category = np.minimum((cumulative_taste[user] < rng.random(len(user))[:, None]).sum(axis=1), taste.shape[1] - 1)
-    explore = rng.random(len(user)) < 0.10
-    category[explore] = rng.integers(0, taste.shape[1], int(explore.sum()))
+    mood = np.minimum((np.cumsum(taste, axis=1)[user] < rng.random(len(user))[:, None]).sum(axis=1), taste.shape[1] - 1)
+    off_taste = rng.random(len(user)) < MOOD_OFF_TASTE
+    mood[off_taste] = rng.integers(0, taste.shape[1], int(off_taste.sum()))
+    return {"user": user, "start": start, "length": length, "mood": mood}
+
+
+def _first_clicks(
+    rng: np.random.Generator,
+    user: np.ndarray,
+    time: np.ndarray,
+    source: np.ndarray,
+    category: np.ndarray,
+    people: dict[str, np.ndarray],
+    catalogue: dict[str, np.ndarray],
+    days: int,
+) -> np.ndarray:
+    """The video of each click drawn from a source (follow, fresh, trending, clickbait, browse), day by day."""
     video = np.full(len(user), -1, dtype=np.int64)
-    day = (time - START) // DAY
+    day = np.clip((time - START) // DAY, 0, days - 1)
     for d in range(days):
         on_day = day == d
         if on_day.any():
@@ -169,12 +272,53 @@ def _clicks(
     missing = video < 0  # a source with nothing to offer that day: the user browses instead
     if missing.any():
         _browse(rng, np.flatnonzero(missing), category, video, time, catalogue)
-    clicks = pd.DataFrame({"user": user, "video": video, "timestamp": time, "source": source})
-    # A click cannot precede the upload: same-day uploads are watched after they appear.
-    published = catalogue["published"][video]
-    late = clicks.timestamp.to_numpy() < published
-    clicks.loc[late, "timestamp"] = published[late] + rng.integers(60, 6 * 3600, int(late.sum()))
-    return clicks[clicks.timestamp < START + days * DAY].reset_index(drop=True)
+    return video
+
+
+def _following(
+    rng: np.random.Generator,
+    previous: np.ndarray,
+    time: np.ndarray,
+    mood: np.ndarray,
+    user: np.ndarray,
+    people: dict[str, np.ndarray],
+    catalogue: dict[str, np.ndarray],
+) -> np.ndarray:
+    """What each sitting watches after `previous` at `time`: the next episode when it is out, another video of the
+    channel, the sitting's topic, or a new click."""
+    next_episode = catalogue["next_episode"][previous]
+    out = (next_episode >= 0) & (catalogue["published"][np.maximum(next_episode, 0)] < time)
+    weights = np.tile(np.asarray(list(FOLLOWS.values())), (len(previous), 1))
+    weights[~out, 0] = 0.0
+    kind = (rng.random(len(previous))[:, None] >= np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)).sum(
+        axis=1
+    )
+    kind = np.minimum(kind, len(FOLLOWS) - 1)
+    video = np.where(kind == 0, next_episode, -1)
+    published, regular = catalogue["published"], ~catalogue["clickbait"]
+    for c in np.unique(catalogue["channel"][previous[kind == 1]]):
+        chosen = np.flatnonzero((kind == 1) & (catalogue["channel"][previous] == c))
+        pool = np.flatnonzero(regular & (catalogue["channel"] == c))
+        for row in chosen:
+            available = pool[(published[pool] < time[row]) & (pool != previous[row])]
+            if len(available):
+                age_days = (time[row] - published[available]) / DAY
+                weights_row = catalogue["appeal"][available] * (0.2 + np.exp(-age_days / 7))
+                video[row] = rng.choice(available, p=_normalised(weights_row))
+    topic = np.flatnonzero((kind >= 2) | (video < 0))
+    clicked = topic[kind[topic] == 3]
+    if len(clicked):  # a new click from the side panel: a followed channel, the topic's fresh uploads, clickbait
+        source = rng.choice(
+            [SOURCES.index(name) for name in ("follow", "fresh", "clickbait")], len(clicked), p=[0.4, 0.35, 0.25]
+        )
+        day = (time[clicked] - START) // DAY
+        video[clicked] = _first_clicks(
+            rng, user[clicked], time[clicked], source, mood[clicked], people, catalogue, int(day.max()) + 1
+        )
+    rest = topic[video[topic] < 0]
+    if len(rest):
+        _browse(rng, rest, mood, video, time, catalogue)
+    return video
 
 
 def _choose_for_day(
@@ -208,19 +352,19 @@ def _choose_for_day(
             video[chosen] = rng.choice(pool, size=len(chosen), p=_normalised(np.exp(-age_days[pool] / 2)))
     # The others draw by appeal and newness: a favourite category's uploads of the last three days (fresh), any
     # upload of the last three days (trending), clickbait of any age (its appeal decays slowly).
-    pools = {
-        "fresh": (fresh & regular, True, 1.5),
-        "trending": (fresh, False, 1.5),
-        "clickbait": (available & catalogue["clickbait"], False, 30.0),
+    pools = {  # mask, by category, decay in days, sharpness of appeal
+        "fresh": (fresh & regular, True, 1.5, 1.0),
+        "trending": (fresh, False, 1.5, 1.0),
+        "clickbait": (available & catalogue["clickbait"], False, 30.0, 0.3),  # every lurid thumbnail pulls
     }
-    for name, (mask, by_category, decay_days) in pools.items():
+    for name, (mask, by_category, decay_days, sharpness) in pools.items():
         clicks = np.flatnonzero(on_day & (source == SOURCES.index(name)))
         keys = category[clicks] if by_category else np.zeros(len(clicks), dtype=np.int64)
         for key in np.unique(keys):
             chosen = clicks[keys == key]
             pool = np.flatnonzero(mask & (catalogue["category"] == key) if by_category else mask)
             if len(pool):
-                weights = catalogue["appeal"][pool] * np.exp(-age_days[pool] / decay_days)
+                weights = catalogue["appeal"][pool] ** sharpness * np.exp(-age_days[pool] / decay_days)
                 video[chosen] = rng.choice(pool, size=len(chosen), p=_normalised(weights))
     _browse(rng, np.flatnonzero(on_day & (source == SOURCES.index("browse"))), category, video, time, catalogue)
 
@@ -324,7 +468,12 @@ def _catalogue_frame(catalogue: dict[str, np.ndarray]) -> pd.DataFrame:
             "category": [names[c] for c in catalogue["category"]],
             "duration_seconds": catalogue["duration"],
             "published_at": published,
-            "title": [f"upload {n + 1} of {channel}" for n, channel in zip(index, _ids("c", catalogue["channel"]))],
+            "title": [
+                f"series {series + 1}, episode {episode}" if series >= 0 else f"upload {n + 1} of {channel}"
+                for n, channel, series, episode in zip(
+                    index, _ids("c", catalogue["channel"]), catalogue["series"], catalogue["episode"]
+                )
+            ],
         }
     )
 

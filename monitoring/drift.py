@@ -69,7 +69,8 @@ def read_capture(location: str) -> Traffic:
                 traffic.users.append(query.user_id)
                 traffic.history_lengths.append(len(query.history or ()))
                 traffic.ks.append(query.k)
-                traffic.requested_videos += [*(query.history or ()), *(query.candidates or ())]
+                traffic.requested_videos += [watch.video_id for watch in query.history or ()]
+                traffic.requested_videos += list(query.candidates or ())
         for answer in invocation.answers:
             if isinstance(answer, RecommendationsAnswer):
                 traffic.answers += 1

@@ -63,7 +63,8 @@ class ResponseBudget:
         if isinstance(query, Query):
             if query.candidates is not None:
                 k = min(k, len(query.candidates))
-            echoed = _echo_bytes(query.history) + _echo_bytes(query.candidates) + _echo_bytes(query.categories)
+            history = [watch.video_id for watch in query.history] if query.history else None
+            echoed = _echo_bytes(history) + _echo_bytes(query.candidates) + _echo_bytes(query.categories)
             who = query.user_id or ""
         else:
             echoed, who = 0, query.video_id

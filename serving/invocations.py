@@ -148,7 +148,7 @@ def _headers(scope: Scope) -> dict[bytes, str]:
 async def read_body(receive: Receive, declared: str | None, limit: int, *, request_id: str) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed `limit` (before any parsing); 499 when the
     caller goes away before all of it has arrived."""
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit} byte limit")
     chunks, size = [], 0
     while True:

@@ -214,7 +214,7 @@ def _not_loaded(name: str) -> str:
 def _page_size(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
         raise MalformedRequest(f"limit: a whole number from 1 to {MAX_PAGE}, got {raw!r}")
     return int(raw)
 
@@ -222,6 +222,6 @@ def _page_size(raw: str | None) -> int:
 def _page_start(raw: str | None) -> int:
     if raw is None:
         return 0
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # "²".isdigit(), and int("²") fails
         raise MalformedRequest(f"next_page_token: {raw!r} is not a token this server gave")
     return int(raw)

@@ -15,11 +15,13 @@ from typing import Annotated, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
+    Tag,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -28,7 +30,7 @@ from pydantic import (
 
 from serving.errors import InvalidRequest, ServingError
 from serving.outcomes import Parsed
-from vrmodels.model.queries import DEFAULT_K, Query, SimilarQuery
+from vrmodels.model.queries import DEFAULT_K, Query, SimilarQuery, Watch
 
 MAX_K = 1000
 MAX_ID_LIST = 10_000
@@ -37,9 +39,64 @@ MAX_LINES = 10_000  # instances or lines in one real-time request
 
 VideoIds = Annotated[list[StrictStr], Field(max_length=MAX_ID_LIST)]
 K = Annotated[StrictInt, Field(ge=1, le=MAX_K, description=f"how many videos to return (1..{MAX_K})")]
+Time = StrictInt | StrictFloat | StrictStr
+
+
+def epoch_seconds(value: int | float | str | None) -> float | None:
+    """Epoch seconds, or an ISO-8601 time (UTC when it names no zone), as epoch seconds."""
+    if value is None or isinstance(value, int | float):
+        return None if value is None else float(value)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("give epoch seconds or an ISO-8601 time such as 2026-11-20T00:00:00Z") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 # ---- requests ----
+
+
+class WatchItem(BaseModel):
+    """One watch of a history: `{"videoId": "v005", "timestamp": 1767225600, "watchedSeconds": 312}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    videoId: StrictStr = Field(min_length=1, max_length=256)
+    timestamp: Time | None = Field(None, description="when it was watched: epoch seconds or ISO-8601")
+    watchedSeconds: StrictInt | StrictFloat | None = Field(
+        None, ge=0, description="how long it was watched: with the catalogue's duration, an early skip counts little"
+    )
+
+    _time = field_validator("timestamp")(classmethod(lambda cls, value: epoch_seconds(value)))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, value: object) -> object:
+        if not isinstance(value, dict | WatchItem):
+            raise ValueError('a history item is a video id or {"videoId", "timestamp"?, "watchedSeconds"?}')
+        return value
+
+    def to_watch(self) -> Watch:
+        return Watch(self.videoId, self.timestamp, self.watchedSeconds)  # type: ignore[arg-type]
+
+
+HISTORY_TAGS = ("id", "watch")  # how pydantic names the two forms of a history item in an error's location
+HistoryItem = Annotated[
+    Annotated[StrictStr, Tag(HISTORY_TAGS[0])] | Annotated[WatchItem, Tag(HISTORY_TAGS[1])],
+    Discriminator(lambda item: HISTORY_TAGS[0] if isinstance(item, str) else HISTORY_TAGS[1]),
+]
+History = Annotated[
+    list[HistoryItem],
+    Field(
+        max_length=MAX_ID_LIST,
+        description="the watches of the sitting in progress, oldest first: video ids, or {videoId, timestamp?, "
+        "watchedSeconds?}",
+    ),
+]
+
+
+def history_of(items: list[str | WatchItem] | None) -> tuple[Watch, ...] | None:
+    return None if items is None else tuple(Watch(item) if isinstance(item, str) else item.to_watch() for item in items)
 
 
 class RecommendRequest(BaseModel):
@@ -54,28 +111,19 @@ class RecommendRequest(BaseModel):
     exclude_watched: StrictBool = True
     exclude: VideoIds = Field(default_factory=list)
     candidates: VideoIds | None = None
-    history: VideoIds | None = None
+    history: History | None = None
     categories: Annotated[list[StrictStr], Field(min_length=1, max_length=MAX_CATEGORIES)] | None = Field(
         None, description="only videos of these categories (the model needs a catalogue)"
     )
     max_per_channel: Annotated[StrictInt, Field(ge=1)] | None = Field(
         None, description="at most this many videos of one channel (the model needs a catalogue)"
     )
-    published_after: StrictInt | StrictFloat | StrictStr | None = Field(
+    published_after: Time | None = Field(
         None,
         description="only videos published after this time: epoch seconds or ISO-8601 (the model needs a catalogue)",
     )
 
-    @field_validator("published_after")
-    @classmethod
-    def _a_time(cls, value: int | float | str | None) -> float | None:
-        if value is None or isinstance(value, int | float):
-            return None if value is None else float(value)
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError("give epoch seconds or an ISO-8601 time such as 2026-11-20T00:00:00Z") from None
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    _time = field_validator("published_after")(classmethod(lambda cls, value: epoch_seconds(value)))
 
     @model_validator(mode="after")
     def _needs_someone(self) -> RecommendRequest:
@@ -90,7 +138,7 @@ class RecommendRequest(BaseModel):
             exclude_watched=self.exclude_watched,
             exclude=self.exclude,
             candidates=self.candidates,
-            history=self.history,
+            history=history_of(self.history),  # type: ignore[arg-type]
             categories=self.categories,
             max_per_channel=self.max_per_channel,
             published_after=self.published_after,  # type: ignore[arg-type]  (a float once validated)
@@ -98,13 +146,20 @@ class RecommendRequest(BaseModel):
 
 
 class SimilarRequest(BaseModel):
-    """Videos similar to one video: `{"video_id": "v005", "k": 5}`."""
+    """Up next after one video: `{"video_id": "v005", "k": 5}`; with `user_id` or `history`, for that viewer, who
+    has just finished `video_id`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"video_id": "v005", "k": 5}, {"video_id": "v005", "user_id": "u001"}]}
+    )
 
     video_id: StrictStr = Field(min_length=1, max_length=256)
     k: K = DEFAULT_K
+    user_id: StrictStr | None = Field(None, min_length=1, max_length=256)
+    history: History | None = None
 
     def to_query(self) -> SimilarQuery:
-        return SimilarQuery(self.video_id, self.k)
+        return SimilarQuery(self.video_id, self.k, user_id=self.user_id, history=history_of(self.history))
 
 
 class Instances(BaseModel):
@@ -293,7 +348,7 @@ def describe(exc: ValidationError) -> str:
     """pydantic's errors as `field: what is wrong` sentences, the field dotted (history.3: ...)."""
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"]) or "request"
+        field = ".".join(str(part) for part in error["loc"] if part not in HISTORY_TAGS) or "request"
         message = error["msg"].removeprefix("Value error, ")
         problems.append(f"{field}: {message}")
     return "; ".join(problems)

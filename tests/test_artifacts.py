@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.asking import recommend, similar
+from vrmodels.model import sessions
 from vrmodels.model.artifacts import (
     DATA_FILES,
     MANIFEST_FILE,
@@ -15,6 +16,7 @@ from vrmodels.model.artifacts import (
     package_model_dir,
     write_model_dir,
 )
+from vrmodels.model.manifest import FORMAT_VERSION
 from vrmodels.model.recommend import Recommender
 
 
@@ -27,7 +29,7 @@ def model_copy(tmp_path, model_dir):
 
 def test_manifest_records_parameters_data_metrics_and_checksums(model_dir):
     manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
-    assert manifest["format_version"] == 5
+    assert manifest["format_version"] == FORMAT_VERSION == 6
     assert manifest["model_version"] == model_dir.name
     assert set(manifest["parameters"]) == {"factors", "regularization", "alpha", "iterations", "seed"}
     assert set(manifest["confidence"]) == {
@@ -37,7 +39,8 @@ def test_manifest_records_parameters_data_metrics_and_checksums(model_dir):
     assert manifest["evaluation"]["relevance"]["kind"] == "satisfying_watch"
     assert len(manifest["evaluation"]["curves"]["als"]["ndcg"]) == 50
     assert manifest["data"]["features"]["dropped"]["duplicate_events"] >= 0
-    assert set(manifest["files"]) == {*DATA_FILES, "evaluation.html", "evaluation.png", "topn.npy"}
+    assert set(manifest["files"]) == {*DATA_FILES, "evaluation.html", "evaluation.png", "topn.npy", *sessions.FILES}
+    assert manifest["sessions"]["gap_minutes"] == 30 and manifest["sessions"]["followers"] == 50
     assert all(len(entry["sha256"]) == 64 for entry in manifest["files"].values())
 
 
@@ -51,10 +54,13 @@ def test_the_evaluation_report_names_its_metrics_and_relevance(model_dir):
 
 
 def downgrade(directory, version: int, drop: tuple[str, ...]) -> None:
-    """Make `directory` look as an older trainer wrote it: without the files that format did not have, and with
-    JSON id lists instead of id indexes before format 4."""
+    """Make `directory` look as an older trainer wrote it: without the files that format did not have (the session
+    tables before format 6), and with JSON id lists instead of id indexes before format 4."""
     artifacts = load_model_dir(directory, mmap=False)
     manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    if version < 6:
+        drop = (*drop, *sessions.FILES)
+        manifest.pop("sessions")
     for name in drop:
         (directory / name).unlink()
         del manifest["files"][name]
@@ -85,7 +91,9 @@ def test_older_format_directories_still_load_and_answer_the_same(model_copy, mod
     old, new = Recommender(artifacts), Recommender.load(model_dir)
     for user in ("u001", "u002", "someone-new"):
         assert recommend(old, user, 5).video_ids == recommend(new, user, 5).video_ids
-    assert similar(old, "v005", 3) == similar(new, "v005", 3)
+    # Without a watched-next table, up next is factor similarity alone.
+    video = new.ranking.topk.similar(np.asarray([4]), 3)[0][0]  # v005
+    assert similar(old, "v005", 3).video_ids == [f"v{index + 1:03d}" for index in video]
 
 
 def test_a_format_2_directory_may_not_list_topn(model_copy):
@@ -164,7 +172,7 @@ def test_newer_format_version_is_refused(model_copy):
     manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
     manifest["format_version"] = 99
     (model_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(ModelArtifactError, match="format_version 99, this code reads 1, 2, 3, 4, 5"):
+    with pytest.raises(ModelArtifactError, match="format_version 99, this code reads 1, 2, 3, 4, 5, 6"):
         load_model_dir(model_copy)
 
 
@@ -172,7 +180,7 @@ def test_package_puts_files_at_the_archive_root(tmp_path, model_dir):
     archive = package_model_dir(model_dir, tmp_path / "model.tar.gz")
     with tarfile.open(archive) as tar:
         assert sorted(tar.getnames()) == sorted(
-            [MANIFEST_FILE, *DATA_FILES, "evaluation.html", "evaluation.png", "topn.npy"]
+            [MANIFEST_FILE, *DATA_FILES, "evaluation.html", "evaluation.png", "topn.npy", *sessions.FILES]
         )
         tar.extractall(tmp_path / "opt-ml-model", filter="data")
     assert load_model_dir(tmp_path / "opt-ml-model").manifest.model_version == model_dir.name
@@ -184,7 +192,9 @@ def test_writing_into_an_existing_empty_directory_stages_inside_it(tmp_path, mod
     target = tmp_path / "model"
     target.mkdir()
     write_model_dir(artifacts, target)
-    assert sorted(p.name for p in target.iterdir()) == sorted([MANIFEST_FILE, *DATA_FILES, "topn.npy"])  # no reports
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        [MANIFEST_FILE, *DATA_FILES, "topn.npy", *sessions.FILES]
+    )  # no reports
     assert load_model_dir(target).manifest.model_version == model_dir.name
 
 

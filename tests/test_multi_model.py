@@ -107,6 +107,9 @@ def test_models_are_listed_described_and_paged_by_name(client, root):
     assert client.get("/models/als-b").json() == {"modelName": "als-b", "modelUrl": str(root / "als-b" / "model")}
     assert client.get("/models", params={"limit": 0}).status_code == 400
     assert client.get("/models", params={"next_page_token": "x"}).status_code == 400
+    for digit in ("²", "٣"):  # digits to str.isdigit, not to int
+        assert client.get("/models", params={"next_page_token": digit}).status_code == 400
+        assert client.get("/models", params={"limit": digit}).status_code == 400
 
 
 def test_loading_a_loaded_name_again_is_409(client, root):
@@ -205,7 +208,7 @@ def test_info_describes_every_loaded_model(client, root):
     assert models["als-a"]["serving"]["twoStage"] is False
     assert models["two-stage"]["serving"]["twoStage"] is True
     assert models["two-stage"]["evaluation"]["split"] == "time"
-    assert models["als-a"]["formatVersion"] == 5 and models["als-a"]["users"] > 0
+    assert models["als-a"]["formatVersion"] == 6 and models["als-a"]["users"] > 0
 
 
 def test_metrics_carry_the_target_model_and_loads_are_timed(client, root, capsys, caplog):

@@ -68,15 +68,19 @@ def test_unknown_user_without_history_gets_the_popular_fallback(recommender):
 
 
 def test_fold_in_for_an_unseen_user_follows_their_history(recommender, sample_features):
-    """An unseen user who watched through what u001 watched through (not its skips) gets much of what u001 gets."""
+    """An unseen user who watched through what a known user watched through (not the skips) gets much of what that
+    user gets; the known user is the first with five videos watched through."""
     frame = sample_features.interactions
-    mine = frame[(frame.user_index == sample_features.user_ids.index("u001")) & (frame.confidence > 0.5)]
+    liked = frame[frame.confidence > 0.5]
+    counts = liked.user_index.value_counts()
+    user = sample_features.user_ids[int(min(counts[counts >= 5].index))]
+    mine = liked[liked.user_index == sample_features.user_ids.index(user)]
     history = sorted(sample_features.video_ids[video] for video in mine.video_index)
     assert len(history) >= 3
     folded = recommend(recommender, "brand-new-user", 10, history=history)
     assert not folded.fallback
     assert not set(folded.video_ids) & set(history)
-    overlap = set(folded.video_ids) & set(recommend(recommender, "u001", 10).video_ids)
+    overlap = set(folded.video_ids) & set(recommend(recommender, user, 10).video_ids)
     assert len(overlap) >= 6
     assert folded.video_ids != popular(recommender, 10)
 

@@ -119,7 +119,7 @@ def test_a_videos_channel_trains_the_catalogue_aware_model(opt_ml):
     set_hyperparameters(opt_ml, {**SMALL, "ranker": "on", "test_days": "7", "allow_worse": "true"})
     assert main() == 0
     manifest = load_model_dir(opt_ml / "model").manifest
-    assert manifest.kind == "two_stage" and manifest.evaluation.split == "time"
+    assert manifest.kind == "sequential" and manifest.evaluation.split == "time"
     assert manifest.data["features"]["catalogue"]["videos"] == 400
 
 

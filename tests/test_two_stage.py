@@ -14,10 +14,12 @@ import pytest
 from features.build_features import build_features
 from features.catalogue import validate_catalogue
 from features.events import validate_events
+from features.sample_events import generate_platform
 from tests.asking import ask, recommend, similar
 from tests.conftest import SMALL_PARAMS
 from vrmodels.model.artifacts import ModelArtifactError, load_model_dir
 from vrmodels.model.queries import Query, Recommendations, UnsupportedFilter
+from vrmodels.model.ranking.sequential import SequentialRanking
 from vrmodels.model.ranking.twostage import FEATURES
 from vrmodels.model.recommend import Recommender
 from vrmodels.model.videos import VIDEO_FEATURES
@@ -41,10 +43,13 @@ def known_users(features, count: int, seed: int = 1) -> list[str]:
 
 def test_the_model_carries_its_ranker_tables_and_what_the_ranker_learned(platform_model_dir, recommender):
     manifest = json.loads((platform_model_dir / "manifest.json").read_text())
-    assert manifest["format_version"] == 5 and manifest["shipped"] == "two_stage"
-    assert {"ranker.txt", "topn_scores.npy", "video_features.npy", "trending.npy"} <= set(manifest["files"])
-    assert manifest["ranker"]["features"] == list(FEATURES) and set(manifest["ranker"]["importances"]) == set(FEATURES)
-    assert manifest["evaluation"]["split"] == "time" and "ndcg_fresh" in manifest["metrics"]["two_stage"]
+    assert manifest["format_version"] == 6 and manifest["shipped"] == "sequential"
+    assert {"ranker.txt", "topn_scores.npy", "video_features.npy", "trending.npy", "next_videos.npy"} <= set(
+        manifest["files"]
+    )
+    names = list(SequentialRanking.features_names)
+    assert manifest["ranker"]["features"] == names and set(manifest["ranker"]["importances"]) == set(names)
+    assert manifest["evaluation"]["split"] == "time" and "ndcg_fresh" in manifest["metrics"]["sequential"]
     assert recommender.ranking.learned and "LightGBM lambdarank" in manifest["algorithm"]
     assert "The ranker" in (platform_model_dir / "evaluation.html").read_text()
 
@@ -57,7 +62,7 @@ def synthetic_examples(users: int, candidates: int = 20, signal: float = 1.0, se
     labels = np.zeros(users * candidates, dtype=np.float32)
     labels[np.arange(users) * candidates + rng.integers(0, candidates, users)] = 1
     features[:, 0] += signal * labels * rng.random(users * candidates)
-    return Examples(features, labels, np.full(users, candidates), users, 1.0)
+    return Examples(features, labels, np.full(users, candidates), FEATURES, 1.0)
 
 
 def test_boosting_stops_when_held_out_users_stop_improving_and_keeps_only_the_trees_it_chose():
@@ -173,9 +178,13 @@ def test_the_judged_ranker_never_learns_from_the_test_window(platform_features):
     assert original.ranker.booster.model_to_string() == again.ranker.booster.model_to_string()
 
 
-def test_with_too_few_satisfying_watches_auto_ships_als_alone(platform_features):
-    result = train(platform_features, SMALL_PARAMS, TrainingOptions(ranker="auto"))  # fewer than MIN_POSITIVES
-    assert result.trained.ranker is None and result.kind == "als" and "two_stage" not in result.metrics
+def test_with_too_few_satisfying_watches_auto_ships_als_alone():
+    platform = generate_platform(users=300, videos=200, seed=5)  # home and in session: fewer than MIN_POSITIVES
+    features = build_features(
+        validate_events(platform.events, "events"), videos=validate_catalogue(platform.videos, "videos")
+    )
+    result = train(features, SMALL_PARAMS, TrainingOptions(ranker="auto", allow_worse=True))
+    assert result.trained.ranker is None and result.kind == "als" and "sequential" not in result.metrics
 
 
 @pytest.mark.parametrize(

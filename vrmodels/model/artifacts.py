@@ -25,11 +25,15 @@ A model directory holds
                          as of the data end (format 5 on, with a catalogue; see vrmodels.model.videos)
     ranker.txt, topn_scores.npy
                          the learned second stage (LightGBM text format) and each precomputed list's ranker scores
-                         (format 5 on, optional; see vrmodels.model.twostage)
+                         (format 5 on, optional; see vrmodels.model.ranking)
+    next_*.npy, user_recent.npy, user_items_seen.npy
+                         the watched-next table and the users' last sittings (format 6 on, optional; see
+                         vrmodels.model.sessions)
 
 Format history: 1 the core files; 2 adds the report, the confidence parameters and the relevance definition
 to the manifest; 3 adds the precomputed top-N lists; 4 replaces the JSON id lists by shared id indexes and adds
-the ANN indexes; 5 adds the catalogue tables and the ranker. Every version listed in REQUIRED_FILES still loads.
+the ANN indexes; 5 adds the catalogue tables and the ranker; 6 adds the session tables and the in-session and
+up-next judgements. Every version listed in REQUIRED_FILES still loads.
 The loader never writes to the directory: SageMaker mounts `/opt/ml/model` read-only.
 """
 
@@ -49,12 +53,13 @@ from pathlib import Path
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from vrmodels.model import ann
+from vrmodels.model import ann, sessions
 from vrmodels.model import videos as video_tables
 from vrmodels.model.ann import AnnIndexError, AnnIndexes
 from vrmodels.model.ids import IdIndex, IdIndexError
 from vrmodels.model.lightgbm_ranker import RANKER_FILE, LightGBMRanker, RankerError
 from vrmodels.model.manifest import FORMAT_VERSION, MANIFEST_FILE, READABLE_VERSIONS, FileEntry, Manifest, ManifestError
+from vrmodels.model.sessions import SessionTables, SessionTablesError
 from vrmodels.model.videos import VideoTables, VideoTablesError
 
 USER_FACTORS_FILE = "user_factors.npy"
@@ -81,6 +86,7 @@ REQUIRED_FILES = {
     3: (*ARRAY_FILES, *ID_JSON_FILES),
     4: (*ARRAY_FILES, *ID_INDEX_FILES),
     5: (*ARRAY_FILES, *ID_INDEX_FILES),
+    6: (*ARRAY_FILES, *ID_INDEX_FILES),
 }
 OPTIONAL_FILES = {
     1: (),
@@ -88,6 +94,7 @@ OPTIONAL_FILES = {
     3: (*REPORT_FILES, TOPN_FILE),
     4: (*REPORT_FILES, TOPN_FILE, *ann.FILES),
     5: (*REPORT_FILES, TOPN_FILE, *ann.FILES, *video_tables.FILES, RANKER_FILE, TOPN_SCORES_FILE),
+    6: (*REPORT_FILES, TOPN_FILE, *ann.FILES, *video_tables.FILES, RANKER_FILE, TOPN_SCORES_FILE, *sessions.FILES),
 }
 DATA_FILES = REQUIRED_FILES[FORMAT_VERSION]
 
@@ -119,6 +126,8 @@ class ModelArtifacts:
     """Optional second stage (needs the tables; see vrmodels.model.ranking.twostage)."""
     topn_scores: np.ndarray | None = None
     """The ranker's score of each precomputed video (with a ranker and top-N lists)."""
+    sessions: SessionTables | None = None
+    """Optional watched-next table and users' last sittings (see vrmodels.model.sessions)."""
     directory: Path | None = None
     """Where it was loaded from (None before it is written)."""
 
@@ -180,6 +189,8 @@ def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
         if artifacts.topn_scores is not None:
             np.save(staging / TOPN_SCORES_FILE, np.ascontiguousarray(artifacts.topn_scores, dtype=np.float32))
             names.append(TOPN_SCORES_FILE)
+        if artifacts.sessions is not None:
+            names += artifacts.sessions.save(staging)
         manifest = artifacts.manifest.model_copy(
             update={
                 "format_version": FORMAT_VERSION,
@@ -282,11 +293,16 @@ def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
             if artifacts.tables is None:
                 raise ModelArtifactError(f"{directory / RANKER_FILE}: a ranker needs the catalogue tables")
             artifacts.ranker = LightGBMRanker.load(directory)
+        if _all_or_none(sessions.FILES, files, directory):
+            shape = (len(user_ids), len(video_ids), len(artifacts.user_items.indices))
+            artifacts.sessions = SessionTables.load(
+                directory, users=shape[0], videos=shape[1], pairs=shape[2], mmap=mmap
+            )
         if TOPN_SCORES_FILE in files:
             if artifacts.topn is None or artifacts.ranker is None:
                 raise ModelArtifactError(f"{directory / TOPN_SCORES_FILE}: needs {TOPN_FILE} and {RANKER_FILE}")
             artifacts.topn_scores = np.load(directory / TOPN_SCORES_FILE, mmap_mode="r" if mmap else None)
-    except (AnnIndexError, IdIndexError, VideoTablesError, RankerError) as exc:
+    except (AnnIndexError, IdIndexError, VideoTablesError, RankerError, SessionTablesError) as exc:
         raise ModelArtifactError(str(exc)) from None
     except (ValueError, OSError) as exc:
         raise ModelArtifactError(f"{directory}: a file matches its checksum but cannot be read: {exc}") from exc

@@ -15,13 +15,15 @@ def union(sorted_unique: np.ndarray, other: np.ndarray) -> np.ndarray:
     return np.union1d(sorted_unique, other) if len(sorted_unique) else other
 
 
-def rows_matrix(rows: list[np.ndarray], columns: int, values: list[np.ndarray] | None = None) -> csr_matrix:
+def rows_matrix(
+    rows: list[np.ndarray], columns: int, values: list[np.ndarray] | None = None, dtype: type = np.float32
+) -> csr_matrix:
     """One CSR from per-row sorted column indices and their values (ones when not given), without a dense detour."""
     indptr = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum([len(row) for row in rows], out=indptr[1:])
     indices = np.concatenate(rows).astype(np.int32, copy=False) if rows else NO_VIDEOS
     if values is None:
-        data = np.ones(len(indices), dtype=np.float32)
+        data = np.ones(len(indices), dtype=dtype)
     else:
-        data = np.concatenate(values).astype(np.float32, copy=False) if values else np.zeros(0, np.float32)
+        data = np.concatenate(values).astype(dtype, copy=False) if values else np.zeros(0, dtype)
     return csr_matrix((data, indices, indptr), shape=(len(rows), columns))

@@ -14,8 +14,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MANIFEST_FILE = "manifest.json"
-FORMAT_VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+FORMAT_VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 BASELINES = {  # name in the metrics → how reports name it
     "most_popular": "most popular (clicks)",
     "most_watched": "most watched (engagement)",
@@ -46,6 +46,27 @@ class CatalogueEntry(_Entry):
     video_features: list[str] = []
     recent_days: int = 3
     fresh_days: int = 7
+
+
+class SessionsEntry(_Entry):
+    """How the session tables were built (vrmodels.model.sessions) and how a request's history is weighed."""
+
+    gap_minutes: float
+    """A sitting ends after this long without an event."""
+    followers: int
+    """At most this many videos in a video's watched-next row."""
+    distance_weights: list[float]
+    """Weight of the video watched 1, 2, ... places later in the same sitting."""
+    history_half_life_hours: float
+    """A history watch with a timestamp counts half as much this many hours before the latest one."""
+    history_half_life_watches: float
+    """A history watch without timestamps counts half as much this many watches before the last one."""
+    up_next_blend: float
+    """Up next: the share of watched-next in the blend with factor similarity (tuned on held-out sittings)."""
+    up_next_by_blend: dict[str, float] = {}
+    """The tuning: up-next NDCG@10 of each blend tried on the held-out sittings (empty when not tuned)."""
+    data_end: int
+    """The time the tables are as of (epoch seconds): a query with no time of its own is asked then."""
 
 
 class ServingEntry(_Entry):
@@ -101,6 +122,10 @@ class Manifest(BaseModel):
     ranker: dict | None = None
     """What the second stage learned from (vrmodels.training.learn_ranker), with a ranker."""
     catalogue: CatalogueEntry | None = None
+    sessions: SessionsEntry | None = None
+    """With the session tables (format 6 on)."""
+    judgements: dict[str, dict[str, dict[str, float | int]]] = {}
+    """Beside `metrics` (home): the in-session and up-next judgements, per model and baseline (format 6 on)."""
     serving: ServingEntry = ServingEntry()
     fallback: str | None = None
     """How the fallback ranking was computed, when not plain engagement."""

@@ -1,8 +1,9 @@
 """What the server asks a model, and what it gets back: typed values from the moment a query is made.
 
-A `Query` asks for top-k videos for a user (known, or described by a fresh `history`), optionally narrowed
-(`exclude`, `candidates`, `categories`, `published_after`, `max_per_channel`); a `SimilarQuery` for the videos
-closest to one video. Each is answered by `Recommendations`, by `UnknownVideo` when a similar-videos query names
+A `Query` asks for top-k videos for a user (known, or described by a fresh `history`: the watches of the sitting
+in progress, oldest first), optionally narrowed (`exclude`, `candidates`, `categories`, `published_after`,
+`max_per_channel`); a `SimilarQuery` for what to watch after one video (up next), optionally for a viewer (known,
+or described by a history). Each is answered by `Recommendations`, by `UnknownVideo` when a similar-videos query names
 a video the model does not know, or by `UnsupportedFilter` when the model cannot narrow as asked (a model
 trained without a catalogue knows no categories): answers, not exceptions, so one query of a batch never fails
 the others.
@@ -17,6 +18,25 @@ DEFAULT_K = 5  # what a request gets when it does not say k
 
 
 @dataclass(frozen=True, slots=True)
+class Watch:
+    """One watch of a history: the video, and when and how long it was watched when the caller knows."""
+
+    video_id: str
+    timestamp: float | None = None
+    """Epoch seconds."""
+    watched_seconds: float | None = None
+
+    @classmethod
+    def of(cls, item: Watch | str) -> Watch:
+        return item if isinstance(item, Watch) else cls(item)
+
+
+def watches(history: Sequence[Watch | str] | None) -> tuple[Watch, ...] | None:
+    """A history as Watch items, in the order given (plain ids become watches without time)."""
+    return None if history is None else tuple(Watch.of(item) for item in history)
+
+
+@dataclass(frozen=True, slots=True)
 class Query:
     """Top-k videos for a user (known, or described by `history`), optionally among `candidates` only."""
 
@@ -25,13 +45,17 @@ class Query:
     exclude_watched: bool = True
     exclude: Sequence[str] = ()
     candidates: Sequence[str] | None = None
-    history: Sequence[str] | None = None
+    history: Sequence[Watch] | None = None
+    """The watches of the sitting in progress, oldest first (see `watches` for plain ids)."""
     categories: Sequence[str] | None = None
     """Only videos of these categories."""
     max_per_channel: int | None = None
     """At most this many videos of one channel."""
     published_after: float | None = None
     """Only videos published after this time (epoch seconds)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "history", watches(self.history))  # plain ids keep working
 
     @property
     def narrowed(self) -> bool:
@@ -41,10 +65,21 @@ class Query:
 
 @dataclass(frozen=True, slots=True)
 class SimilarQuery:
-    """Top-k videos closest to one video by cosine of their factors."""
+    """Up next: top-k videos to watch after `video_id` (watched-next blended with factor similarity); with a
+    `user_id` or a `history`, for that viewer, who has just finished `video_id`."""
 
     video_id: str
     k: int = DEFAULT_K
+    user_id: str | None = None
+    history: Sequence[Watch] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "history", watches(self.history))
+
+    @property
+    def personal(self) -> bool:
+        """Whether it asks for one viewer's up next (known, or described by a history)."""
+        return self.user_id is not None or bool(self.history)
 
 
 @dataclass(frozen=True, slots=True)

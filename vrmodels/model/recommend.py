@@ -6,7 +6,12 @@ points serve many callers cheaply:
   the list narrowed as the query asks) and a user the model cannot personalise from the popularity ranking.
   It returns None otherwise.
 - `rank(queries)` ranks everything else in one pass: one fold-in solve for every history, one ranking call for
-  every recommend query, one similar-videos call. Each answer is the one the query would get alone.
+  every recommend query, one up-next call. Each answer is the one the query would get alone.
+
+Up next for one viewer (`SimilarQuery` with a user or a history) is a recommend query for that viewer, who has just
+watched the video: its history ends with it, and the answer leaves it out. Up next for anyone is the ranking's
+`similar` (factor similarity, blended with the watched-next table when the model has one), or, for a ranking that
+`ranks_up_next`, a sitting of that one watch.
 """
 
 from __future__ import annotations
@@ -19,7 +24,16 @@ import numpy as np
 
 from vrmodels.model.artifacts import ModelArtifactError, ModelArtifacts, load_model_dir
 from vrmodels.model.manifest import Manifest
-from vrmodels.model.queries import Answer, AnyQuery, Recommendations, SimilarQuery, UnknownVideo, UnsupportedFilter
+from vrmodels.model.queries import (
+    Answer,
+    AnyQuery,
+    Query,
+    Recommendations,
+    SimilarQuery,
+    UnknownVideo,
+    UnsupportedFilter,
+    Watch,
+)
 from vrmodels.model.ranking import RANKINGS
 from vrmodels.model.ranking.base import Ranking
 from vrmodels.model.resolve import FoldIn, ResolvedQuery, Resolver, batch_of, score_list
@@ -132,9 +146,11 @@ class Recommender:
                 video = self._videos.index_of(query.video_id)
                 if video is None:
                     results[slot] = UnknownVideo(query.video_id)
-                else:
+                    continue
+                if not query.personal and not self.ranking.ranks_up_next:
                     similar.append((slot, video, query.k))
-                continue
+                    continue
+                query = after_watching(query)
             outcome = self.resolver.resolve(query)
             if isinstance(outcome, ResolvedQuery):
                 resolved.append((slot, outcome))
@@ -143,7 +159,8 @@ class Recommender:
         if resolved:
             recommend = [query for _, query in resolved]
             self._fold_in.vectors(recommend)
-            ranked = self.ranking.rank(batch_of(recommend, self.video_count))
+            sittings = self.resolver.sessions is not None
+            ranked = self.ranking.rank(batch_of(recommend, self.video_count, sittings=sittings))
             for (slot, query), (videos, scores) in zip(resolved, ranked):
                 results[slot] = Recommendations(
                     self._videos.ids_of(videos),
@@ -156,3 +173,10 @@ class Recommender:
             for (slot, _, _), (ids, scores) in zip(similar, self.ranking.similar(videos, [k for *_, k in similar])):
                 results[slot] = Recommendations(self._videos.ids_of(ids), score_list(scores))
         return results  # type: ignore[return-value]
+
+
+def after_watching(query: SimilarQuery) -> Query:
+    """Up next as a recommend query: the viewer's (or anyone's) recommendations, their sitting ending with the video
+    just watched."""
+    history = [*(query.history or ()), Watch(query.video_id)]
+    return Query(query.user_id, query.k, history=history)

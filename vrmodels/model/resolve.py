@@ -9,12 +9,20 @@ that needs no ranking.
 - `UnsupportedFilter`, when the query narrows in a way the model cannot (categories without a catalogue).
 `FoldIn` then gives every resolved query its user vector: the trained one, or one solve for all histories of a
 batch together; `batch_of` lays them out for a ranking (vrmodels.model.ranking).
+
+A history is the sitting in progress, oldest first. With a model that keeps sittings (format 6 on,
+vrmodels.model.sessions) each watch of it weighs in the fold-in as a typical training interaction (the median
+confidence) times its recency (half as much `history_half_life_hours` before the latest watch when watches carry
+timestamps; half as much `history_half_life_watches` watches before the last when they do not) times the skip
+weight when it was an early skip (watched seconds against the catalogue's duration under `skip_below`), and
+its last videos, its length and its time place the viewer in a sitting. With an older model a history is a set
+of videos at the median confidence, as it always was.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
@@ -22,10 +30,13 @@ from implicit.cpu.als import AlternatingLeastSquares
 from vrmodels.model.artifacts import ModelArtifacts
 from vrmodels.model.indices import NO_VIDEOS, rows_matrix, union
 from vrmodels.model.narrowing import Narrowing
-from vrmodels.model.queries import Query, Recommendations, UnsupportedFilter
-from vrmodels.model.ranking.base import QueryBatch
+from vrmodels.model.queries import Query, Recommendations, UnsupportedFilter, Watch
+from vrmodels.model.ranking.base import QueryBatch, Sitting
+from vrmodels.model.sessions import RECENT
 
 NO_CATALOGUE = "this model was trained without a video catalogue (features.build_features --videos)"
+NO_WEIGHTS = np.zeros(0, dtype=np.float32)
+NO_TIMES = np.zeros(0, dtype=np.float64)
 
 
 @dataclass(eq=False, slots=True)
@@ -46,6 +57,14 @@ class ResolvedQuery:
     narrowing: Narrowing
     unknown: list[str]
     """Ids of `history` and `candidates` the model does not know."""
+    recent: np.ndarray = field(default_factory=lambda: NO_VIDEOS)
+    """The last videos of the sitting in progress (or of the user's last sitting when none is), oldest first."""
+    position: int = 0
+    """Watches of the sitting in progress so far."""
+    now: float = 0.0
+    """When it is asked (epoch seconds): the latest watch given, else the model's data end."""
+    seen: np.ndarray = field(default_factory=lambda: NO_TIMES)
+    """With sittings: when each of `videos` was last watched (epoch seconds)."""
     vector: np.ndarray | None = None
 
 
@@ -68,6 +87,12 @@ class Resolver:
         # spaced confidences (the median of them all would copy every confidence into each worker's memory).
         data = artifacts.user_items.data
         self._history_confidence = float(np.median(data[:: max(1, len(data) // 100_000)])) if len(data) else 1.0
+        self.sessions = artifacts.sessions
+        self._entry = artifacts.manifest.sessions
+        self._confidence = artifacts.manifest.confidence or {}
+        self._durations = None
+        if self.tables is not None and "log_duration" in (artifacts.manifest.catalogue.video_features or []):  # type: ignore[union-attr]
+            self._durations = self.tables.features[:, artifacts.manifest.catalogue.video_features.index("log_duration")]  # type: ignore[union-attr]
 
     def user(self, user_id: str | None) -> int | None:
         return self.users.index_of(user_id) if user_id is not None else None
@@ -118,7 +143,7 @@ class Resolver:
         unknown: list[str] = []
         history = NO_VIDEOS
         if query.history:
-            history, unknown = self.indices(query.history)
+            history, unknown = self.indices(watch.video_id for watch in query.history)
         if user is None and len(history) == 0:
             answer = self.popular(query, narrowing)
             return Recommendations(
@@ -133,6 +158,8 @@ class Resolver:
             candidates, unknown_candidates = self.indices(query.candidates)
             unknown += unknown_candidates
         videos, confidences = self.user_videos(user) if user is not None else (NO_VIDEOS, NO_VIDEOS)
+        if self.sessions is not None:
+            return self._in_sitting(query, narrowing, user=user, unknown=unknown, candidates=candidates)
         if len(history):
             videos, confidences = merge_history(
                 videos, confidences, history, history_confidence=self._history_confidence
@@ -148,6 +175,81 @@ class Resolver:
             narrowing=narrowing,
             unknown=unknown,
         )
+
+    def _in_sitting(
+        self,
+        query: Query,
+        narrowing: Narrowing,
+        *,
+        user: int | None,
+        unknown: list[str],
+        candidates: np.ndarray | None,
+    ) -> ResolvedQuery:
+        """A query placed in time: its history weighed by recency and skips, its sitting's last videos, the
+        times the viewer last watched each of their videos."""
+        entry, sessions = self._entry, self.sessions
+        data_end = float(entry.data_end)  # type: ignore[union-attr]
+        ordered, weights, times, latest = self._weighed(query.history or ())
+        now = latest if latest is not None else data_end
+        videos, confidences = self.user_videos(user) if user is not None else (NO_VIDEOS, NO_VIDEOS)
+        seen = NO_TIMES
+        if user is not None:
+            start, end = self._user_items.indptr[user], self._user_items.indptr[user + 1]
+            seen = data_end - sessions.user_items_seen[start:end].astype(np.float64)  # type: ignore[union-attr]
+        if len(ordered):
+            videos, confidences, seen = merge_watches(
+                (videos, confidences, seen), (ordered, weights, np.where(np.isnan(times), now, times))
+            )
+            recent = ordered[-RECENT:]
+        elif user is not None:
+            recent = np.asarray(sessions.user_recent[user])  # type: ignore[union-attr]
+            recent = recent[recent >= 0]
+        else:
+            recent = NO_VIDEOS
+        return ResolvedQuery(
+            k=query.k,
+            user=user,
+            fold_in=len(ordered) > 0,
+            videos=videos,
+            confidences=confidences,
+            watched=videos if query.exclude_watched else NO_VIDEOS,
+            candidates=candidates,
+            narrowing=narrowing,
+            unknown=unknown,
+            recent=recent.astype(np.int64),
+            position=len(ordered),
+            now=now,
+            seen=seen,
+        )
+
+    def _weighed(
+        self, history: tuple[Watch, ...] | list[Watch]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float | None]:
+        """The known watches of a history in order: their video indices, fold-in confidences and times (NaN when
+        not given), and the latest time given (None when none is)."""
+        entry = self._entry
+        found = [(self.videos.index_of(watch.video_id), watch) for watch in history]
+        known = [(video, watch) for video, watch in found if video is not None]
+        if not known:
+            return NO_VIDEOS, NO_WEIGHTS, NO_TIMES, None
+        ordered = np.asarray([video for video, _ in known], dtype=np.int32)
+        times = np.asarray([np.nan if w.timestamp is None else w.timestamp for _, w in known], dtype=np.float64)
+        given = ~np.isnan(times)
+        latest = float(times[given].max()) if given.any() else None
+        if latest is not None:
+            hours = np.where(given, latest - times, 0.0) / 3600
+            recency = np.exp2(-hours / entry.history_half_life_hours)  # type: ignore[union-attr]
+        else:
+            back = np.arange(len(ordered) - 1, -1, -1, dtype=np.float64)
+            recency = np.exp2(-back / entry.history_half_life_watches)  # type: ignore[union-attr]
+        skip = np.ones(len(ordered))
+        if self._durations is not None:
+            watched = np.asarray([np.nan if w.watched_seconds is None else w.watched_seconds for _, w in known])
+            with np.errstate(invalid="ignore"):
+                ratio = watched / np.exp(self._durations[ordered])
+                skipped = ratio < self._confidence.get("skip_below", 0.8)
+            skip[skipped] = self._confidence.get("skip_weight", 0.05)
+        return ordered, (self._history_confidence * recency * skip).astype(np.float32), times, latest
 
     def user_videos(self, user: int) -> tuple[np.ndarray, np.ndarray]:
         """One user's training videos and confidences, sliced from the CSR arrays (scipy's row indexing is slow)."""
@@ -189,8 +291,22 @@ class FoldIn:
                 query.vector = self._user_factors[query.user]
 
 
-def batch_of(queries: Sequence[ResolvedQuery], videos: int) -> QueryBatch:
-    """Resolved queries with their vectors, laid out for a ranking."""
+def batch_of(queries: Sequence[ResolvedQuery], videos: int, *, sittings: bool = False) -> QueryBatch:
+    """Resolved queries with their vectors, laid out for a ranking (`sittings`: with where each viewer is)."""
+    sitting = None
+    if sittings:
+        recent = np.full((len(queries), RECENT), -1, dtype=np.int64)
+        for row, query in enumerate(queries):
+            if len(query.recent):
+                recent[row, RECENT - len(query.recent) :] = query.recent
+        sitting = Sitting(
+            recent=recent,
+            position=np.asarray([query.position for query in queries], dtype=np.int64),
+            now=np.asarray([query.now for query in queries], dtype=np.float64),
+            seen=rows_matrix(
+                [query.videos for query in queries], videos, [query.seen for query in queries], dtype=np.float64
+            ),
+        )
     return QueryBatch(
         vectors=np.stack([query.vector for query in queries]),  # type: ignore[misc]
         videos=rows_matrix([query.videos for query in queries], videos, [query.confidences for query in queries]),
@@ -198,12 +314,29 @@ def batch_of(queries: Sequence[ResolvedQuery], videos: int) -> QueryBatch:
         k=np.asarray([query.k for query in queries], dtype=np.int64),
         candidates=[query.candidates for query in queries],
         narrowings=[query.narrowing for query in queries],
+        sitting=sitting,
     )
 
 
 def score_list(scores: np.ndarray) -> list[float]:
     """Scores to 6 decimals, as answers carry them: float32 holds no more, and the answer stays short."""
     return np.round(np.asarray(scores, dtype=np.float64), 6).tolist()
+
+
+def merge_watches(
+    trained: tuple[np.ndarray, np.ndarray, np.ndarray], history: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(videos, confidences, last seen) of the training videos and of a history (in watch order, repeats
+    allowed): sorted by video, each keeping its largest confidence and its latest time."""
+    videos = np.concatenate([trained[0], history[0]]).astype(np.int32)
+    confidences = np.concatenate([trained[1], history[1]]).astype(np.float32)
+    times = np.concatenate([trained[2], history[2]]).astype(np.float64)
+    merged, inverse = np.unique(videos, return_inverse=True)
+    best = np.zeros(len(merged), dtype=np.float32)
+    np.maximum.at(best, inverse, confidences)
+    latest = np.full(len(merged), -np.inf)
+    np.maximum.at(latest, inverse, times)
+    return merged.astype(np.int32), best, latest
 
 
 def merge_history(

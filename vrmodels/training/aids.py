@@ -74,9 +74,11 @@ def precomputed_lists(ranking: Ranking, artifacts: ModelArtifacts, n: int) -> tu
     lists = np.full((users, n), -1, dtype=np.int32)
     scores = np.full((users, n), np.nan, dtype=np.float32) if ranking.stores_scores else None
     plain = Narrowing(ranking.unavailable)
+    entry = artifacts.manifest.sessions
+    at_home = {"sessions": artifacts.sessions, "now": entry.data_end} if artifacts.sessions and entry else {}
     for start in range(0, users, _CHUNK_USERS):
         chunk = np.arange(start, min(start + _CHUNK_USERS, users))
-        batch = QueryBatch.of_users(artifacts.user_factors, user_items, chunk, k=n, narrowing=plain)
+        batch = QueryBatch.of_users(artifacts.user_factors, user_items, chunk, k=n, narrowing=plain, **at_home)
         for user, (ids, values) in zip(chunk, ranking.rank(batch)):
             lists[user, : len(ids)] = ids
             if scores is not None:

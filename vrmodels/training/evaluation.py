@@ -177,6 +177,23 @@ def quality_gate(
     log.warning("%s; shipping because --allow-worse was given", message)
 
 
+def in_session_gate(metrics: dict[str, dict[str, float]], *, allow_worse: bool, kind: str) -> None:
+    """Refuse (QualityGateError) a model that, judged in session, does not beat watched-next alone there (the
+    unpersonalised "what viewers watched next"); with allow_worse, warn instead."""
+    if kind not in metrics or "watched_next" not in metrics:
+        return
+    ours, theirs = metrics[kind]["ndcg"], metrics["watched_next"]["ndcg"]
+    if ours > theirs:
+        return
+    message = (
+        f"quality gate: in session, {RANKINGS[kind].label} NDCG@{K} {ours:.4f} does not beat watched-next alone "
+        f"{theirs:.4f}"
+    )
+    if not allow_worse:
+        raise QualityGateError(message + "; nothing shipped (use --allow-worse to ship anyway)", metrics)
+    log.warning("%s; shipping because --allow-worse was given", message)
+
+
 def rank_by_popularity(scores: np.ndarray, user_items: csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k most popular videos per row of `user_items`, excluding that row's videos."""
     return topk(

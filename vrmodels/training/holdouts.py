@@ -4,8 +4,11 @@
 - `TimeSplit` (the default when the catalogue says when videos were published): everything before a cut
   `test_days` before the data end trains, the satisfying first watches after it judge, of videos that existed at
   the cut; trending (views in the last days before the cut) joins the baselines. With a catalogue, videos with
-  little history take factors from their metadata (vrmodels.training.coldstart), and the second stage is learned
-  on the window before the cut from a stage 1 fitted before that window, then judged at the cut.
+  little history take factors from their metadata (vrmodels.training.coldstart), and the sequence-aware second
+  stage is learned on the window before the cut from a stage 1 fitted before that window, then judged at the cut:
+  at home (the next `test_days`), in session and up next (each judged user's first sitting after the cut, its
+  first watches given: vrmodels.training.in_session), against popularity, trending, watched-next alone, the
+  channel's next upload, factor similarity and the order-blind ALS fold-in.
 
 Each `judge` returns a `Judgement`: the metrics, the kind that ships, and, for a time split with a second stage,
 what the shipped ranker is learned from (`TimeSplit.shipped_ranker`).
@@ -14,26 +17,31 @@ what the shipped ranker is learned from (`TimeSplit.shipped_ranker`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
 from scipy.sparse import csr_matrix
 
 from features.feature_set import FeatureSet
+from vrmodels.model.artifacts import ModelArtifacts
 from vrmodels.model.indices import NO_VIDEOS
 from vrmodels.model.lightgbm_ranker import LightGBMRanker
+from vrmodels.model.manifest import Manifest, SessionsEntry
 from vrmodels.model.narrowing import Narrowing
 from vrmodels.model.popularity import clicks, engagement
+from vrmodels.model.queries import Query
 from vrmodels.model.ranking.als import AlsRanking
 from vrmodels.model.ranking.base import QueryBatch
-from vrmodels.model.ranking.twostage import TwoStageRanking
+from vrmodels.model.ranking.sequential import SequentialRanking
+from vrmodels.model.sessions import SessionTables
 from vrmodels.model.topk import CatalogueTopK
 from vrmodels.model.videos import RECENT_DAYS, VideoTables
 from vrmodels.training.als import TrainParams, fit_als
 from vrmodels.training.coldstart import with_priors
 from vrmodels.training.evaluation import (
     CURVE_MAX_K,
+    K,
     SplitEvaluation,
     catalogue_lists,
     evaluate_split,
@@ -42,14 +50,29 @@ from vrmodels.training.evaluation import (
     popularity_lists,
     score_lists,
 )
-from vrmodels.training.learn_ranker import TooLittleToLearn, learn
+from vrmodels.training.in_session import (
+    GIVEN,
+    QueryResolution,
+    SittingQueries,
+    given_filters,
+    same_channel_lists,
+    sitting_queries,
+    tune_blend,
+    up_next_lists,
+    watched_next_lists,
+)
+from vrmodels.training.learn_ranker import CHUNK, MAX_USERS, TooLittleToLearn, examples, learn, user_chunks
 from vrmodels.training.relevance import Relevance
+from vrmodels.training.sessions import DEFAULT_UP_NEXT_BLEND, before, session_tables, watched_next
 from vrmodels.training.split import DAY, Window, holdout, train_matrix, window
 from vrmodels.training.tables import codes, video_tables
 
 log = logging.getLogger(__name__)
 
 TEST_FRACTION = 0.2
+ANONYMOUS_SHARE = 0.3  # of the ranker's in-session examples, those asked with a history alone (no user)
+HISTORY_ONLY = "sequential_history_only"  # the judged model asked with a history and no user
+LEARN_GIVEN = 3  # a ranker learns from sittings with 1 to this many watches given
 USER_HOLDOUT = {"split": "per-user latest by time", "test_fraction": TEST_FRACTION}  # the manifest's record of it
 
 
@@ -62,12 +85,36 @@ class LearnedRanker:
 
 @dataclass(frozen=True)
 class Stage1:
-    """The ALS fitted before a time split's cut, with what the shipped ranker learns from it."""
+    """ALS fitted before a time split's cut, with the tables as of the cut: what the judged model ranks with, and
+    what a ranker learns from on the window after the cut."""
 
     window: Window
+    train: csr_matrix
     model: AlternatingLeastSquares
     items: np.ndarray
-    tables: VideoTables
+    tables: VideoTables | None
+    sessions: SessionTables
+    entry: SessionsEntry
+
+    def artifacts(self, features: FeatureSet, *, kind: str, ranker: LightGBMRanker | None = None) -> ModelArtifacts:
+        """This stage as a model in memory (what the server would load), for resolving queries as it would."""
+        return ModelArtifacts(
+            user_factors=np.asarray(self.model.user_factors),
+            item_factors=self.items,
+            user_items=self.train,
+            popularity=engagement(self.train),
+            user_ids=features.user_ids,
+            video_ids=features.video_ids,
+            manifest=Manifest(
+                kind=kind,
+                confidence=features.confidence_config.to_dict(),
+                catalogue=self.tables.manifest_entry() if self.tables is not None else None,
+                sessions=self.entry,
+            ),
+            tables=self.tables,
+            ranker=ranker,
+            sessions=self.sessions,
+        )
 
 
 @dataclass(frozen=True)
@@ -78,6 +125,19 @@ class Judgement:
     judged_ranker: LearnedRanker | None = None
     """The second stage the evaluation judged (learned on the window before the cut)."""
     stage1: Stage1 | None = None
+    judgements: dict[str, dict] = field(default_factory=dict)
+    """In session and up next: per model and baseline, metrics at K (a time split's only)."""
+
+    def tuned(self, entry: SessionsEntry) -> SessionsEntry:
+        """`entry` with the up-next blend this judgement tuned (unchanged when it tuned none)."""
+        if self.stage1 is None:
+            return entry
+        return entry.model_copy(
+            update={
+                "up_next_blend": self.stage1.entry.up_next_blend,
+                "up_next_by_blend": self.stage1.entry.up_next_by_blend,
+            }
+        )
 
 
 class UserSplit:
@@ -166,57 +226,51 @@ class TimeSplit:
         return judged.before, judged.train_rows
 
     def judge(self, relevance: Relevance, params: TrainParams, show_progress: bool = False) -> Judgement:
-        judged = window(self.features, relevance, self.cut, self.end)
+        judged = self._stage1(relevance, params, cut=self.cut, end=self.end, show_progress=show_progress)
         log.info(
             "[relevance] %s: %d of %d pairs first watched in the %d days after the cut count as hits",
-            relevance.describe(), int(judged.relevant_rows.sum()), int(judged.test_rows.sum()), self.test_days,
+            relevance.describe(), int(judged.window.relevant_rows.sum()), int(judged.window.test_rows.sum()),
+            self.test_days,
         )  # fmt: skip
-        train = train_matrix(judged)
-        log.info("[evaluate] fitting on %d pairs before the cut", train.nnz)
-        model = fit_als(train, params, show_progress)
-        tables = video_tables(self.features, relevance, self.cut) if self.has_tables else None
-        items = item_factors(model, self.features, train, tables=tables, exists=judged.known_videos)
-        held = self.features.indicator(judged.relevant_rows)
+        train, model, items, tables = judged.train, judged.model, judged.items, judged.tables
+        held = self.features.indicator(judged.window.relevant_rows)
         users = evaluated_users(held, params.seed, among=np.diff(train.indptr) > 0)
-        allowed, filters = judged.known_videos, train[users]
+        allowed, filters = judged.window.known_videos, train[users]
+        trending = recent_clicks(self.features, self.cut)
         lists = {
             AlsRanking.kind: catalogue_lists(
                 np.asarray(model.user_factors)[users], items, filters, k=CURVE_MAX_K, allowed=allowed
             ),
             "most_popular": popularity_lists(clicks(train), filters, CURVE_MAX_K, allowed=allowed),
             "most_watched": popularity_lists(engagement(train), filters, CURVE_MAX_K, allowed=allowed),
-            "trending": popularity_lists(recent_clicks(self.features, self.cut), filters, CURVE_MAX_K, allowed=allowed),
+            "trending": popularity_lists(trending, filters, CURVE_MAX_K, allowed=allowed),
         }
-        judged_ranker = None
+        blend, blends = self._tune_blend(relevance, judged)
+        tuned = {"up_next_blend": blend, "up_next_by_blend": {f"{key:g}": value for key, value in blends.items()}}
+        judged = replace(judged, entry=judged.entry.model_copy(update=tuned))
+        learned = None
         if self.use_ranker:
             try:
-                judged_ranker = self.learn_ranker(relevance, params, cut=self.ranker_cut, end=self.cut)
+                learning = self._stage1(relevance, params, cut=self.ranker_cut, end=self.cut)
+                learned = self._learn(learning, relevance, params.seed)
             except TooLittleToLearn as reason:
                 log.warning("[ranker] none: %s; ALS alone ships (--ranker on learns one anyway)", reason)
-        if judged_ranker is not None:
-            ranking = TwoStageRanking(
-                items,
-                CatalogueTopK(items),
-                NO_VIDEOS,
-                tables=tables,
-                ranker=judged_ranker.ranker,  # type: ignore[arg-type]
-            )
-            plain = Narrowing(NO_VIDEOS)
-            batch = QueryBatch.of_users(model.user_factors, train, users, k=CURVE_MAX_K, narrowing=plain)
-            lists[TwoStageRanking.kind] = padded_lists(ranking.rank(batch), CURVE_MAX_K)
+        kind = SequentialRanking.kind if learned is not None else AlsRanking.kind
+        artifacts = judged.artifacts(self.features, kind=kind, ranker=learned.ranker if learned else None)
+        if learned is not None:
+            ranking = SequentialRanking.from_artifacts(artifacts, CatalogueTopK(items), NO_VIDEOS)
+            batch = QueryBatch.of_users(
+                model.user_factors, train, users, k=CURVE_MAX_K, narrowing=Narrowing(NO_VIDEOS),
+                sessions=judged.sessions, now=self.cut,
+            )  # fmt: skip
+            lists[SequentialRanking.kind] = padded_lists(ranking.rank(batch), CURVE_MAX_K)
         fresh = None
         if tables is not None:
             with np.errstate(invalid="ignore"):
                 fresh = allowed & (tables.published >= self.cut - RECENT_DAYS * DAY)
         evaluation = score_lists(lists, held[users], clicks(train), max_k=CURVE_MAX_K, fresh=fresh)
-        if judged_ranker is None:
-            return Judgement(evaluation, AlsRanking.kind)
-        return Judgement(
-            evaluation,
-            TwoStageRanking.kind,
-            judged_ranker,
-            Stage1(judged, model, items, tables),  # type: ignore[arg-type]
-        )
+        judgements = self._in_session(judged, artifacts, relevance, trending=trending, seed=params.seed)
+        return Judgement(evaluation, kind, learned if learned is not None else None, judged, judgements)
 
     def shipped_ranker(self, judgement: Judgement, relevance: Relevance, seed: int) -> LearnedRanker:
         """The ranker that ships: learned on the judged window, from the stage 1 fitted before it; the judged ranker
@@ -225,7 +279,7 @@ class TimeSplit:
         assert stage1 is not None and judged is not None, "only a judgement with a second stage ships a ranker"
         judged_on = {"judged_on": {"from": self.ranker_cut, "to": self.cut}}
         try:
-            learned = self._learn_on(stage1, relevance, seed)
+            learned = self._learn(stage1, relevance, seed)
         except TooLittleToLearn as reason:
             log.warning("[ranker] the last window is too thin (%s): the judged ranker ships", reason)
             window_of = {"window": {"from": self.ranker_cut, "to": self.cut}}
@@ -236,26 +290,147 @@ class TimeSplit:
 
     def learn_ranker(self, relevance: Relevance, params: TrainParams, *, cut: int, end: int) -> LearnedRanker:
         """A ranker learned on [cut, end) from a stage 1 fitted before `cut`."""
+        return self._learn(self._stage1(relevance, params, cut=cut, end=end), relevance, params.seed)
+
+    def _stage1(
+        self, relevance: Relevance, params: TrainParams, *, cut: int, end: int, show_progress: bool = False
+    ) -> Stage1:
+        """ALS fitted on what happened before `cut`, with the catalogue and session tables as of then; judged (or
+        learned from) on [cut, end)."""
         learning = window(self.features, relevance, cut, end)
         train = train_matrix(learning)
-        log.info("[ranker] stage 1 fitted on %d pairs before the ranker's window", train.nnz)
-        model = fit_als(train, params)
-        tables = video_tables(self.features, relevance, cut)
+        log.info("[stage 1] fitted on %d pairs before %d", train.nnz, cut)
+        model = fit_als(train, params, show_progress)
+        tables = video_tables(self.features, relevance, cut) if self.has_tables else None
         items = item_factors(model, self.features, train, tables=tables, exists=learning.known_videos)
-        return self._learn_on(Stage1(learning, model, items, tables), relevance, params.seed)
+        sessions, entry = session_tables(learning.before, relevance=relevance, time=cut, rows=learning.train_rows)
+        return Stage1(learning, train, model, items, tables, sessions, entry)
 
-    def _learn_on(self, stage1: Stage1, relevance: Relevance, seed: int) -> LearnedRanker:
-        train = train_matrix(stage1.window)
+    def _learn(self, stage1: Stage1, relevance: Relevance, seed: int) -> LearnedRanker:
+        """The sequence-aware ranker, learned on stage 1's window from its home queries (every user with a
+        satisfying first watch in it) and its in-session ones (each user's first sitting in it)."""
         labels = self.features.indicator(stage1.window.relevant_rows)
+        train = stage1.train
         users = np.flatnonzero((np.diff(labels.indptr) > 0) & (np.diff(train.indptr) > 0))
-        stages = TwoStageRanking(stage1.items, CatalogueTopK(stage1.items), NO_VIDEOS, tables=stage1.tables)
-        user_factors = stage1.model.user_factors
+        if len(users) > MAX_USERS:
+            users = np.sort(np.random.default_rng(seed).choice(users, MAX_USERS, replace=False))
+        artifacts = stage1.artifacts(self.features, kind=SequentialRanking.kind)
+        stages = SequentialRanking(
+            stage1.items, CatalogueTopK(stage1.items), NO_VIDEOS, tables=stage1.tables, sessions=stage1.sessions
+        )
 
-        def batch_of(chunk: np.ndarray) -> QueryBatch:
-            return QueryBatch.of_users(user_factors, train, chunk, k=stages.pool, narrowing=Narrowing(NO_VIDEOS))
+        def at_home(chunk: np.ndarray) -> QueryBatch:
+            return QueryBatch.of_users(
+                stage1.model.user_factors, train, chunk, k=stages.pool, narrowing=Narrowing(NO_VIDEOS),
+                sessions=stage1.sessions, now=stage1.window.cut,
+            )  # fmt: skip
 
-        ranker, account = learn(stages, batch_of, labels, users=users, seed=seed, min_positives=self.min_positives)
-        return LearnedRanker(ranker, account)
+        chunks = list(user_chunks(at_home, labels, users))
+        queries = self._sitting_queries(stage1, relevance, seed=seed, learning=True)
+        if len(queries):
+            anonymous = np.random.default_rng(seed).random(len(queries)) < ANONYMOUS_SHARE
+            asked = queries.queries(self.features.user_ids, self.features.video_ids, anonymous=anonymous)
+            for start in range(0, len(asked), CHUNK):
+                batch, ranked = QueryResolution(artifacts).batch(asked[start : start + CHUNK])
+                chunks.append((batch, queries.targets[start : start + CHUNK][ranked]))
+        data = examples(stages, chunks)
+        ranker, account = learn(stages, data, seed=seed, min_positives=self.min_positives)
+        return LearnedRanker(ranker, account | {"in_session_queries": len(queries)})
+
+    def _sitting_queries(
+        self, stage1: Stage1, relevance: Relevance, *, seed: int, learning: bool = False
+    ) -> SittingQueries:
+        """The in-session queries of stage 1's window, of the users it knows: to judge, each one's first sitting
+        in the window with GIVEN watches given; to learn from, every sitting, with 1 to LEARN_GIVEN given."""
+        known = np.diff(stage1.train.indptr) > 0
+        return sitting_queries(
+            self.features.watches(relevance.events), start=stage1.window.cut, end=stage1.window.end,
+            relevance=relevance, videos=len(self.features.video_ids), durations=self._durations(), among=known,
+            given=tuple(range(1, LEARN_GIVEN + 1)) if learning else (GIVEN,), every_sitting=learning, seed=seed,
+        )  # fmt: skip
+
+    def _tune_blend(self, relevance: Relevance, judged: Stage1) -> tuple[float, dict]:
+        """The up-next blend tuned on the sittings of the `test_days` before the cut, against a watched-next table
+        of what came before them (never of the judged days, nor of the sittings it is tuned on)."""
+        start = self.cut - self.test_days * DAY
+        watches = self.features.watches(relevance.events)
+        table = watched_next(
+            before(watches, start), len(self.features.video_ids), relevance=relevance,
+            confidence=self.features.confidence_config,
+        )  # fmt: skip
+        known = np.diff(judged.train.indptr) > 0
+        queries = sitting_queries(
+            watches, start=start, end=self.cut, relevance=relevance, videos=len(self.features.video_ids),
+            durations=None, among=known,
+        )  # fmt: skip
+        if not len(queries):
+            return DEFAULT_UP_NEXT_BLEND, {}
+        return tune_blend(judged.items, table, queries, k=K)
+
+    def _in_session(
+        self, judged: Stage1, artifacts: ModelArtifacts, relevance: Relevance, *, trending: np.ndarray, seed: int
+    ) -> dict[str, dict]:
+        """The in-session and up-next judgements of the judged model and their baselines, on each judged user's
+        first sitting after the cut: its first GIVEN watches given, the satisfying watches of the rest to find."""
+        queries = self._sitting_queries(judged, relevance, seed=seed)
+        if not len(queries):
+            return {"in_session": {}, "up_next": {}}
+        train, items, sessions, tables = judged.train, judged.items, judged.sessions, judged.tables
+        filters = given_filters(queries, train)
+        allowed = judged.window.known_videos
+        in_session = {
+            "watched_next": padded_lists(
+                watched_next_lists(sessions.next, queries, filters, k=CURVE_MAX_K), CURVE_MAX_K
+            ),
+            "most_popular": popularity_lists(clicks(train), filters, CURVE_MAX_K, allowed=allowed),
+            "trending": popularity_lists(trending, filters, CURVE_MAX_K, allowed=allowed),
+        }
+        order_blind = replace(
+            artifacts, sessions=None, manifest=artifacts.manifest.model_copy(update={"sessions": None})
+        )
+        blind, ranked = QueryResolution(order_blind).batch(
+            queries.queries(self.features.user_ids, self.features.video_ids)
+        )
+        in_session["order_blind"] = padded_lists(
+            AlsRanking(items, CatalogueTopK(items), NO_VIDEOS).rank(blind), CURVE_MAX_K
+        )
+        up_next = {
+            "factor_similarity": padded_lists(
+                up_next_lists(items, None, queries.last, k=CURVE_MAX_K, blend=0.0), CURVE_MAX_K
+            ),
+            "watched_next": padded_lists(
+                watched_next_lists(sessions.next, queries, filters, k=CURVE_MAX_K, recent=1), CURVE_MAX_K
+            ),
+            "blended": padded_lists(
+                up_next_lists(items, sessions.next, queries.last, k=CURVE_MAX_K, blend=judged.entry.up_next_blend),
+                CURVE_MAX_K,
+            ),
+        }
+        if tables is not None:
+            same_channel = padded_lists(same_channel_lists(tables, queries.last, filters, k=CURVE_MAX_K), CURVE_MAX_K)
+            in_session["same_channel_next"] = up_next["same_channel_next"] = same_channel
+        if artifacts.ranker is not None:
+            stage = QueryResolution(artifacts)
+            ranking = SequentialRanking.from_artifacts(artifacts, CatalogueTopK(items), NO_VIDEOS)
+            for name, anonymous in ((SequentialRanking.kind, None), (HISTORY_ONLY, np.ones(len(queries), dtype=bool))):
+                batch, _ = stage.batch(
+                    queries.queries(self.features.user_ids, self.features.video_ids, anonymous=anonymous)
+                )
+                in_session[name] = padded_lists(ranking.rank(batch), CURVE_MAX_K)
+            up_next["personal"] = in_session[SequentialRanking.kind]  # up next for the viewer: the same query
+            after = [Query(None, CURVE_MAX_K, history=[self.features.video_ids[video]]) for video in queries.last]
+            batch, _ = stage.batch(after)  # up next for anyone: a sitting of that one watch (vrmodels.model.recommend)
+            up_next[SequentialRanking.kind] = padded_lists(ranking.rank(batch), CURVE_MAX_K)
+        del ranked
+        targets = queries.targets
+        return {
+            "in_session": score_lists(in_session, targets, clicks(train), max_k=K).metrics,
+            "up_next": score_lists(up_next, targets, clicks(train), max_k=K).metrics,
+        }
+
+    def _durations(self) -> np.ndarray | None:
+        videos = self.features.videos
+        return None if videos is None else videos["duration_seconds"].to_numpy(np.float64)
 
     def describe(self, with_ranker: bool = False) -> dict:
         """The hold-out, as the manifest's evaluation entry records it (`with_ranker`: a second stage ships)."""
@@ -265,6 +440,10 @@ class TimeSplit:
             "cut": self.cut,
             "data_end": self.end,
             "ranker_window": [self.ranker_cut, self.cut] if with_ranker else None,
+            "in_session": {
+                "given": GIVEN,
+                "judged": "the satisfying watches of the rest of each judged user's first sitting after the cut",
+            },
         }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +22,7 @@ from scipy.sparse import csr_matrix
 
 from vrmodels.model.lightgbm_ranker import LightGBMRanker
 from vrmodels.model.ranking.base import QueryBatch
-from vrmodels.model.ranking.twostage import CATEGORICAL, FEATURES, TwoStageRanking
+from vrmodels.model.ranking.twostage import CATEGORICAL, TwoStageRanking
 
 log = logging.getLogger(__name__)
 
@@ -62,79 +62,82 @@ class Examples:
     features: np.ndarray
     labels: np.ndarray
     groups: np.ndarray
-    """Candidates per user, in order."""
-    users: int
+    """Candidates per query, in order."""
+    names: tuple[str, ...]
+    """The features' names, in column order."""
     candidate_recall: float
-    """Share of the learning users' labelled watches that their candidates held."""
+    """Share of the queries' labelled watches that their candidates held."""
+
+    @property
+    def queries(self) -> int:
+        return len(self.groups)
 
 
-def examples(
-    stages: TwoStageRanking, batch_of: Callable[[np.ndarray], QueryBatch], labels: csr_matrix, *, users: np.ndarray
-) -> Examples:
-    """Features and labels of every candidate of `users` (rows of `labels`, users × videos, 1 = positive);
-    `batch_of` makes the batch of a chunk of users as stage 1 saw them."""
+Chunk = tuple[QueryBatch, csr_matrix]
+"""A batch of queries as stage 1 sees them, and their labels (batch rows × videos, 1 = a watch to find)."""
+
+
+def examples(stages: TwoStageRanking, chunks: Iterable[Chunk]) -> Examples:
+    """Features and labels of every candidate of every query; queries whose candidates hold no positive teach a
+    ranker nothing and are left out."""
     parts, found, wanted = [], 0, 0
-    for start in range(0, len(users), CHUNK):
-        chunk = users[start : start + CHUNK]
-        batch = batch_of(chunk)
+    for batch, labels in chunks:
         candidates = stages.candidates(batch)
-        rows = labels[chunk].tocoo()
+        rows = labels.tocoo()
         positive_keys = rows.row.astype(np.int64) * labels.shape[1] + rows.col
         label = np.isin(candidates.user * labels.shape[1] + candidates.video, positive_keys)
         found, wanted = found + int(label.sum()), wanted + len(positive_keys)
-        sizes = np.bincount(candidates.user, minlength=len(chunk))
-        learnable = np.bincount(candidates.user, weights=label, minlength=len(chunk)) > 0
+        sizes = np.bincount(candidates.user, minlength=len(batch))
+        learnable = np.bincount(candidates.user, weights=label, minlength=len(batch)) > 0
         keep = learnable[candidates.user]
         parts.append((stages.features(batch, candidates)[keep], label[keep], sizes[learnable]))
     features, label, groups = (np.concatenate(column) for column in zip(*parts)) if parts else ([],) * 3
+    names = stages.features_names
     return Examples(
-        np.asarray(features, dtype=np.float32).reshape(-1, len(FEATURES)),
+        np.asarray(features, dtype=np.float32).reshape(-1, len(names)),
         np.asarray(label, dtype=np.float32),
         np.asarray(groups, dtype=np.int64),
-        len(groups),
+        names,
         found / max(wanted, 1),
     )
 
 
-def learn(
-    stages: TwoStageRanking,
-    batch_of: Callable[[np.ndarray], QueryBatch],
-    labels: csr_matrix,
-    *,
-    users: np.ndarray,
-    seed: int,
-    min_positives: int = 1,
-) -> tuple[LightGBMRanker, dict]:
-    """The ranker, and the manifest's account of what it learned from; TooLittleToLearn below `min_positives`."""
-    if len(users) > MAX_USERS:
-        users = np.sort(np.random.default_rng(seed).choice(users, MAX_USERS, replace=False))
-    data = examples(stages, batch_of, labels, users=users)
+def user_chunks(batch_of: Callable[[np.ndarray], QueryBatch], labels: csr_matrix, users: np.ndarray) -> Iterator[Chunk]:
+    """Known users CHUNK at a time: `batch_of` makes the batch of some users as stage 1 saw them, `labels` (users ×
+    videos) holds what each went on to watch."""
+    for start in range(0, len(users), CHUNK):
+        chunk = users[start : start + CHUNK]
+        yield batch_of(chunk), labels[chunk]
+
+
+def learn(stages: TwoStageRanking, data: Examples, *, seed: int, min_positives: int = 1) -> tuple[LightGBMRanker, dict]:
+    """The ranker learned from `data`, and the manifest's account of it; TooLittleToLearn below `min_positives`."""
     positives = int(data.labels.sum())
     if positives < max(min_positives, 1):
         raise TooLittleToLearn(
-            f"the ranker's window holds {positives} satisfying watches among {data.users} users' candidates "
+            f"the ranker's window holds {positives} satisfying watches among {data.queries} queries' candidates "
             f"(at least {max(min_positives, 1)} needed)"
         )
     booster, validating = boost(data, seed)
     rounds, held_out = booster.current_iteration(), int(validating.sum())
     ranker = LightGBMRanker(booster, num_threads=os.cpu_count() or 1)  # offline it scores every user on every core
     account = {
-        "users": data.users,
+        "users": data.queries,
         "examples": len(data.labels),
-        "positives": int(data.labels.sum()),
+        "positives": positives,
         "candidate_recall": round(data.candidate_recall, 4),
         "rounds": rounds,
         "max_rounds": MAX_ROUNDS,
         "validation_users": held_out,
         "parameters": PARAMETERS,
-        "features": list(FEATURES),
+        "features": list(data.names),
         "importances": ranker.importances(),
     }
-    stopped = f"stopped by {held_out} held-out users" if held_out else "too few users to stop early"
+    stopped = f"stopped by {held_out} held-out queries" if held_out else "too few queries to stop early"
     log.info(
-        "[ranker] learned from %d users, %d candidates (%d positives; candidates held %.0f%% of their watches); "
+        "[ranker] learned from %d queries, %d candidates (%d positives; candidates held %.0f%% of their watches); "
         "%d rounds (%s)",
-        data.users, len(data.labels), int(data.labels.sum()), 100 * data.candidate_recall, rounds, stopped,
+        data.queries, len(data.labels), positives, 100 * data.candidate_recall, rounds, stopped,
     )  # fmt: skip
     return ranker, account
 
@@ -143,7 +146,7 @@ def boost(data: Examples, seed: int) -> tuple[object, np.ndarray]:
     """The LightGBM booster, cut to the round its held-out users ranked best; and which users were held out."""
     import lightgbm
 
-    validating = _validation_users(data.users, seed)
+    validating = _validation_users(data.queries, seed)
     rows = np.repeat(validating, data.groups)
     dataset = _dataset(data, ~rows, ~validating)
     stopping = {}
@@ -175,7 +178,7 @@ def _dataset(data: Examples, rows: np.ndarray, users: np.ndarray, reference: obj
         data.features[rows],
         data.labels[rows],
         group=data.groups[users],
-        feature_name=list(FEATURES),
+        feature_name=list(data.names),
         categorical_feature=list(CATEGORICAL),
         reference=reference,
         free_raw_data=True,

@@ -20,6 +20,7 @@ from vrmodels.model.artifacts import ModelArtifacts, write_model_dir
 from vrmodels.model.lightgbm_ranker import LightGBMRanker
 from vrmodels.model.manifest import Manifest
 from vrmodels.model.popularity import engagement
+from vrmodels.model.sessions import SessionTables
 from vrmodels.model.topn import DEFAULT_TOPN
 from vrmodels.model.videos import VideoTables
 from vrmodels.training import report
@@ -44,6 +45,8 @@ class TrainedModel:
     ranker: LightGBMRanker | None = None
     popularity: np.ndarray | None = None
     """The fallback ranking (default: engagement, vrmodels.model.popularity)."""
+    sessions: SessionTables | None = None
+    """The watched-next table and the users' last sittings (vrmodels.model.sessions)."""
 
 
 def to_artifacts(trained: TrainedModel, *, topn: int = DEFAULT_TOPN, ann: str = "auto") -> ModelArtifacts:
@@ -71,6 +74,7 @@ def to_artifacts(trained: TrainedModel, *, topn: int = DEFAULT_TOPN, ann: str = 
             manifest=manifest,
             tables=trained.tables,
             ranker=trained.ranker,
+            sessions=trained.sessions,
         ),
         topn=topn,
         ann=ann,

@@ -2,9 +2,10 @@
 ships on every event.
 
 The steps: choose the hold-out (vrmodels.training.holdouts), tune on the training part when asked
-(vrmodels.training.tuning), judge, refuse a model that does not beat the best baseline, then refit ALS on every
-event and, with a catalogue, the tables as of the data end and the ranker learned on the last window. What ships
-is a `TrainedModel` (vrmodels.training.model_dir), the same record the Spark trainer produces.
+(vrmodels.training.tuning), judge, refuse a model that does not beat the best baseline at home (or, judged in
+session, loses to watched-next alone there), then refit ALS on every event, build the session tables and, with a
+catalogue, the tables as of the data end and the ranker learned on the last window. What ships is a
+`TrainedModel` (vrmodels.training.model_dir), the same record the Spark trainer produces.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from dataclasses import asdict, dataclass
 from features.confidence import ConfidenceConfig
 from features.feature_set import FeatureSet
 from vrmodels.model.manifest import Evaluation, Manifest
-from vrmodels.model.ranking.twostage import TwoStageRanking
+from vrmodels.model.ranking.sequential import SequentialRanking
 from vrmodels.training.als import TrainParams, fit_als
-from vrmodels.training.evaluation import MAX_EVALUATED_USERS, K, SplitEvaluation, quality_gate
+from vrmodels.training.evaluation import MAX_EVALUATED_USERS, K, SplitEvaluation, in_session_gate, quality_gate
 from vrmodels.training.holdouts import TimeSplit, UserSplit, item_factors
 from vrmodels.training.learn_ranker import MIN_POSITIVES
 from vrmodels.training.model_dir import TrainedModel
 from vrmodels.training.options import RANKER_MODES, SPLITS, TrainingOptions
 from vrmodels.training.relevance import Relevance
+from vrmodels.training.sessions import session_tables
 from vrmodels.training.tables import FALLBACK_HALF_LIFE_DAYS, recent_engagement, video_tables
 from vrmodels.training.tuning import Trial, tune
 
@@ -80,12 +82,15 @@ def train(
         holdout = holdout_of(features)
     judgement = holdout.judge(relevance, chosen.params, show_progress)
     quality_gate(judgement.evaluation.metrics, relevance, allow_worse=options.allow_worse, kind=judgement.kind)
+    in_session_gate(judgement.judgements.get("in_session", {}), allow_worse=options.allow_worse, kind=judgement.kind)
     log.info("[refit] on all %d pairs", len(features.interactions))
     user_items = features.to_csr()
     model = fit_als(user_items, chosen.params, show_progress)
     tables = video_tables(features, relevance, features.data_end) if holdout.has_tables else None
+    sessions, sessions_entry = session_tables(features, relevance=relevance, time=features.data_end)
+    sessions_entry = judgement.tuned(sessions_entry)
     shipped = None
-    if judgement.kind == TwoStageRanking.kind:
+    if judgement.kind == SequentialRanking.kind:
         shipped = holdout.shipped_ranker(judgement, relevance, chosen.params.seed)  # type: ignore[union-attr]
     manifest = Manifest(
         kind=judgement.kind,
@@ -95,7 +100,9 @@ def train(
         data={"features": features.report},
         evaluation=evaluation_entry(relevance, judgement.evaluation, holdout.describe(shipped is not None)),
         metrics=judgement.evaluation.metrics,
+        judgements=judgement.judgements,
         tuning=tuning,
+        sessions=sessions_entry,
         ranker=shipped.account if shipped else None,
         fallback=f"engagement halved every {FALLBACK_HALF_LIFE_DAYS:g} days before the data end" if tables else None,
     )
@@ -109,6 +116,7 @@ def train(
         tables=tables,
         ranker=shipped.ranker if shipped else None,
         popularity=recent_engagement(features, features.data_end) if tables is not None else None,
+        sessions=sessions,
     )
     return TrainResult(trained, chosen.params, chosen.confidence, relevance, judgement.evaluation)
 

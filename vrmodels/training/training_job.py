@@ -28,6 +28,7 @@ from features.catalogue import read_catalogue
 from features.confidence import ConfidenceConfig
 from features.events import read_events, read_movielens
 from features.options import option
+from features.sittings import DEFAULT_GAP_MINUTES
 from vrmodels.model.artifacts import write_model_dir
 from vrmodels.model.opt_ml import opt_ml_root
 from vrmodels.model.threads import limit_blas_threads
@@ -96,6 +97,7 @@ class JobInputs:
     input_format: str = option("events", "events (CSV/Parquet) or movielens (u.data, u.item)", choices=READERS)
     min_user_events: int = option(1, "users with fewer events are dropped (and counted)")
     min_video_events: int = option(1, "videos with fewer events are dropped (and counted)")
+    session_gap: float = option(DEFAULT_GAP_MINUTES, "minutes without an event that end a sitting")
 
 
 def run(root: Path) -> None:
@@ -117,6 +119,7 @@ def run(root: Path) -> None:
         min_video_events=inputs.min_video_events,
         source=str(channel),
         videos=videos,
+        session_gap_minutes=inputs.session_gap,
     )
     log.info(json.dumps({"features": features.report}))
     result = train(features, params, options)

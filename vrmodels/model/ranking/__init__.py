@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from vrmodels.model.ranking.als import AlsRanking
 from vrmodels.model.ranking.base import Ranking
+from vrmodels.model.ranking.sequential import SequentialRanking
 from vrmodels.model.ranking.twostage import TwoStageRanking
 
 RANKINGS: dict[str, type[Ranking]] = {
     AlsRanking.kind: AlsRanking,
     TwoStageRanking.kind: TwoStageRanking,
+    SequentialRanking.kind: SequentialRanking,
 }

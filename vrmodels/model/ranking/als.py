@@ -12,7 +12,7 @@ import numpy as np
 
 from vrmodels.model.artifacts import ModelArtifacts
 from vrmodels.model.indices import rows_matrix, union
-from vrmodels.model.ranking.base import QueryBatch, Ranked, Ranking
+from vrmodels.model.ranking.base import QueryBatch, Ranked, Ranking, session_options
 from vrmodels.model.topk import FILTERED_SCORE, CatalogueTopK
 
 SCORING_CHUNK = 256  # queries per top-k call: bounds the scores buffer to 256 × videos floats
@@ -24,7 +24,7 @@ class AlsRanking(Ranking):
 
     @classmethod
     def from_artifacts(cls, artifacts: ModelArtifacts, topk: CatalogueTopK, unavailable: np.ndarray) -> AlsRanking:
-        return cls(np.asarray(artifacts.item_factors), topk, unavailable)
+        return cls(np.asarray(artifacts.item_factors), topk, unavailable, **session_options(artifacts))
 
     def rank(self, batch: QueryBatch) -> list[Ranked]:
         answers: list[Ranked | None] = [None] * len(batch)

@@ -21,6 +21,7 @@ from scipy.sparse import csr_matrix
 
 from vrmodels.model.artifacts import ModelArtifacts
 from vrmodels.model.narrowing import Narrowing
+from vrmodels.model.sessions import SessionTables, WatchedNext
 from vrmodels.model.topk import CatalogueTopK
 
 Ranked = tuple[np.ndarray, np.ndarray]
@@ -43,6 +44,8 @@ class QueryBatch:
     """Per query: rank only these (sorted video indices), or None for the whole catalogue."""
     narrowings: Sequence[Narrowing]
     """Per query: what its answer may hold (exclusions, categories, publication time, per-channel cap)."""
+    sitting: Sitting | None = None
+    """Where each viewer is in time (None when the model keeps no sittings)."""
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -62,6 +65,7 @@ class QueryBatch:
             k=self.k[index],
             candidates=[self.candidates[row] for row in index],
             narrowings=[self.narrowings[row] for row in index],
+            sitting=None if self.sitting is None else self.sitting.rows(index),
         )
 
     def among(self, candidates: Sequence[np.ndarray | None]) -> QueryBatch:
@@ -70,11 +74,31 @@ class QueryBatch:
 
     @classmethod
     def of_users(
-        cls, user_factors: np.ndarray, user_items: csr_matrix, users: np.ndarray, *, k: int, narrowing: Narrowing
+        cls,
+        user_factors: np.ndarray,
+        user_items: csr_matrix,
+        users: np.ndarray,
+        *,
+        k: int,
+        narrowing: Narrowing,
+        sessions: SessionTables | None = None,
+        now: float = 0.0,
     ) -> QueryBatch:
         """Known users as training saw them, each asking for k unwatched videos narrowed alike (the precomputed lists,
-        the judged lists, the ranker's examples)."""
+        the judged lists, the ranker's examples); with `sessions`, at home at `now` after their last sitting."""
         watched = user_items[users]
+        sitting = None
+        if sessions is not None:
+            seen = csr_matrix(
+                (now - sessions.user_items_seen.astype(np.float64), user_items.indices, user_items.indptr),
+                user_items.shape,
+            )
+            sitting = Sitting(
+                recent=np.asarray(sessions.user_recent)[users].astype(np.int64),
+                position=np.zeros(len(users), dtype=np.int64),
+                now=np.full(len(users), float(now)),
+                seen=seen[users],
+            )
         return cls(
             vectors=np.asarray(user_factors)[users],
             videos=watched,
@@ -82,7 +106,31 @@ class QueryBatch:
             k=np.full(len(users), k, dtype=np.int64),
             candidates=[None] * len(users),
             narrowings=[narrowing] * len(users),
+            sitting=sitting,
         )
+
+
+@dataclass(frozen=True)
+class Sitting:
+    """Where each viewer of a batch is: in a sitting (the videos of it so far) or at home (after their last one)."""
+
+    recent: np.ndarray
+    """Queries × RECENT: the last videos of the sitting in progress, or of the user's last sitting when none is in
+    progress; oldest first, -1 padding the front."""
+    position: np.ndarray
+    """Per query: watches of the sitting in progress so far (0: none in progress)."""
+    now: np.ndarray
+    """Per query: when it is asked, in epoch seconds (the last watch given, else the model's data end)."""
+    seen: csr_matrix
+    """Queries × videos: when the viewer last watched each of their videos (epoch seconds)."""
+
+    def rows(self, index: np.ndarray) -> Sitting:
+        return Sitting(self.recent[index], self.position[index], self.now[index], self.seen[index])
+
+    @property
+    def last(self) -> np.ndarray:
+        """Per query: the last video watched (-1 none)."""
+        return self.recent[:, -1]
 
 
 class Ranking(ABC):
@@ -96,12 +144,25 @@ class Ranking(ABC):
     """Whether a learned second stage orders its candidates."""
     stores_scores: ClassVar[bool] = False
     """Whether precomputed lists keep their scores (else a lookup recomputes them: a dot product each)."""
+    ranks_up_next: ClassVar[bool] = False
+    """Whether up next for anyone is ranked as a sitting of that one watch (else `similar`)."""
 
-    def __init__(self, item_factors: np.ndarray, topk: CatalogueTopK, unavailable: np.ndarray):
-        """`unavailable`: sorted video indices no answer may hold (published after the model's data end)."""
+    def __init__(
+        self,
+        item_factors: np.ndarray,
+        topk: CatalogueTopK,
+        unavailable: np.ndarray,
+        *,
+        sessions: SessionTables | None = None,
+        up_next_blend: float = 0.0,
+    ):
+        """`unavailable`: sorted video indices no answer may hold (published after the model's data end);
+        `sessions`: the model's watched-next table, blended into up next with weight `up_next_blend`."""
         self.items = item_factors
         self.topk = topk
         self.unavailable = unavailable
+        self.sessions = sessions
+        self.up_next_blend = up_next_blend
 
     @classmethod
     @abstractmethod
@@ -121,13 +182,52 @@ class Ranking(ABC):
         return {}
 
     def similar(self, videos: np.ndarray, ks: Sequence[int]) -> list[Ranked]:
-        """Per video, the ks[i] videos closest to it by cosine of their factors (itself and unavailable ones left
-        out), best first."""
+        """Up next: per video, the ks[i] videos to watch after it (itself and unavailable ones left out), best
+        first. By the cosine of their factors; with a watched-next table, blended with it (`up_next`)."""
         if not len(videos):
             return []
-        ids, scores = self.topk.similar(videos, max(ks) + len(self.unavailable))
+        depth = max(ks) + len(self.unavailable) + (UP_NEXT_POOL if self.sessions is not None else 0)
+        ids, scores = self.topk.similar(videos, depth)
         answers = []
-        for k, row_ids, row_scores in zip(ks, ids, scores):
+        for video, k, row_ids, row_scores in zip(videos, ks, ids, scores):
+            if self.sessions is not None:
+                row_ids, row_scores = up_next(
+                    self.items, self.sessions.next, int(video), (row_ids, row_scores), blend=self.up_next_blend
+                )
             keep = ~np.isin(row_ids, self.unavailable) if len(self.unavailable) else slice(None)
             answers.append((row_ids[keep][:k], row_scores[keep][:k]))
         return answers
+
+
+UP_NEXT_POOL = 50  # videos by factor similarity that up next weighs beside the watched-next row
+
+
+def up_next(items: np.ndarray, table: WatchedNext, video: int, similar: Ranked, *, blend: float) -> Ranked:
+    """Up next after `video`: blend × its watched-next share + (1 − blend) × cosine of the factors, over its
+    watched-next row and the videos most similar by factors (`similar`: ids and cosines, itself left out),
+    best first (ties: the lower index). A video nobody watched anything after is ranked by its factors alone."""
+    followers, shares = table.followers(np.asarray([video]))[1:]
+    mine = followers != video
+    followers, shares = followers[mine], shares[mine]
+    pool = np.union1d(similar[0].astype(np.int64), followers)
+    cosine = np.zeros(len(pool), dtype=np.float32)
+    known = np.searchsorted(pool, similar[0])
+    cosine[known] = similar[1]
+    extra = np.setdiff1d(followers, similar[0], assume_unique=False)
+    if len(extra):
+        vectors, query = items[extra], items[video]
+        norms = np.linalg.norm(vectors, axis=1) * max(float(np.linalg.norm(query)), 1e-10)
+        cosine[np.searchsorted(pool, extra)] = (vectors @ query) / np.where(norms > 0, norms, 1e-10)
+    share = np.zeros(len(pool), dtype=np.float32)
+    share[np.searchsorted(pool, followers)] = shares
+    score = blend * share + (1 - blend) * cosine
+    order = np.lexsort((pool, -score))
+    return pool[order], score[order].astype(np.float32)
+
+
+def session_options(artifacts: ModelArtifacts) -> dict:
+    """The keyword arguments every ranking takes from a model's session tables (none when it keeps none)."""
+    entry = artifacts.manifest.sessions
+    if artifacts.sessions is None or entry is None:
+        return {}
+    return {"sessions": artifacts.sessions, "up_next_blend": entry.up_next_blend}

@@ -24,7 +24,8 @@ from scipy.sparse import csr_matrix
 
 from vrmodels.model.artifacts import ModelArtifactError, ModelArtifacts
 from vrmodels.model.lightgbm_ranker import LightGBMRanker, RankerError
-from vrmodels.model.ranking.base import QueryBatch, Ranked, Ranking
+from vrmodels.model.ranking.base import QueryBatch, Ranked, Ranking, session_options
+from vrmodels.model.sessions import SessionTables
 from vrmodels.model.topk import FILTERED_SCORE, CatalogueTopK
 from vrmodels.model.videos import VIDEO_FEATURES, VideoTables, rows_of
 
@@ -60,6 +61,8 @@ class TwoStageRanking(Ranking):
     label = "the two-stage model"
     learned = True
     stores_scores = True  # a ranker's score cannot be recomputed by a dot product
+    features_names: tuple[str, ...] = FEATURES
+    """What its ranker reads of each (query, candidate) pair, in order."""
 
     def __init__(
         self,
@@ -70,9 +73,11 @@ class TwoStageRanking(Ranking):
         tables: VideoTables,
         ranker: LightGBMRanker | None = None,
         pool: int = POOL,
+        sessions: SessionTables | None = None,
+        up_next_blend: float = 0.0,
     ):
         """`ranker` None: candidates() and features() only (training learns the ranker from them)."""
-        super().__init__(item_factors, topk, unavailable)
+        super().__init__(item_factors, topk, unavailable, sessions=sessions, up_next_blend=up_next_blend)
         self.tables = tables
         self.ranker = ranker
         self.pool = pool
@@ -85,13 +90,13 @@ class TwoStageRanking(Ranking):
                 f"{artifacts.manifest.model_version}: a {cls.kind} model needs its ranker and catalogue tables"
             )
         try:
-            artifacts.ranker.expect_features(FEATURES, artifacts.directory or Path("."))
+            artifacts.ranker.expect_features(cls.features_names, artifacts.directory or Path("."))
         except RankerError as exc:
             raise ModelArtifactError(str(exc)) from None
         pool = (artifacts.manifest.serving.two_stage or {}).get("pool", POOL)
         return cls(
             np.asarray(artifacts.item_factors), topk, unavailable, tables=artifacts.tables, ranker=artifacts.ranker,
-            pool=pool,
+            pool=pool, **session_options(artifacts),
         )  # fmt: skip
 
     def precomputed_width(self, n: int) -> int:
@@ -152,6 +157,21 @@ class TwoStageRanking(Ranking):
 
     def candidates(self, batch: QueryBatch) -> Candidates:
         """Every source's proposals for every query of the batch, merged, without watched or unavailable videos."""
+        user, video, rank, sources = (np.concatenate(column) for column in zip(*self.proposals(batch)))
+        key = user * self.tables.videos + video
+        order = np.argsort(key, kind="stable")
+        key, rank, sources = key[order], rank[order], sources[order]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
+        merged = key[starts]
+        with np.errstate(invalid="ignore"):
+            rank = np.fmin.reduceat(rank, starts) if len(starts) else rank
+        sources = np.bitwise_or.reduceat(sources, starts) if len(starts) else sources
+        keep = self._allowed(batch, merged)
+        merged, rank, sources = merged[keep], rank[keep], sources[keep]
+        return Candidates(merged // self.tables.videos, merged % self.tables.videos, rank, sources)
+
+    def proposals(self, batch: QueryBatch) -> list[tuple[np.ndarray, ...]]:
+        """Each source's (query row, video, ALS rank, source bits), before they are merged."""
         parts = [self._from_als(batch, self.pools(batch))]
         channel_affinity, category_affinity = self.affinities(batch)
         parts.append(self._from_table(channel_affinity, self.tables.channel_fresh, "channel_fresh"))
@@ -166,18 +186,7 @@ class TwoStageRanking(Ranking):
                 np.full(len(batch) * len(trending), _bit("trending"), np.uint8),
             )
         )
-        user, video, rank, sources = (np.concatenate(column) for column in zip(*parts))
-        key = user * self.tables.videos + video
-        order = np.argsort(key, kind="stable")
-        key, rank, sources = key[order], rank[order], sources[order]
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
-        merged = key[starts]
-        with np.errstate(invalid="ignore"):
-            rank = np.fmin.reduceat(rank, starts) if len(starts) else rank
-        sources = np.bitwise_or.reduceat(sources, starts) if len(starts) else sources
-        keep = self._allowed(batch, merged)
-        merged, rank, sources = merged[keep], rank[keep], sources[keep]
-        return Candidates(merged // self.tables.videos, merged % self.tables.videos, rank, sources)
+        return parts
 
     def features(self, batch: QueryBatch, candidates: Candidates) -> np.ndarray:
         """Candidates × FEATURES, float32 (NaN where a figure is not known)."""
