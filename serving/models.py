@@ -16,7 +16,8 @@ from serving.budget import ResponseBudget
 from serving.errors import ModelNotReady
 from serving.predictor import Predictor
 from serving.settings import Settings
-from serving.wire import EvaluationHeadline, ModelInfo, ServingAids
+from serving.wire import EvaluationHeadline, Judged, ModelInfo, ServingAids
+from vrmodels.model.manifest import Versus
 from vrmodels.model.recommend import Recommender, ScoringOptions
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,19 @@ class LoadedModel:
                 split=headline.split,
                 k=headline.k,
                 shipped=headline.kind,
-                ndcg=headline.ndcg,
-                bestBaseline=headline.best_baseline,
-                bestBaselineNdcg=headline.best_baseline_ndcg,
+                ndcg=headline.home.ndcg,
+                bestBaseline=headline.home.best_baseline,
+                bestBaselineNdcg=headline.home.best_baseline_ndcg,
+                inSession=_judged(headline.in_session),
+                upNext=_judged(headline.up_next),
             ),
         )
+
+
+def _judged(versus: Versus | None) -> Judged | None:
+    if versus is None:
+        return None
+    return Judged(ndcg=versus.ndcg, bestBaseline=versus.best_baseline, bestBaselineNdcg=versus.best_baseline_ndcg)
 
 
 class ModelState:

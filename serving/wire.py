@@ -229,15 +229,26 @@ class ServingAids(BaseModel):
     catalogue: bool = Field(description="whether it knows the catalogue (categories, channels, publication)")
 
 
+class Judged(BaseModel):
+    """One judgement: the shipped model's NDCG@k against its best baseline's."""
+
+    ndcg: float | None
+    bestBaseline: str | None
+    bestBaselineNdcg: float | None
+
+
 class EvaluationHeadline(BaseModel):
-    """How the model fared in its own evaluation, against the best popularity baseline."""
+    """How the model fared in its own evaluation: at home (against the best popularity baseline), and, for a
+    model judged on sittings, in session and up next (against watched-next, the channel's next, ...)."""
 
     split: str
     k: int
     shipped: str = Field(description="the kind that ships")
-    ndcg: float | None
+    ndcg: float | None = Field(description="at home")
     bestBaseline: str | None
     bestBaselineNdcg: float | None
+    inSession: Judged | None = None
+    upNext: Judged | None = None
 
 
 class ModelInfo(BaseModel):

@@ -17,8 +17,9 @@ def recommend(recommender: Recommender, user_id: str | None, k: int, **options: 
     return answer
 
 
-def similar(recommender: Recommender, video_id: str, k: int) -> Answer:
-    return ask(recommender, SimilarQuery(video_id, k))
+def similar(recommender: Recommender, video_id: str, k: int, **viewer: object) -> Answer:
+    """Up next after `video_id`; `viewer`: user_id, history (as SimilarQuery takes them)."""
+    return ask(recommender, SimilarQuery(video_id, k, **viewer))  # type: ignore[arg-type]
 
 
 def popular(recommender: Recommender, k: int) -> list[str]:

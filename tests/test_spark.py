@@ -107,6 +107,38 @@ def test_rating_data_gets_the_same_confidences(spark, tmp_path):
     assert not built.has_watch_time
 
 
+def test_the_watched_next_table_spark_builds_is_the_local_one(spark, tmp_path):
+    """A small platform's log with its sittings, series and skips: the same followers, the same shares."""
+    from features.sample_events import generate_platform
+    from vrmodels.training.relevance import Relevance
+    from vrmodels.training.sessions import last_sittings
+    from vrmodels.training.sessions import watched_next as local_watched_next
+
+    platform = generate_platform(users=150, videos=120, seed=4)
+    path = tmp_path / "events.csv"
+    platform.events.to_csv(path, index=False)
+    confidence = ConfidenceConfig()
+    features = build_features(validate_events(platform.events, str(path)), confidence)
+    relevance = Relevance.for_events(features.pair_events)
+    watches = features.watches(relevance.events)
+    local = local_watched_next(watches, len(features.video_ids), relevance=relevance, confidence=confidence)
+    events = train_spark.validate(train_spark.read_events(spark, str(path)), str(path), confidence)
+    built = train_spark.build_pairs(events, confidence)
+    assert built.video_ids == features.video_ids
+    ours = train_spark.watched_next(
+        built.events, gap_seconds=30 * 60, relevance=relevance, confidence=confidence, videos=len(built.video_ids)
+    )
+    assert local.indptr[-1] > 100  # a table with something in it
+    np.testing.assert_array_equal(ours.indptr, local.indptr)
+    np.testing.assert_array_equal(ours.videos, local.videos)
+    np.testing.assert_allclose(ours.weights, local.weights, rtol=1e-6)
+    np.testing.assert_allclose(ours.support, local.support, rtol=1e-6)
+    spark_watches = train_spark.watches(built.events, gap_seconds=30 * 60, satisfying_events=relevance.events)
+    np.testing.assert_array_equal(
+        train_spark.last_sittings(spark_watches, len(built.user_ids)), last_sittings(watches, len(features.user_ids))
+    )
+
+
 @pytest.mark.parametrize(
     ("rows", "header", "column", "problem"),
     [

@@ -24,6 +24,7 @@ from pathlib import Path
 from features.build_features import confidence_arguments, confidence_from_arguments
 from features.columns import DataFileError
 from features.options import add_arguments, from_arguments
+from features.sittings import DEFAULT_GAP_MINUTES
 from vrmodels.model.artifacts import package_model_dir
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.training.evaluation import QualityGateError, metrics_table
@@ -52,6 +53,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkpoint-dir", help="reliable storage for ALS checkpoints (default: a local temp dir)")
     parser.add_argument("--min-user-events", type=int, default=1)
     parser.add_argument("--min-video-events", type=int, default=1)
+    parser.add_argument(
+        "--session-gap",
+        type=float,
+        default=DEFAULT_GAP_MINUTES,
+        help=f"minutes without an event that end a sitting (default {DEFAULT_GAP_MINUTES})",
+    )
     add_arguments(parser.add_argument_group("training (see docs/training.md)"), TrainingOptions, SPARK_OPTIONS)
     parser.add_argument("--package", type=Path, help="also write this model.tar.gz")
     parser.add_argument("--upload", help="also copy model.tar.gz to s3://bucket/prefix/ (needs boto3)")
@@ -79,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             input_format=args.format,
             min_user_events=args.min_user_events,
             min_video_events=args.min_video_events,
+            session_gap_minutes=args.session_gap,
         )
     except QualityGateError as exc:
         print(metrics_table(exc.metrics))

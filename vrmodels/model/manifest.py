@@ -22,6 +22,15 @@ BASELINES = {  # name in the metrics → how reports name it
     "trending": "trending (recent views)",
 }
 DEFAULT_KIND = "als"  # what a manifest that does not say (formats 1-4) holds
+SESSION_BASELINES = {  # the baselines of the in-session and up-next judgements → how reports name them
+    "watched_next": "watched next (co-visitation within sittings)",
+    "same_channel_next": "next of the same channel",
+    "order_blind": "ALS fold-in of the history as a set",
+    "factor_similarity": "factor similarity",
+    "blended": "watched next blended with factor similarity",
+    "most_popular": BASELINES["most_popular"],
+    "trending": BASELINES["trending"],
+}
 
 
 class ManifestError(ValueError):
@@ -94,15 +103,33 @@ class Evaluation(BaseModel):
         return dict(self.model_extra or {})
 
 
+class Versus(_Entry):
+    """A judgement in one line: the shipped model's NDCG@k against the best baseline's."""
+
+    ndcg: float | None
+    best_baseline: str | None
+    best_baseline_ndcg: float | None
+
+    @classmethod
+    def of(cls, metrics: dict[str, dict], kind: str, baselines: dict[str, str]) -> Versus:
+        judged = {name: values for name, values in metrics.items() if name in baselines}
+        best = max(judged, key=lambda name: judged[name].get("ndcg", 0.0), default=None)
+        return cls(
+            ndcg=metrics.get(kind, {}).get("ndcg"),
+            best_baseline=best,
+            best_baseline_ndcg=judged[best].get("ndcg") if best else None,
+        )
+
+
 class Headline(_Entry):
-    """The evaluation in one line: the shipped model's NDCG@k against the best baseline's."""
+    """The evaluation in a few lines: at home, in session and up next (the last two from format 6 on)."""
 
     split: str
     k: int
     kind: str
-    ndcg: float | None
-    best_baseline: str | None
-    best_baseline_ndcg: float | None
+    home: Versus
+    in_session: Versus | None
+    up_next: Versus | None
 
 
 class Manifest(BaseModel):
@@ -143,15 +170,14 @@ class Manifest(BaseModel):
         return float(self.parameters.get("alpha", 1.0))
 
     def headline(self) -> Headline:
-        baselines = {name: values for name, values in self.metrics.items() if name in BASELINES}
-        best = max(baselines, key=lambda name: baselines[name].get("ndcg", 0.0), default=None)
+        in_session, up_next = (self.judgements.get(name) for name in ("in_session", "up_next"))
         return Headline(
             split=self.evaluation.split,
             k=self.evaluation.k,
             kind=self.kind,
-            ndcg=self.metrics.get(self.kind, {}).get("ndcg"),
-            best_baseline=best,
-            best_baseline_ndcg=baselines[best].get("ndcg") if best else None,
+            home=Versus.of(self.metrics, self.kind, BASELINES),
+            in_session=Versus.of(in_session, self.kind, SESSION_BASELINES) if in_session else None,
+            up_next=Versus.of(up_next, self.kind, SESSION_BASELINES) if up_next else None,
         )
 
     def to_json(self) -> str:

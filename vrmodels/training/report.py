@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from vrmodels.model.artifacts import REPORT_HTML_FILE as HTML_FILE
 from vrmodels.model.artifacts import REPORT_PNG_FILE as PNG_FILE
-from vrmodels.model.manifest import BASELINES, Evaluation, Manifest
+from vrmodels.model.manifest import BASELINES, SESSION_BASELINES, Evaluation, Manifest
 from vrmodels.model.ranking import RANKINGS
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,13 @@ log = logging.getLogger(__name__)
 def label(name: str) -> str:
     """How the report names a model kind or a baseline."""
     ranking = RANKINGS.get(name)
-    return ranking.label if ranking else BASELINES.get(name, name)
+    return ranking.label if ranking else {**SESSION_BASELINES, **OURS, **BASELINES}.get(name, name)
+
+
+OURS = {  # the judged model asked otherwise than as its kind
+    "sequential_history_only": "the sequence-aware model, history only (no user)",
+    "personal": "up next for the viewer (user and history)",
+}
 
 
 def render(manifest: Manifest) -> dict[str, bytes]:
@@ -122,6 +128,7 @@ recommendations drawn from the 1% most popular videos.</p>
 <h2>NDCG@k and recall@k, k = 1..50</h2>
 {picture}
 <table><tr><th>k</th>{curve_header}</tr>{curve_rows}</table>
+{_sittings_html(manifest)}
 {_tuning_html(manifest.tuning)}
 {_ranker_html(manifest.ranker)}
 <h2>Parameters</h2>
@@ -139,6 +146,34 @@ def _holdout(evaluation: Evaluation) -> str:
         f"in time: every event before {cut} trains; the first watches of the {details['test_days']} days after "
         "it judge, of videos that existed at the cut (as a nightly retrain lives). fresh: the same, counting only "
         "videos published in the 3 days before the cut."
+    )
+
+
+def _sittings_html(manifest: Manifest) -> str:
+    """In session and up next: the judged model and its baselines on each judged user's first sitting after the
+    cut (its first watches given, the satisfying watches of the rest to find)."""
+    judgements = manifest.judgements
+    if not judgements.get("in_session"):
+        return ""
+    sections = []
+    for name, title in (("in_session", "In session"), ("up_next", "Up next")):
+        rows = "".join(
+            f"<tr><th>{html.escape(label(model))}</th><td>{values['ndcg']:.4f}</td><td>{values['recall']:.4f}</td>"
+            f"<td>{values.get('users', '')}</td></tr>"
+            for model, values in sorted(judgements[name].items(), key=lambda item: -item[1]["ndcg"])
+        )
+        sections.append(
+            f"<h2>{title}</h2><table><tr><th>model</th><th>ndcg@{manifest.evaluation.k}</th>"
+            f"<th>recall@{manifest.evaluation.k}</th><th>sittings</th></tr>{rows}</table>"
+        )
+    given = (manifest.evaluation.holdout.get("in_session") or {}).get("given", 2)
+    blend = manifest.sessions.up_next_blend if manifest.sessions else None
+    return (
+        f"<p>In session: each judged user's first sitting after the cut, its first {given} watches given in order, "
+        "the satisfying watches of the rest of it to find. Up next: the same sittings, after the last watch given"
+        + (f" (the watched-next share of the blend: {blend:g}, tuned on the sittings before the cut)" if blend else "")
+        + ".</p>"
+        + "".join(sections)
     )
 
 

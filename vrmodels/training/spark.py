@@ -31,13 +31,24 @@ from features.columns import DataFileError
 from features.confidence import ConfidenceConfig
 from features.events import NUMERIC_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from features.options import option
-from vrmodels.model.manifest import Manifest
+from features.sittings import DEFAULT_GAP_MINUTES, START_EVENTS
+from vrmodels.model.manifest import Manifest, SessionsEntry
 from vrmodels.model.ranking.als import AlsRanking
+from vrmodels.model.sessions import RECENT, SessionTables, WatchedNext
 from vrmodels.training.evaluation import CURVE_MAX_K, SplitEvaluation, judge, quality_gate
 from vrmodels.training.holdouts import TEST_FRACTION, USER_HOLDOUT
 from vrmodels.training.model_dir import TrainedModel
 from vrmodels.training.options import TrainingOptions
 from vrmodels.training.relevance import SATISFYING_EVENTS, Relevance
+from vrmodels.training.sessions import (
+    DEFAULT_UP_NEXT_BLEND,
+    DISTANCE_WEIGHTS,
+    FOLLOWERS,
+    HISTORY_HALF_LIFE_HOURS,
+    HISTORY_HALF_LIFE_WATCHES,
+    PLAIN,
+    normalised_table,
+)
 from vrmodels.training.trainer import evaluation_entry
 
 log = logging.getLogger(__name__)
@@ -109,6 +120,8 @@ class SparkPairs:
     user_ids: list[str]
     video_ids: list[str]
     report: dict
+    events: object
+    """The kept events, indexed: user_index, video_index, timestamp, event, completion (for the sittings)."""
 
 
 @dataclass
@@ -120,6 +133,8 @@ class SparkResult:
     evaluation: SplitEvaluation
     params: SparkParams
     confidence: ConfidenceConfig
+    sessions: SessionTables
+    sessions_entry: SessionsEntry
     missing: dict = field(default_factory=dict)
 
 
@@ -287,6 +302,11 @@ def build_pairs(
     n = F.count("*").over(by_user)
     held = F.when(n >= 2, F.greatest(F.lit(1), F.floor(n * TEST_FRACTION))).otherwise(0)
     indexed = indexed.withColumn("held_out", position >= n - held).cache()
+    events_indexed = (
+        kept.join(user_index, "user_id")
+        .join(video_index, "video_id")
+        .select("user_index", "video_index", "timestamp", "event", "completion")
+    )
     zero = indexed.filter(F.col("confidence") <= 0).count()
     report = {
         "source": source,
@@ -306,7 +326,7 @@ def build_pairs(
         "confidence": confidence.to_dict(),
         "trainer": "spark",
     }
-    return SparkPairs(indexed, user_ids, video_ids, report)
+    return SparkPairs(indexed, user_ids, video_ids, report, events_indexed)
 
 
 def collect(built: SparkPairs) -> SparkFeatures:
@@ -347,6 +367,7 @@ def train_spark(
     input_format: str = "events",
     min_user_events: int = 1,
     min_video_events: int = 1,
+    session_gap_minutes: float = DEFAULT_GAP_MINUTES,
 ) -> SparkResult:
     """The steps of the module docstring; `options` of SPARK_OPTIONS apply (the per-user split is Spark's only)."""
     confidence = confidence or ConfidenceConfig()
@@ -381,7 +402,121 @@ def train_spark(
     log.info("[refit] Spark ALS on all %d pairs", len(frame))
     user_factors, item_factors, refit_missing = fit(pairs, params, features.shape)
     missing = {f"evaluation_{key}": value for key, value in missing.items()} | refit_missing
-    return SparkResult(user_factors, item_factors, features, relevance, evaluation, params, confidence, missing)
+    log.info("[sessions] sittings split at %g minutes, the watched-next table built with Spark", session_gap_minutes)
+    sessions, entry = session_tables(
+        built.events, features, gap_seconds=session_gap_minutes * 60, relevance=relevance, confidence=confidence
+    )
+    return SparkResult(
+        user_factors, item_factors, features, relevance, evaluation, params, confidence, sessions, entry, missing
+    )
+
+
+def watches(events, *, gap_seconds: float, satisfying_events: tuple[str, ...]):
+    """features.sittings in Spark: each user's events cut into sittings where the gap exceeds `gap_seconds`, and
+    their watches (a start event and what follows it of the same video in the same sitting), with each watch's
+    best completion and whether a satisfying event followed it."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    by_user = Window.partitionBy("user_index").orderBy("timestamp")
+    gap = F.col("timestamp") - F.lag("timestamp").over(by_user)
+    sittings = events.withColumn("new", (gap.isNull() | (gap > gap_seconds)).cast("int")).withColumn(
+        "sitting", F.sum("new").over(by_user.rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    )
+    starting = [name for name in START_EVENTS if sittings.filter(F.col("event") == name).limit(1).count()]
+    is_start = F.col("event").isin(*starting) if starting else F.lit(True)
+    sittings = sittings.withColumn("is_start", is_start.cast("int"))
+    by_video = Window.partitionBy("user_index", "sitting", "video_index").orderBy("timestamp", F.desc("is_start"))
+    grouped = sittings.withColumn(
+        "watch", F.sum("is_start").over(by_video.rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    ).filter(F.col("watch") > 0)
+    return grouped.groupBy("user_index", "sitting", "video_index", "watch").agg(
+        F.min(F.when(F.col("is_start") == 1, F.col("timestamp"))).alias("timestamp"),
+        F.max("completion").alias("completion"),
+        F.max(F.col("event").isin(*satisfying_events)).alias("satisfying_event"),
+    )
+
+
+def watched_next(
+    events, *, gap_seconds: float, relevance: Relevance, confidence: ConfidenceConfig, videos: int
+) -> WatchedNext:
+    """vrmodels.training.sessions.watched_next with Spark: the weighed transitions within sittings at each distance
+    summed by window functions, then shared and cut on the driver (vrmodels.training.sessions.normalised_table)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    watched = watches(events, gap_seconds=gap_seconds, satisfying_events=relevance.events)
+    completion = F.col("completion")
+    if relevance.kind == "satisfying_watch":
+        satisfying = (completion >= relevance.min_completion) | F.col("satisfying_event")
+    else:
+        satisfying = F.lit(relevance.kind == "any")
+    skipped = completion < confidence.skip_below
+    worth = F.when(satisfying, 1.0).when(skipped, confidence.skip_weight).otherwise(PLAIN)
+    order = Window.partitionBy("user_index", "sitting").orderBy("timestamp", "video_index")
+    watched = watched.withColumn("worth", worth)
+    parts = []
+    for distance, weight in enumerate(DISTANCE_WEIGHTS, start=1):
+        later = watched.withColumn("target", F.lead("video_index", distance).over(order)).withColumn(
+            "target_worth", F.lead("worth", distance).over(order)
+        )
+        parts.append(
+            later.filter(F.col("target").isNotNull() & (F.col("target") != F.col("video_index"))).select(
+                F.col("video_index").alias("source"), "target", (F.col("target_worth") * weight).alias("weight")
+            )
+        )
+    summed = parts[0].unionByName(parts[1]) if len(parts) > 1 else parts[0]
+    frame = summed.groupBy("source", "target").agg(F.sum("weight").alias("weight")).toPandas()
+    return normalised_table(
+        frame["source"].to_numpy(np.int64),
+        frame["target"].to_numpy(np.int64),
+        frame["weight"].to_numpy(np.float64),
+        videos=videos,
+        followers=FOLLOWERS,
+    )
+
+
+def last_sittings(watched, users: int):
+    """vrmodels.training.sessions.last_sittings in Spark: each user's last sitting, its last RECENT videos."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    latest = Window.partitionBy("user_index").orderBy(F.desc("sitting"), F.desc("timestamp"), F.desc("video_index"))
+    ranked = watched.withColumn("back", F.row_number().over(latest)).withColumn(
+        "last_sitting", F.first("sitting").over(latest)
+    )
+    rows = ranked.filter((F.col("back") <= RECENT) & (F.col("sitting") == F.col("last_sitting"))).select(
+        "user_index", "back", "video_index"
+    )
+    recent = np.full((users, RECENT), -1, dtype=np.int32)
+    frame = rows.toPandas()
+    recent[frame["user_index"].to_numpy(), RECENT - frame["back"].to_numpy()] = frame["video_index"].to_numpy()
+    return recent
+
+
+def session_tables(
+    events, features: SparkFeatures, *, gap_seconds: float, relevance: Relevance, confidence: ConfidenceConfig
+) -> tuple[SessionTables, SessionsEntry]:
+    """The session tables of the whole log (its indexed `events`), built with Spark, and the manifest's entry (the
+    up-next blend at its default: the Spark trainer holds no sittings out to tune it on)."""
+    frame = features.pairs
+    data_end = int(frame["last_timestamp"].max()) + 1 if len(frame) else 0
+    watched = watches(events, gap_seconds=gap_seconds, satisfying_events=relevance.events).cache()
+    table = watched_next(
+        events, gap_seconds=gap_seconds, relevance=relevance, confidence=confidence, videos=len(features.video_ids)
+    )
+    kept = frame["confidence"].to_numpy() > 0
+    tables = SessionTables(
+        next=table,
+        user_recent=last_sittings(watched, len(features.user_ids)),
+        user_items_seen=(data_end - frame["last_timestamp"].to_numpy()[kept]).astype(np.float32),
+    )
+    entry = SessionsEntry(
+        gap_minutes=gap_seconds / 60, followers=FOLLOWERS, distance_weights=list(DISTANCE_WEIGHTS),
+        history_half_life_hours=HISTORY_HALF_LIFE_HOURS, history_half_life_watches=HISTORY_HALF_LIFE_WATCHES,
+        up_next_blend=DEFAULT_UP_NEXT_BLEND, data_end=data_end,
+    )  # fmt: skip
+    return tables, entry
 
 
 def trained_model(result: SparkResult) -> TrainedModel:
@@ -395,6 +530,7 @@ def trained_model(result: SparkResult) -> TrainedModel:
         data={"features": features.report | {"spark": result.missing}},
         evaluation=evaluation_entry(result.relevance, result.evaluation, USER_HOLDOUT),
         metrics=result.evaluation.metrics,
+        sessions=result.sessions_entry,
     )
     return TrainedModel(
         user_factors=result.user_factors,
@@ -403,4 +539,5 @@ def trained_model(result: SparkResult) -> TrainedModel:
         user_ids=features.user_ids,
         video_ids=features.video_ids,
         manifest=manifest,
+        sessions=result.sessions,
     )
