@@ -299,12 +299,18 @@ def _following(
     for c in np.unique(catalogue["channel"][previous[kind == 1]]):
         chosen = np.flatnonzero((kind == 1) & (catalogue["channel"][previous] == c))
         pool = np.flatnonzero(regular & (catalogue["channel"] == c))
-        for row in chosen:
-            available = pool[(published[pool] < time[row]) & (pool != previous[row])]
-            if len(available):
-                age_days = (time[row] - published[available]) / DAY
-                weights_row = catalogue["appeal"][available] * (0.2 + np.exp(-age_days / 7))
-                video[row] = rng.choice(available, p=_normalised(weights_row))
+        # Rows × pool: what each row may watch (out, not the video just watched), by appeal and newness.
+        age_days = (time[chosen][:, None] - published[pool][None, :]) / DAY
+        weights = np.where(
+            (age_days > 0) & (pool[None, :] != previous[chosen][:, None]),
+            catalogue["appeal"][pool][None, :] * (0.2 + np.exp(-np.maximum(age_days, 0) / 7)),
+            0.0,
+        )
+        totals = weights.sum(axis=1)
+        some = totals > 0
+        draws = rng.random(len(chosen)) * totals
+        picked = (np.cumsum(weights, axis=1) < draws[:, None]).sum(axis=1)
+        video[chosen[some]] = pool[np.minimum(picked[some], len(pool) - 1)]
     topic = np.flatnonzero((kind >= 2) | (video < 0))
     clicked = topic[kind[topic] == 3]
     if len(clicked):  # a new click from the side panel: a followed channel, the topic's fresh uploads, clickbait

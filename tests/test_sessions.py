@@ -22,6 +22,7 @@ from vrmodels.model.ranking.base import up_next
 from vrmodels.model.recommend import Recommender
 from vrmodels.model.sessions import WatchedNext
 from vrmodels.training.evaluation import QualityGateError, in_session_gate
+from vrmodels.training.in_session import similar_to
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +65,9 @@ def test_the_model_carries_its_watched_next_table_and_three_judgements(platform_
     assert rows.max() <= 50 and rows.sum() > 0
     filled = np.flatnonzero(rows)
     shares = np.add.reduceat(table.weights, table.indptr[filled])
-    assert np.all(shares <= 1 + 1e-5) and np.all(
-        np.diff(table.videos[table.indptr[filled[0]] : table.indptr[filled[0] + 1]]) > 0
-    )
+    assert np.all(shares <= 1 + 1e-5)
+    for video in filled[:20]:  # each row heaviest first
+        assert np.all(np.diff(table.weights[table.indptr[video] : table.indptr[video + 1]]) <= 0)
     judgements = artifacts.manifest.judgements
     assert {"sequential", "watched_next", "order_blind", "same_channel_next"} <= set(judgements["in_session"])
     assert {"sequential", "factor_similarity", "watched_next", "blended"} <= set(judgements["up_next"])
@@ -94,13 +95,15 @@ def test_the_order_of_a_history_changes_the_answer(recommender, platform_feature
 def test_the_last_video_of_a_sitting_brings_what_was_watched_after_it(recommender, platform_features):
     table = recommender.ranking.sessions.next
     ids = platform_features.video_ids
-    hits = []
-    for video in np.flatnonzero(np.diff(table.indptr) >= 5)[:30]:
-        followers = table.videos[table.indptr[video] : table.indptr[video + 1]]
-        top = followers[np.argsort(-table.weights[table.indptr[video] : table.indptr[video + 1]])[:3]]
+    videos = np.flatnonzero(np.diff(table.indptr) >= 5)[:30]
+    similar, _ = similar_to(recommender.ranking.items, videos, 10)
+    hits, by_factors = [], []
+    for video, alike in zip(videos, similar):
+        top = {ids[follower] for follower in table.videos[table.indptr[video] : table.indptr[video] + 3]}
         answer = recommend(recommender, None, 10, history=[ids[video]]).video_ids
-        hits.append(len({ids[follower] for follower in top} & set(answer)) / len(top))
-    assert np.mean(hits) > 0.5
+        hits.append(len(top & set(answer)) / len(top))
+        by_factors.append(len(top & {ids[other] for other in alike[:10]}) / len(top))
+    assert np.mean(hits) >= 1.5 * np.mean(by_factors)  # factors alone find some of them (0.29 when written)
 
 
 def test_timestamps_and_skips_weigh_the_history_as_documented(recommender, platform_features):

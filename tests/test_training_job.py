@@ -126,6 +126,7 @@ def test_a_videos_channel_trains_the_catalogue_aware_model(opt_ml):
 def test_every_declared_option_is_a_hyperparameter_of_the_same_name_and_type():
     """One declaration: whatever the command lines offer, the job reads, typed as declared."""
     from features.confidence import ConfidenceConfig
+    from features.options import declared
     from vrmodels.training.als import TrainParams
     from vrmodels.training.options import TrainingOptions, from_hyperparameters
     from vrmodels.training.training_job import JobInputs
@@ -137,13 +138,14 @@ def test_every_declared_option_is_a_hyperparameter_of_the_same_name_and_type():
         "scaling": "linear", "completion_weight": "0.5", "skip_below": "0.6", "skip_weight": "0.1",
         "rating_weight": "0.2", "event_weights": '{"view": 2.0}',
         "channel": "events", "videos_channel": "catalogue", "input_format": "movielens",
-        "min_user_events": "2", "min_video_events": "3",
+        "min_user_events": "2", "min_video_events": "3", "session_gap": "20",
     }  # fmt: skip
     typed = {}
-    for declaration in (TrainParams, TrainingOptions, ConfidenceConfig, JobInputs):
+    declarations = (TrainParams, TrainingOptions, ConfidenceConfig, JobInputs)
+    for declaration in declarations:
         typed |= from_hyperparameters(strings, declaration)
-        declaration(**from_hyperparameters(strings, declaration))  # every declared option was given
-    assert set(typed) == set(strings)
+        declaration(**from_hyperparameters(strings, declaration))
+    assert set(typed) == set(strings) == {item.name for cls in declarations for item, _ in declared(cls)}
     assert (typed["tune"], typed["relevant_min_rating"], typed["event_weights"]) == (True, 4.0, {"view": 2.0})
     assert typed["factors"] == 8 and typed["ann"] == "off" and typed["input_format"] == "movielens"
 

@@ -3,7 +3,7 @@
     next_indptr.npy, next_videos.npy, next_weights.npy
                    the watched-next table: per video, the videos watched next in the same sitting (at distance 1
                    or 2), each with its share of the video's weighed transitions; at most FOLLOWERS a video, each
-                   row sorted by video index (looked up by binary search)
+                   row heaviest first
     next_support.npy  per video: the weighed transitions out of it (how much its row has to say)
     user_recent.npy   users × RECENT int32: each known user's last sitting, its last videos oldest first (-1 pads
                    the front)
@@ -42,38 +42,16 @@ class WatchedNext:
         """Videos the table has rows for."""
         return len(self.indptr) - 1
 
-    def followers(self, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(which source, follower, weight) for every follower of each of `sources` (-1: none)."""
+    def followers(self, sources: np.ndarray, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(which source, follower, weight) for every follower of each of `sources` (-1: none); with `limit`, only
+        each row's `limit` heaviest."""
         sources = np.asarray(sources, dtype=np.int64)
         known = np.flatnonzero(sources >= 0)
         starts, ends = self.indptr[sources[known]], self.indptr[sources[known] + 1]
-        lengths = ends - starts
+        lengths = ends - starts if limit is None else np.minimum(ends - starts, limit)
         of = np.repeat(known, lengths)
         positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
         return of, self.videos[positions].astype(np.int64), self.weights[positions]
-
-    def weight(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Per pair, the weight of `targets[i]` in the row of `sources[i]` (0 where absent or the source is -1): a
-        binary search within each row, all pairs at once."""
-        sources, targets = np.asarray(sources, dtype=np.int64), np.asarray(targets, dtype=np.int64)
-        result = np.zeros(len(sources), dtype=np.float32)
-        valid = sources >= 0
-        low = np.where(valid, self.indptr[np.maximum(sources, 0)], 0)
-        high = np.where(valid, self.indptr[np.maximum(sources, 0) + 1], 0)
-        end = high.copy()
-        while True:
-            searching = low < high
-            if not searching.any():
-                break
-            middle = (low + high) // 2
-            smaller = np.zeros(len(low), dtype=bool)
-            smaller[searching] = self.videos[middle[searching]] < targets[searching]
-            low = np.where(searching & smaller, middle + 1, low)
-            high = np.where(searching & ~smaller, middle, high)
-        found = (low < end) & valid
-        found[found] = self.videos[low[found]] == targets[found]
-        result[found] = self.weights[low[found]]
-        return result
 
 
 @dataclass

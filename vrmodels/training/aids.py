@@ -24,7 +24,7 @@ from vrmodels.model.indices import NO_VIDEOS
 from vrmodels.model.manifest import ServingEntry
 from vrmodels.model.narrowing import Narrowing
 from vrmodels.model.ranking import RANKINGS
-from vrmodels.model.ranking.base import QueryBatch, Ranking
+from vrmodels.model.ranking.base import OFFLINE_CHUNK, QueryBatch, Ranking
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.model.topk import CatalogueTopK
 
@@ -35,7 +35,6 @@ MIN_VIDEOS = 1_000  # below this, `--ann on` says so and keeps exact scoring: a 
 HNSW_M = 32
 EF_CONSTRUCTION = 80
 ANN_MODES = ("auto", "on", "off")
-_CHUNK_USERS = 4096
 
 
 def should_build_ann(mode: str, videos: int) -> tuple[bool, str]:
@@ -76,10 +75,10 @@ def precomputed_lists(ranking: Ranking, artifacts: ModelArtifacts, n: int) -> tu
     plain = Narrowing(ranking.unavailable)
     entry = artifacts.manifest.sessions
     at_home = {"sessions": artifacts.sessions, "now": entry.data_end} if artifacts.sessions and entry else {}
-    for start in range(0, users, _CHUNK_USERS):
-        chunk = np.arange(start, min(start + _CHUNK_USERS, users))
+    for start in range(0, users, OFFLINE_CHUNK):
+        chunk = np.arange(start, min(start + OFFLINE_CHUNK, users))
         batch = QueryBatch.of_users(artifacts.user_factors, user_items, chunk, k=n, narrowing=plain, **at_home)
-        for user, (ids, values) in zip(chunk, ranking.rank(batch)):
+        for user, (ids, values) in zip(chunk, ranking.rank(batch, chunk=OFFLINE_CHUNK)):
             lists[user, : len(ids)] = ids
             if scores is not None:
                 scores[user, : len(ids)] = values

@@ -125,11 +125,12 @@ def popularity_lists(
 
 def padded_lists(ranked: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
     """Variable-length ranked lists (videos, scores) as the fixed-width arrays RankedLists reads (FILTERED_SCORE
-    pads)."""
+    pads); a longer list keeps its first k."""
     ids = np.zeros((len(ranked), k), dtype=np.int64)
     padded = np.full((len(ranked), k), -np.finfo(np.float32).max, dtype=np.float32)
     for row, (row_ids, row_scores) in enumerate(ranked):
-        ids[row, : len(row_ids)], padded[row, : len(row_ids)] = row_ids[:k], row_scores[:k]
+        width = min(len(row_ids), k)
+        ids[row, :width], padded[row, :width] = row_ids[:width], row_scores[:width]
     return ids, padded
 
 

@@ -24,6 +24,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 from scipy.sparse import csr_matrix
 
 from features.feature_set import FeatureSet
+from features.sittings import Watches
 from vrmodels.model.artifacts import ModelArtifacts
 from vrmodels.model.indices import NO_VIDEOS
 from vrmodels.model.lightgbm_ranker import LightGBMRanker
@@ -32,7 +33,7 @@ from vrmodels.model.narrowing import Narrowing
 from vrmodels.model.popularity import clicks, engagement
 from vrmodels.model.queries import Query
 from vrmodels.model.ranking.als import AlsRanking
-from vrmodels.model.ranking.base import QueryBatch
+from vrmodels.model.ranking.base import OFFLINE_CHUNK, QueryBatch
 from vrmodels.model.ranking.sequential import SequentialRanking
 from vrmodels.model.sessions import SessionTables
 from vrmodels.model.topk import CatalogueTopK
@@ -52,6 +53,7 @@ from vrmodels.training.evaluation import (
 )
 from vrmodels.training.in_session import (
     GIVEN,
+    MAX_QUERIES,
     QueryResolution,
     SittingQueries,
     given_filters,
@@ -73,6 +75,7 @@ TEST_FRACTION = 0.2
 ANONYMOUS_SHARE = 0.3  # of the ranker's in-session examples, those asked with a history alone (no user)
 HISTORY_ONLY = "sequential_history_only"  # the judged model asked with a history and no user
 LEARN_GIVEN = 3  # a ranker learns from sittings with 1 to this many watches given
+LEARN_QUERIES = 5_000  # in-session queries a ranker learns from at most (beside at most MAX_USERS home ones)
 USER_HOLDOUT = {"split": "per-user latest by time", "test_fraction": TEST_FRACTION}  # the manifest's record of it
 
 
@@ -219,6 +222,13 @@ class TimeSplit:
                 "lower --test-days or use --split user"
             )
         self.test_days = test_days
+        self._watches: Watches | None = None
+
+    def watches(self, relevance: Relevance) -> Watches:
+        """Every watch of the log, sitting by sitting (computed once: a sort of every event)."""
+        if self._watches is None:
+            self._watches = self.features.watches(relevance.events)
+        return self._watches
 
     def tuning_data(self, relevance: Relevance) -> tuple[FeatureSet, np.ndarray]:
         """The features before the cut and their rows (tuning never sees the judged days)."""
@@ -263,7 +273,7 @@ class TimeSplit:
                 model.user_factors, train, users, k=CURVE_MAX_K, narrowing=Narrowing(NO_VIDEOS),
                 sessions=judged.sessions, now=self.cut,
             )  # fmt: skip
-            lists[SequentialRanking.kind] = padded_lists(ranking.rank(batch), CURVE_MAX_K)
+            lists[SequentialRanking.kind] = padded_lists(ranking.rank(batch, chunk=OFFLINE_CHUNK), CURVE_MAX_K)
         fresh = None
         if tables is not None:
             with np.errstate(invalid="ignore"):
@@ -303,7 +313,9 @@ class TimeSplit:
         model = fit_als(train, params, show_progress)
         tables = video_tables(self.features, relevance, cut) if self.has_tables else None
         items = item_factors(model, self.features, train, tables=tables, exists=learning.known_videos)
-        sessions, entry = session_tables(learning.before, relevance=relevance, time=cut, rows=learning.train_rows)
+        sessions, entry = session_tables(
+            learning.before, relevance=relevance, time=cut, rows=learning.train_rows, watches=self.watches(relevance)
+        )
         return Stage1(learning, train, model, items, tables, sessions, entry)
 
     def _learn(self, stage1: Stage1, relevance: Relevance, seed: int) -> LearnedRanker:
@@ -344,16 +356,17 @@ class TimeSplit:
         in the window with GIVEN watches given; to learn from, every sitting, with 1 to LEARN_GIVEN given."""
         known = np.diff(stage1.train.indptr) > 0
         return sitting_queries(
-            self.features.watches(relevance.events), start=stage1.window.cut, end=stage1.window.end,
+            self.watches(relevance), start=stage1.window.cut, end=stage1.window.end,
             relevance=relevance, videos=len(self.features.video_ids), durations=self._durations(), among=known,
-            given=tuple(range(1, LEARN_GIVEN + 1)) if learning else (GIVEN,), every_sitting=learning, seed=seed,
+            given=tuple(range(1, LEARN_GIVEN + 1)) if learning else (GIVEN,), every_sitting=learning,
+            limit=LEARN_QUERIES if learning else MAX_QUERIES, seed=seed,
         )  # fmt: skip
 
     def _tune_blend(self, relevance: Relevance, judged: Stage1) -> tuple[float, dict]:
         """The up-next blend tuned on the sittings of the `test_days` before the cut, against a watched-next table
         of what came before them (never of the judged days, nor of the sittings it is tuned on)."""
         start = self.cut - self.test_days * DAY
-        watches = self.features.watches(relevance.events)
+        watches = self.watches(relevance)
         table = watched_next(
             before(watches, start), len(self.features.video_ids), relevance=relevance,
             confidence=self.features.confidence_config,
@@ -416,11 +429,11 @@ class TimeSplit:
                 batch, _ = stage.batch(
                     queries.queries(self.features.user_ids, self.features.video_ids, anonymous=anonymous)
                 )
-                in_session[name] = padded_lists(ranking.rank(batch), CURVE_MAX_K)
+                in_session[name] = padded_lists(ranking.rank(batch, chunk=OFFLINE_CHUNK), CURVE_MAX_K)
             up_next["personal"] = in_session[SequentialRanking.kind]  # up next for the viewer: the same query
             after = [Query(None, CURVE_MAX_K, history=[self.features.video_ids[video]]) for video in queries.last]
             batch, _ = stage.batch(after)  # up next for anyone: a sitting of that one watch (vrmodels.model.recommend)
-            up_next[SequentialRanking.kind] = padded_lists(ranking.rank(batch), CURVE_MAX_K)
+            up_next[SequentialRanking.kind] = padded_lists(ranking.rank(batch, chunk=OFFLINE_CHUNK), CURVE_MAX_K)
         del ranked
         targets = queries.targets
         return {

@@ -17,7 +17,7 @@ from scipy.sparse import csr_matrix
 from features.sittings import Watches
 from vrmodels.model.artifacts import ModelArtifacts
 from vrmodels.model.queries import Query, Watch
-from vrmodels.model.ranking.base import UP_NEXT_POOL, QueryBatch, up_next
+from vrmodels.model.ranking.base import UP_NEXT_POOL, QueryBatch, blended, up_next, up_next_pool
 from vrmodels.model.resolve import FoldIn, ResolvedQuery, Resolver, batch_of
 from vrmodels.model.sessions import RECENT, WatchedNext
 from vrmodels.model.topk import CatalogueTopK
@@ -26,7 +26,7 @@ from vrmodels.training.evaluation import RankedLists, padded_lists
 from vrmodels.training.relevance import Relevance
 
 GIVEN = 2  # watches of a sitting given as the history
-MAX_QUERIES = 20_000
+MAX_QUERIES = 5_000  # judged or learned from: enough sittings to judge by (±0.005 NDCG), cheap to ask
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,13 @@ def sitting_queries(
     among: np.ndarray | None = None,
     given: tuple[int, ...] = (GIVEN,),
     every_sitting: bool = False,
+    limit: int = MAX_QUERIES,
     seed: int = 0,
 ) -> SittingQueries:
     """The queries of the sittings that start in [start, end) (of users in `among`, when given): each user's first
     sitting with a watch to find beyond the first `given[0]`, its first `given[0]` watches given (what the
     training judges); or, with `every_sitting`, every such sitting, once for each number of watches of `given` it
-    has a watch beyond (what a ranker learns from). At most MAX_QUERIES, a seeded sample. Nothing at or after `end`
+    has a watch beyond (what a ranker learns from). At most `limit`, a seeded sample. Nothing at or after `end`
     is read: a sitting that goes on past it ends there."""
     early = watches.timestamp < end
     watches = Watches(*(getattr(watches, name)[early] for name in Watches.__dataclass_fields__))
@@ -94,8 +95,8 @@ def sitting_queries(
         _, first_of_user = np.unique(owners, return_index=True)  # sittings are numbered in time order per user
         sittings = sittings[np.sort(first_of_user)]
     asked = [(sitting, count) for count in given for sitting in sittings[sizes[sittings] > count]]
-    if len(asked) > MAX_QUERIES:
-        picked = np.sort(np.random.default_rng(seed).choice(len(asked), MAX_QUERIES, replace=False))
+    if len(asked) > limit:
+        picked = np.sort(np.random.default_rng(seed).choice(len(asked), limit, replace=False))
         asked = [asked[index] for index in picked]
     satisfying = relevance.mask_of(watches.completion, watches.satisfying_event, np.full(len(watches), np.nan))
     heads, users, rows, columns = [], [], [], []
@@ -186,18 +187,27 @@ def same_channel_lists(
 
 
 def up_next_lists(
-    items: np.ndarray, table: WatchedNext | None, last: np.ndarray, *, k: int, blend: float
+    items: np.ndarray,
+    table: WatchedNext | None,
+    last: np.ndarray,
+    *,
+    k: int,
+    blend: float,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Up next after each `last` video, as the server answers `{"video_id"}` (vrmodels.model.ranking.base.up_next):
-    `blend` 0 is factor similarity alone."""
-    topk = CatalogueTopK(np.ascontiguousarray(items, dtype=np.float32))
-    ids, scores = topk.similar(np.asarray(last), k + UP_NEXT_POOL)
+    """Up next after each `last` video, as the server answers `{"video_id"}` for a model without a sequence-aware
+    ranker (vrmodels.model.ranking.base.up_next): `blend` 0 is factor similarity alone."""
+    ids, scores = similar_to(items, last, k)
     answers = []
     for video, row_ids, row_scores in zip(last, ids, scores):
         if table is not None and blend > 0:
             row_ids, row_scores = up_next(items, table, int(video), (row_ids, row_scores), blend=blend)
         answers.append((row_ids[:k], row_scores[:k]))
     return answers
+
+
+def similar_to(items: np.ndarray, videos: np.ndarray, k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The k + UP_NEXT_POOL videos most similar to each of `videos` by the cosine of their factors."""
+    return CatalogueTopK(np.ascontiguousarray(items, dtype=np.float32)).similar(np.asarray(videos), k + UP_NEXT_POOL)
 
 
 BLENDS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
@@ -207,8 +217,12 @@ def tune_blend(items: np.ndarray, table: WatchedNext, queries: SittingQueries, *
     """The up-next blend whose answers after each query's last given video find most of the rest of its sitting
     (NDCG@k over BLENDS); and the NDCG of each blend."""
     scores = {}
+    pools = [
+        up_next_pool(items, table, int(video), similar)
+        for video, *similar in zip(queries.last, *similar_to(items, queries.last, k))
+    ]  # the same pools whatever the blend: built once
     for blend in BLENDS:
-        ids, values = padded_lists(up_next_lists(items, table, queries.last, k=k, blend=float(blend)), k)
+        ids, values = padded_lists([blended(pool, blend=float(blend)) for pool in pools], k)
         scores[float(blend)] = RankedLists(ids, values, queries.targets).metrics(k)["ndcg"]
     best = max(scores, key=lambda blend: (scores[blend], -abs(blend - 0.5)))
     return best, scores

@@ -57,20 +57,21 @@ def normalised_table(
     source: np.ndarray, target: np.ndarray, weight: np.ndarray, *, videos: int, followers: int
 ) -> WatchedNext:
     """Weighed transitions summed per (source, target), each source's row divided by its total and cut to its
-    `followers` heaviest (ties: the lower video index), rows sorted by video index."""
+    `followers` heaviest, heaviest first (ties at the stored float32 precision: the lower video index, so sums
+    taken in another order, as Spark takes them, cut and order the same)."""
     key = source.astype(np.int64) * videos + target
     pairs, inverse = np.unique(key, return_inverse=True)
     summed = np.bincount(inverse, weights=weight, minlength=len(pairs))
     row, column = pairs // videos, pairs % videos
     support = np.bincount(row, weights=summed, minlength=videos)
-    share = summed / np.where(support[row] > 0, support[row], 1.0)
+    share = (summed / np.where(support[row] > 0, support[row], 1.0)).astype(np.float32)
     order = np.lexsort((column, -share, row))
     rank = np.arange(len(order)) - np.searchsorted(row[order], row[order])
-    kept = np.sort(order[rank < followers])  # back in (row, column) order
+    kept = order[rank < followers]  # rows in order, each heaviest first
     indptr = np.zeros(videos + 1, dtype=np.int64)
     np.cumsum(np.bincount(row[kept], minlength=videos), out=indptr[1:])
     return WatchedNext(
-        indptr, column[kept].astype(np.int32), share[kept].astype(np.float32), support.astype(np.float32)
+        indptr, column[kept].astype(np.int32), share[kept], support.astype(np.float32)
     )
 
 
@@ -112,10 +113,11 @@ def session_tables(
     time: int,
     rows: np.ndarray | None = None,
     up_next_blend: float = DEFAULT_UP_NEXT_BLEND,
+    watches: Watches | None = None,
 ) -> tuple[SessionTables, SessionsEntry]:
     """The tables of the watches before `time` (`features` as they were then; `rows`: the pairs of the training
-    matrix they go with, as for `to_csr`), and the manifest's entry."""
-    subset = before(features.watches(relevance.events), time)
+    matrix they go with, as for `to_csr`; `watches`: the log's, when already known), and the manifest's entry."""
+    subset = before(watches if watches is not None else features.watches(relevance.events), time)
     videos = len(features.video_ids)
     tables = SessionTables(
         next=watched_next(subset, videos, relevance=relevance, confidence=features.confidence_config),

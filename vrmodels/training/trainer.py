@@ -87,7 +87,8 @@ def train(
     user_items = features.to_csr()
     model = fit_als(user_items, chosen.params, show_progress)
     tables = video_tables(features, relevance, features.data_end) if holdout.has_tables else None
-    sessions, sessions_entry = session_tables(features, relevance=relevance, time=features.data_end)
+    known = holdout.watches(relevance) if isinstance(holdout, TimeSplit) else None  # sorted once already
+    sessions, sessions_entry = session_tables(features, relevance=relevance, time=features.data_end, watches=known)
     sessions_entry = judgement.tuned(sessions_entry)
     shipped = None
     if judgement.kind == SequentialRanking.kind:

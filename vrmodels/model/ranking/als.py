@@ -12,10 +12,8 @@ import numpy as np
 
 from vrmodels.model.artifacts import ModelArtifacts
 from vrmodels.model.indices import rows_matrix, union
-from vrmodels.model.ranking.base import QueryBatch, Ranked, Ranking, session_options
+from vrmodels.model.ranking.base import SCORING_CHUNK, QueryBatch, Ranked, Ranking, session_options
 from vrmodels.model.topk import FILTERED_SCORE, CatalogueTopK
-
-SCORING_CHUNK = 256  # queries per top-k call: bounds the scores buffer to 256 × videos floats
 
 
 class AlsRanking(Ranking):
@@ -26,7 +24,7 @@ class AlsRanking(Ranking):
     def from_artifacts(cls, artifacts: ModelArtifacts, topk: CatalogueTopK, unavailable: np.ndarray) -> AlsRanking:
         return cls(np.asarray(artifacts.item_factors), topk, unavailable, **session_options(artifacts))
 
-    def rank(self, batch: QueryBatch) -> list[Ranked]:
+    def rank(self, batch: QueryBatch, *, chunk: int = SCORING_CHUNK) -> list[Ranked]:
         answers: list[Ranked | None] = [None] * len(batch)
         whole_catalogue = []
         for row, narrowing in enumerate(batch.narrowings):
@@ -38,8 +36,8 @@ class AlsRanking(Ranking):
                 whole_catalogue.append(row)
             else:
                 answers[row] = self._rank_among(batch, row, among)
-        for start in range(0, len(whole_catalogue), SCORING_CHUNK):
-            rows = whole_catalogue[start : start + SCORING_CHUNK]
+        for start in range(0, len(whole_catalogue), chunk):
+            rows = whole_catalogue[start : start + chunk]
             for row, answer in zip(rows, self._rank_catalogue(batch, rows)):
                 answers[row] = answer
         return answers  # type: ignore[return-value]

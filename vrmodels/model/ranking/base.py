@@ -26,6 +26,8 @@ from vrmodels.model.topk import CatalogueTopK
 
 Ranked = tuple[np.ndarray, np.ndarray]
 """One query's answer: video indices best first (int), and their scores (float32)."""
+SCORING_CHUNK = 256  # queries ranked together at serving: bounds the buffers (scores, candidates × features)
+OFFLINE_CHUNK = 4096  # the same offline (precomputed and judged lists), where larger calls are cheaper per query
 
 
 @dataclass(frozen=True)
@@ -86,18 +88,17 @@ class QueryBatch:
     ) -> QueryBatch:
         """Known users as training saw them, each asking for k unwatched videos narrowed alike (the precomputed lists,
         the judged lists, the ranker's examples); with `sessions`, at home at `now` after their last sitting."""
-        watched = user_items[users]
+        watched = matrix_rows(user_items, users)
         sitting = None
         if sessions is not None:
-            seen = csr_matrix(
-                (now - sessions.user_items_seen.astype(np.float64), user_items.indices, user_items.indptr),
-                user_items.shape,
-            )
+            starts, lengths = user_items.indptr[users], np.diff(user_items.indptr)[users]
+            entries = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+            times = now - np.asarray(sessions.user_items_seen)[entries].astype(np.float64)
             sitting = Sitting(
                 recent=np.asarray(sessions.user_recent)[users].astype(np.int64),
                 position=np.zeros(len(users), dtype=np.int64),
                 now=np.full(len(users), float(now)),
-                seen=seen[users],
+                seen=csr_matrix((times, watched.indices, watched.indptr), watched.shape),
             )
         return cls(
             vectors=np.asarray(user_factors)[users],
@@ -108,6 +109,13 @@ class QueryBatch:
             narrowings=[narrowing] * len(users),
             sitting=sitting,
         )
+
+
+def matrix_rows(matrix: csr_matrix, rows: np.ndarray) -> csr_matrix:
+    """matrix[rows], by a slice when `rows` are consecutive (scipy's fancy row indexing copies row by row)."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and (len(rows) < 2 or bool((np.diff(rows) == 1).all())):
+        return matrix[int(rows[0]) : int(rows[-1]) + 1]
+    return matrix[rows]
 
 
 @dataclass(frozen=True)
@@ -170,8 +178,9 @@ class Ranking(ABC):
         """The ranking of a loaded model directory; ModelArtifactError naming the file it lacks or cannot use."""
 
     @abstractmethod
-    def rank(self, batch: QueryBatch) -> list[Ranked]:
-        """Per query of `batch`, at most its k videos best first and their scores, narrowed as it asks."""
+    def rank(self, batch: QueryBatch, *, chunk: int = SCORING_CHUNK) -> list[Ranked]:
+        """Per query of `batch`, at most its k videos best first and their scores, narrowed as it asks; `chunk`
+        queries are scored together at most."""
 
     def precomputed_width(self, n: int) -> int:
         """How long a precomputed list of at most n videos is worth making."""
@@ -202,10 +211,25 @@ class Ranking(ABC):
 UP_NEXT_POOL = 50  # videos by factor similarity that up next weighs beside the watched-next row
 
 
+@dataclass(frozen=True)
+class UpNextPool:
+    """The videos up next may answer after one video (sorted), with their watched-next share and cosine."""
+
+    videos: np.ndarray
+    share: np.ndarray
+    cosine: np.ndarray
+
+
 def up_next(items: np.ndarray, table: WatchedNext, video: int, similar: Ranked, *, blend: float) -> Ranked:
     """Up next after `video`: blend × its watched-next share + (1 − blend) × cosine of the factors, over its
     watched-next row and the videos most similar by factors (`similar`: ids and cosines, itself left out),
     best first (ties: the lower index). A video nobody watched anything after is ranked by its factors alone."""
+    return blended(up_next_pool(items, table, video, similar), blend=blend)
+
+
+def up_next_pool(items: np.ndarray, table: WatchedNext, video: int, similar: Ranked) -> UpNextPool:
+    """What up next after `video` ranks, before any blend: its watched-next row and `similar`, with both figures
+    of each."""
     followers, shares = table.followers(np.asarray([video]))[1:]
     mine = followers != video
     followers, shares = followers[mine], shares[mine]
@@ -220,9 +244,14 @@ def up_next(items: np.ndarray, table: WatchedNext, video: int, similar: Ranked, 
         cosine[np.searchsorted(pool, extra)] = (vectors @ query) / np.where(norms > 0, norms, 1e-10)
     share = np.zeros(len(pool), dtype=np.float32)
     share[np.searchsorted(pool, followers)] = shares
-    score = blend * share + (1 - blend) * cosine
-    order = np.lexsort((pool, -score))
-    return pool[order], score[order].astype(np.float32)
+    return UpNextPool(pool, share, cosine)
+
+
+def blended(candidates: UpNextPool, *, blend: float) -> Ranked:
+    """An up-next pool best first by blend × share + (1 − blend) × cosine (ties: the lower index)."""
+    score = blend * candidates.share + (1 - blend) * candidates.cosine
+    order = np.lexsort((candidates.videos, -score))
+    return candidates.videos[order], score[order].astype(np.float32)
 
 
 def session_options(artifacts: ModelArtifacts) -> dict:

@@ -2,15 +2,15 @@
 
 A query comes with its sitting (vrmodels.model.ranking.base.Sitting): the videos of the sitting in progress, or
 of the user's last sitting when none is, and when it is asked. Stage 1 adds a source: the videos watched next
-after the sitting's last RECENT videos (vrmodels.model.sessions.WatchedNext). Stage 2 reads SEQUENCE_FEATURES
-beside the two stages' own: the watched-next share of the candidate after the last 1, 2 and 3 videos, how much
-the last video's row has to say, whether the candidate shares the last video's channel and category (and the
-share of the sitting's last videos that do), how long
-after the last video it was published when it is of the same channel (the next episode of a series), how far
-into the sitting the viewer is (0: not in one), and how long since the viewer last watched the candidate's
-channel. The ranker learns from home queries (no sitting in progress) and in-session ones (a sitting's first
-watches given, the rest of it to find), so these features weigh where a sitting is in progress and not where it
-is not. Up next after a video, for anyone, is a sitting of that one watch ranked the same way.
+after the sitting's last RECENT videos, the NEXT_CANDIDATES heaviest of each (vrmodels.model.sessions). Stage 2
+reads SEQUENCE_FEATURES beside the two stages' own: the watched-next share of the candidate after the last 1, 2
+and 3 videos, how much the last video's row has to say, whether the candidate shares the last video's channel
+and category, how long after the last video it was published when it is of the same channel (the next episode
+of a series), how far into the sitting the viewer is (0: not in one), and how long since the viewer last
+watched the candidate's channel. The ranker learns from home queries (no sitting in progress) and in-session
+ones (a sitting's first watches given, the rest of it to find), so these features weigh where a sitting is in
+progress and not where it is not. Up next after a video, for anyone, is a sitting of that one watch ranked the
+same way.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from scipy.sparse import csr_matrix
 from vrmodels.model.artifacts import ModelArtifactError, ModelArtifacts
 from vrmodels.model.ranking.base import QueryBatch
 from vrmodels.model.ranking.twostage import FEATURES, SOURCES, Candidates, TwoStageRanking
-from vrmodels.model.sessions import RECENT
+from vrmodels.model.sessions import RECENT, WatchedNext
 from vrmodels.model.topk import CatalogueTopK
 
 WATCHED_NEXT_BIT = 1 << len(SOURCES)  # the source bit of a candidate watched next after the sitting's videos
+NEXT_CANDIDATES = 20  # candidates from each of the sitting's last videos: its heaviest followers
 SEQUENCE_FEATURES = (
     "next_after_last",
     "next_after_last_2",
@@ -57,7 +58,7 @@ class SequentialRanking(TwoStageRanking):
         parts = super().proposals(batch)
         if batch.sitting is not None and self.sessions is not None:
             recent = batch.sitting.recent
-            of, video, _ = self.sessions.next.followers(recent.ravel())
+            of, video, _ = self.sessions.next.followers(recent.ravel(), limit=NEXT_CANDIDATES)
             row = of // RECENT
             parts.append(
                 (row, video, np.full(len(row), np.nan, np.float32), np.full(len(row), WATCHED_NEXT_BIT, np.uint8))
@@ -66,7 +67,8 @@ class SequentialRanking(TwoStageRanking):
 
     def features(self, batch: QueryBatch, candidates: Candidates) -> np.ndarray:
         """Candidates × (FEATURES + SEQUENCE_FEATURES), float32 (NaN where a figure is not known)."""
-        columns = np.full((len(candidates.user), len(SEQUENCE_FEATURES)), np.nan, dtype=np.float32)
+        matrix = super().features(batch, candidates)
+        columns = matrix[:, len(FEATURES) :]  # a view: filled in place
         columns[:, -1] = (candidates.sources & WATCHED_NEXT_BIT) > 0
         sitting = batch.sitting
         if sitting is not None and self.sessions is not None and len(candidates.user):
@@ -74,8 +76,8 @@ class SequentialRanking(TwoStageRanking):
             table, tables = self.sessions.next, self.tables
             recent = sitting.recent[user]
             share = np.zeros(len(user), dtype=np.float32)
-            for back in range(1, RECENT + 1):
-                share += table.weight(recent[:, -back], video)
+            for back, weights in enumerate(_shares_after(table, sitting.recent, user, video), start=1):
+                share += weights
                 columns[:, back - 1] = share
             last = recent[:, -1]
             known = last >= 0
@@ -89,7 +91,29 @@ class SequentialRanking(TwoStageRanking):
             columns[after, 6] = (tables.published[video[after]] - tables.published[previous[after]]) / 3600
             columns[:, 7] = sitting.position[user]
             columns[:, 8] = _minutes_since_channel(sitting.seen, sitting.now, tables.channels, user, video)
-        return np.hstack([super().features(batch, candidates), columns])
+        return matrix
+
+
+def _shares_after(table: WatchedNext, recent: np.ndarray, user: np.ndarray, video: np.ndarray) -> list[np.ndarray]:
+    """Per (query, candidate) pair, its watched-next share after the query's last video, second last, third last
+    (0 where it is no follower): the followers of every query's recent videos, matched to the pairs by one sorted
+    search per position (never a search within every row for every pair)."""
+    of, followers, weights = table.followers(recent.ravel())
+    videos = max(table.size, int(video.max(initial=0)) + 1)
+    wanted = user.astype(np.int64) * videos + video
+    answers = []
+    for back in range(1, RECENT + 1):
+        at = (of % RECENT) == RECENT - back
+        keys = (of[at] // RECENT) * videos + followers[at]
+        order = np.argsort(keys)
+        keys, shares = keys[order], weights[at][order]
+        found = np.zeros(len(wanted), dtype=np.float32)
+        if len(keys):
+            position = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+            hit = keys[position] == wanted
+            found[hit] = shares[position[hit]]
+        answers.append(found)
+    return answers
 
 
 def _minutes_since_channel(

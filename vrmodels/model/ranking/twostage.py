@@ -24,14 +24,14 @@ from scipy.sparse import csr_matrix
 
 from vrmodels.model.artifacts import ModelArtifactError, ModelArtifacts
 from vrmodels.model.lightgbm_ranker import LightGBMRanker, RankerError
-from vrmodels.model.ranking.base import QueryBatch, Ranked, Ranking, session_options
+from vrmodels.model.narrowing import Narrowing
+from vrmodels.model.ranking.base import SCORING_CHUNK, QueryBatch, Ranked, Ranking, matrix_rows, session_options
 from vrmodels.model.sessions import SessionTables
 from vrmodels.model.topk import FILTERED_SCORE, CatalogueTopK
 from vrmodels.model.videos import VIDEO_FEATURES, VideoTables, rows_of
 
 POOL = 50  # ALS candidates per query (100 gave the same NDCG@10 on generated platforms, at 1.5× the ranking cost)
 FAVOURITE_CATEGORIES = 3
-SCORING_CHUNK = 256  # queries ranked together: bounds the candidates × features buffer
 SOURCES = ("als", "channel_fresh", "category_fresh", "trending")
 FEATURES = (
     "als_score",
@@ -107,12 +107,12 @@ class TwoStageRanking(Ranking):
     def aids_entry(self) -> dict:
         return {"two_stage": {"pool": self.pool}}
 
-    def rank(self, batch: QueryBatch) -> list[Ranked]:
+    def rank(self, batch: QueryBatch, *, chunk: int = SCORING_CHUNK) -> list[Ranked]:
         answers: list[Ranked | None] = [None] * len(batch)
         short = []
-        for rows, ranked in self._ranked_chunks(batch, range(len(batch))):
+        for rows, ranked in self._ranked_chunks(batch, range(len(batch)), chunk):
             for row, (videos, scores) in zip(rows, ranked):
-                positions, complete = batch.narrowings[row].pick(videos, int(batch.k[row]))
+                positions, complete = self._pick(batch.narrowings[row], videos, int(batch.k[row]))
                 if complete or batch.candidates[row] is not None:
                     answers[row] = (videos[positions], scores[positions])
                 else:
@@ -125,17 +125,26 @@ class TwoStageRanking(Ranking):
                 for row in short
             ]
             retry = batch.rows(short).among(allowed)
-            for rows, ranked in self._ranked_chunks(retry, range(len(retry))):
+            for rows, ranked in self._ranked_chunks(retry, range(len(retry)), chunk):
                 for row, (videos, scores) in zip(rows, ranked):
                     positions, _ = retry.narrowings[row].pick(videos, int(retry.k[row]))
                     answers[short[row]] = (videos[positions], scores[positions])
         return answers  # type: ignore[return-value]
 
-    def _ranked_chunks(self, batch: QueryBatch, rows: range):
-        """(rows, every candidate of each best first with its ranker score), SCORING_CHUNK queries at a time."""
-        for start in range(0, len(rows), SCORING_CHUNK):
-            chunk = rows[start : start + SCORING_CHUNK]
-            yield chunk, self._ordered(batch.rows(slice(chunk.start, chunk.stop)))
+    def _pick(self, narrowing: Narrowing, videos: np.ndarray, k: int) -> tuple[np.ndarray | slice, bool]:
+        """Narrowing.pick, skipped when the narrowing excludes nothing the candidates may hold (candidates never
+        hold unavailable videos): the first k."""
+        plain = narrowing.allowed is None and narrowing.max_per_channel is None
+        if plain and (narrowing.excluded is self.unavailable or not len(narrowing.excluded)):
+            return slice(0, k), len(videos) >= k
+        return narrowing.pick(videos, k)
+
+    def _ranked_chunks(self, batch: QueryBatch, rows: range, size: int):
+        """(rows, every candidate of each best first with its ranker score), `size` queries at a time."""
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
+            part = batch if len(chunk) == len(batch) else batch.rows(slice(chunk.start, chunk.stop))
+            yield chunk, self._ordered(part)
 
     def _ordered(self, batch: QueryBatch) -> list[Ranked]:
         """Per query, every candidate best first by the ranker, and its score."""
@@ -189,17 +198,18 @@ class TwoStageRanking(Ranking):
         return parts
 
     def features(self, batch: QueryBatch, candidates: Candidates) -> np.ndarray:
-        """Candidates × FEATURES, float32 (NaN where a figure is not known)."""
+        """Candidates × features_names, float32 (NaN where a figure is not known): FEATURES filled here, the
+        columns a subclass adds after them left NaN for it to fill (one allocation, never a copy per part)."""
         user, video = candidates.user, candidates.video
         channel_affinity, category_affinity = self.affinities(batch)
-        columns = np.empty((len(user), len(FEATURES)), dtype=np.float32)
+        columns = np.full((len(user), len(self.features_names)), np.nan, dtype=np.float32)
         columns[:, 0] = _dots(self.items, np.asarray(batch.vectors, dtype=np.float32), user, video)
         columns[:, 1] = candidates.als_rank
         columns[:, 2] = _lookup(channel_affinity, user, self.tables.channels[video])
         columns[:, 3] = _lookup(category_affinity, user, self.tables.categories[video])
         for offset, source in enumerate(SOURCES[1:]):
             columns[:, 4 + offset] = (candidates.sources & _bit(source)) > 0
-        columns[:, 4 + len(SOURCES) - 1 :] = self.tables.features[video]
+        columns[:, 4 + len(SOURCES) - 1 : len(FEATURES)] = self.tables.features[video]
         return columns
 
     def affinities(self, batch: QueryBatch) -> tuple[csr_matrix, csr_matrix]:
@@ -215,7 +225,7 @@ class TwoStageRanking(Ranking):
         whole = np.asarray([row for row, among in enumerate(batch.candidates) if among is None], dtype=np.int64)
         for pool in np.unique(pools[whole]):  # one top-k per pool size: a row's pool never depends on its batch
             rows = whole[pools[whole] == pool]
-            ids, scores = self.topk.top_k(batch.vectors[rows], batch.watched[rows], int(pool))
+            ids, scores = self.topk.top_k(batch.vectors[rows], matrix_rows(batch.watched, rows), int(pool))
             valid = scores > FILTERED_SCORE
             users.append(np.repeat(rows, valid.sum(axis=1)))
             videos.append(ids[valid].astype(np.int64))
