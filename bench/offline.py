@@ -2,12 +2,15 @@
 stage costs.
 
     python -m bench.offline [--skip-ranker] [--rounds 3]
+    python -m bench.offline --against ../base [--rounds 3]   (the default training of this checkout and another)
 
 On a generated platform log of 5M events (270k users, 20k videos, 500 channels; bench/.cache). Targets:
 features ≥ 1M events/s, without and with the catalogue; our ALS fit ≤ 1.15× bare implicit on the same matrix;
 the whole two-stage training (time split, three ALS fits, two rankers, two-stage lists for every user) adds at
 most 1× the time of the ALS-only training (per-user split, ALS lists), both measured here on the same log with
-their model's content assembled. Model quality lives in `bench.quality`.
+their model's content assembled. With `--against`, the default training (features with the catalogue, then
+`vrmodels.train_model`, as users run them) of this checkout and of another, alternating, on the same log: the
+sequence-aware training at most 1.3× the two-stage one. Model quality lives in `bench.quality`.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from implicit.cpu.als import AlternatingLeastSquares
 
-from bench.common import best_of, cache_dir, report
+from bench.common import PROJECT_ROOT, best_of, cache_dir, report
 from features.build_features import build_features, build_features_from_file
 from features.catalogue import read_catalogue
 from features.events import read_events
@@ -110,20 +117,60 @@ def second_stage_cost(events: str, videos: str, rounds: int) -> None:
     result = results[-1]
     metrics = result.metrics
     print(
-        f"quality on this log (NDCG@10, time split): two-stage {metrics.get('two_stage', metrics['als'])['ndcg']:.4f}, "
+        f"quality on this log (NDCG@10, time split): {result.kind} {metrics[result.kind]['ndcg']:.4f}, "
         f"ALS {metrics['als']['ndcg']:.4f}, trending {metrics['trending']['ndcg']:.4f}; "
         f"ranker: {result.trained.manifest.ranker['rounds'] if result.trained.manifest.ranker else 0} rounds"
     )
+
+
+def against(other: Path, events: str, videos: str, rounds: int) -> None:
+    """The default training, by the commands users type, in this checkout and in `other`, alternating which goes
+    first, `rounds` times on the same log; the medians and the median of the paired ratios."""
+    seconds: dict[str, list[float]] = {"this": [], "other": []}
+    work = Path(tempfile.mkdtemp(prefix="bench-offline-"))
+    for round_number in range(rounds):
+        order = [("this", PROJECT_ROOT), ("other", other)]
+        for name, root in order if round_number % 2 == 0 else order[::-1]:
+            features, models = work / f"{name}-features", work / f"{name}-models-{round_number}"
+            build = [
+                sys.executable,
+                "-m",
+                "features.build_features",
+                events,
+                "--videos",
+                videos,
+                "--out",
+                str(features),
+            ]
+            subprocess.run(build, cwd=root, check=True, capture_output=True)
+            started = time.perf_counter()
+            command = [sys.executable, "-m", "vrmodels.train_model", "--features", str(features)]
+            subprocess.run(
+                [*command, "--models-root", str(models), "--allow-worse"], cwd=root, check=True, capture_output=True
+            )
+            seconds[name].append(time.perf_counter() - started)
+        print(
+            f"round {round_number + 1}: this {seconds['this'][-1]:.1f} s, other {seconds['other'][-1]:.1f} s",
+            flush=True,
+        )
+    report("training, this checkout (median)", statistics.median(seconds["this"]), "s")
+    report(f"training, {other} (median)", statistics.median(seconds["other"]), "s")
+    ratios = [ours / theirs for ours, theirs in zip(seconds["this"], seconds["other"])]
+    report("training: this / other (median of rounds)", statistics.median(ratios), "×", "target ≤ 1.3")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-ranker", action="store_true", help="skip the two-stage training comparison")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each training (default 3)")
+    parser.add_argument("--against", type=Path, help="another checkout: compare the default training's wall time")
     args = parser.parse_args()
     limit_blas_threads()
     print(f"cores: {os.cpu_count()}", flush=True)
     events, videos = platform_log()
+    if args.against:
+        against(args.against.resolve(), events, videos, args.rounds)
+        return
     features = feature_throughput(events, videos)
     training_overhead(features)
     if not args.skip_ranker:

@@ -2,7 +2,8 @@
 
     python -m bench.scale [--users 100000 1000000] [--videos 20000 200000 1000000] [--duration 8]
 
-Each model has 64 factors, 10 watched videos per user, both HNSW indexes and no precomputed top-N lists (so
+Each model has 64 factors, 10 watched videos per user, both HNSW indexes, session tables (50 watched-next followers
+a video: the table a model of format 6 maps) and no precomputed top-N lists (so
 every known-user request is scored: exactly with VR_ANN=off, through the index with VR_ANN=on); factors have
 the structure of trained ALS factors (bench.synthetic). Models are cached in bench/.cache. Printed per model:
 - model files on disk, and seconds from `python serve.py` to the first /ping 200 (2 workers);
@@ -30,7 +31,7 @@ from vrmodels.model.artifacts import FORMAT_VERSION
 from vrmodels.model.recommend import Query, Recommender
 from vrmodels.model.threads import limit_blas_threads
 
-FACTORS, WATCHED = 64, 10
+FACTORS, WATCHED, FOLLOWERS = 64, 10, 50
 
 
 def model(users: int, videos: int) -> Path:
@@ -38,7 +39,7 @@ def model(users: int, videos: int) -> Path:
     if not directory.exists():
         started = time.perf_counter()
         print(f"generating {users} × {videos} (cached in bench/.cache) ...", flush=True)
-        random_model(directory, users, videos, FACTORS, watched=WATCHED, ann_mode="on")
+        random_model(directory, users, videos, FACTORS, watched=WATCHED, ann_mode="on", followers=FOLLOWERS)
         print(f"  generated in {time.perf_counter() - started:.0f}s", flush=True)
     return directory
 

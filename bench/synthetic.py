@@ -16,7 +16,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from vrmodels.model.artifacts import ModelArtifacts, write_model_dir
-from vrmodels.model.manifest import Manifest
+from vrmodels.model.manifest import Manifest, SessionsEntry
+from vrmodels.model.sessions import RECENT, SessionTables, WatchedNext
 from vrmodels.training.aids import with_serving_aids
 
 
@@ -52,7 +53,10 @@ def random_model(
     topn: int = 0,
     ann_mode: str = "off",
     seed: int = 0,
+    followers: int = 0,
 ) -> Path:
+    """`followers`: with session tables, each video followed by that many random videos (random shares), each user's
+    last sitting their last watched videos (0: no session tables, a format 5 shape)."""
     rng = np.random.default_rng(seed)
     rows = np.repeat(np.arange(users), watched)
     user_items = csr_matrix(
@@ -67,6 +71,38 @@ def random_model(
         popularity=np.bincount(user_items.indices, minlength=videos).astype(np.float32),
         user_ids=ids("u", users),
         video_ids=ids("v", videos),
-        manifest=Manifest(model_version=f"random-{users}x{videos}x{factors}", parameters={"alpha": 1.0}),
+        manifest=Manifest(
+            model_version=f"random-{users}x{videos}x{factors}",
+            parameters={"alpha": 1.0},
+            sessions=random_sessions_entry() if followers else None,
+        ),
+        sessions=random_sessions(rng, user_items, videos, followers) if followers else None,
     )
     return write_model_dir(with_serving_aids(artifacts, topn=topn, ann=ann_mode), directory)
+
+
+def random_sessions(rng: np.random.Generator, user_items: csr_matrix, videos: int, followers: int) -> SessionTables:
+    """Session tables of the shape training writes (vrmodels.model.sessions), with no meaning."""
+    targets = np.sort(rng.integers(0, videos, size=(videos, followers)), axis=1)
+    shares = rng.random((videos, followers)).astype(np.float32)
+    shares /= shares.sum(axis=1, keepdims=True)
+    recent = np.full((user_items.shape[0], RECENT), -1, dtype=np.int32)
+    last = user_items.indices[np.maximum(user_items.indptr[1:] - 1, 0)]
+    recent[:, -1] = np.where(np.diff(user_items.indptr) > 0, last, -1)
+    return SessionTables(
+        next=WatchedNext(
+            np.arange(videos + 1, dtype=np.int64) * followers,
+            targets.ravel().astype(np.int32),
+            shares.ravel(),
+            rng.random(videos).astype(np.float32) * 10,
+        ),
+        user_recent=recent,
+        user_items_seen=rng.random(user_items.nnz).astype(np.float32) * 30 * 24 * 3600,
+    )
+
+
+def random_sessions_entry() -> SessionsEntry:
+    return SessionsEntry(
+        gap_minutes=30, followers=50, distance_weights=[1.0, 0.5], history_half_life_hours=24,
+        history_half_life_watches=10, up_next_blend=0.5, data_end=1_740_000_000,
+    )  # fmt: skip
