@@ -70,9 +70,7 @@ def normalised_table(
     kept = order[rank < followers]  # rows in order, each heaviest first
     indptr = np.zeros(videos + 1, dtype=np.int64)
     np.cumsum(np.bincount(row[kept], minlength=videos), out=indptr[1:])
-    return WatchedNext(
-        indptr, column[kept].astype(np.int32), share[kept], support.astype(np.float32)
-    )
+    return WatchedNext(indptr, column[kept].astype(np.int32), share[kept], support.astype(np.float32))
 
 
 def last_sittings(watches: Watches, users: int) -> np.ndarray:
