@@ -8,7 +8,8 @@
 What SageMaker does with SplitType=Line, and so does this: every object under the input prefix is one input file;
 its lines are packed into mini-batches of whole lines whose size stays within MaxPayloadInMB (MultiRecord) or
 sent one by one (SingleRecord), never mixing files; up to MaxConcurrentTransforms requests are in flight; the
-answers are joined in input order (AssembleWith=Line: each answer ends with a newline) into <output>/<file>.out.
+answers are joined in input order (AssembleWith=Line: a newline after each answer, as SageMaker and the SDK's local
+mode write it, whatever the answer ends with) into <output>/<file>.out.
 MaxPayloadInMB and MaxConcurrentTransforms default to the container's GET /execution-parameters. A failed
 request is retried InvocationsMaxRetries times, then fails its input file (no .out); a line larger than
 MaxPayloadInMB fails its file before anything is sent. The answer must hold one line per input line.
@@ -153,7 +154,7 @@ class Runner:
         return result
 
     def _invoke(self, batch: list[bytes]) -> bytes:
-        """One mini-batch's answer, newline-terminated (AssembleWith=Line); retried, then a TransformError."""
+        """One mini-batch's answer and the newline AssembleWith=Line puts after it; retried, then a TransformError."""
         headers = {"Content-Type": self.job.content_type, "Accept": self.job.accept or self.job.content_type}
         body = b"\n".join(batch)
         failure = ""
@@ -162,7 +163,7 @@ class Runner:
             try:
                 with urllib.request.urlopen(request, timeout=self.job.timeout) as response:
                     answer = response.read()
-                return answer if answer.endswith(b"\n") else answer + b"\n"
+                return answer + b"\n"
             except urllib.error.HTTPError as error:
                 failure = f"the container answered {error.code}: {error.read()[:300].decode(errors='replace')}"
             except OSError as error:

@@ -91,12 +91,13 @@ PREDICTIONS_OPEN, PREDICTIONS_CLOSE = b'{"' + PREDICTIONS.encode() + b'":[', b"]
 
 
 def encode_part(outcomes: list[Outcome], kind: str, first: bool) -> bytes:
-    """A run of a batch's answers: JSON Lines as they are; for JSON, comma-separated items of `predictions`
-    (led by a comma unless `first`), which PREDICTIONS_OPEN and PREDICTIONS_CLOSE enclose."""
-    if kind == JSONLINES:
-        return b"".join(orjson.dumps(_object(outcome)) + b"\n" for outcome in outcomes)
-    items = b",".join(orjson.dumps(_object(outcome)) for outcome in outcomes)
-    return items if first or not items else b"," + items
+    """A run of a batch's answers, led by a separator unless `first`: for JSON Lines one line each, separated by
+    newlines and none after the last (SageMaker's AssembleWith=Line adds one after each mini-batch's answer, so a
+    trailing one would become an empty output line); for JSON, comma-separated items of `predictions`, which
+    PREDICTIONS_OPEN and PREDICTIONS_CLOSE enclose."""
+    separator = b"\n" if kind == JSONLINES else b","
+    items = separator.join(orjson.dumps(_object(outcome)) for outcome in outcomes)
+    return items if first or not items else separator + items
 
 
 def error_body(error: ServingError) -> bytes:

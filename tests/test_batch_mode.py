@@ -44,6 +44,7 @@ def mini_batch(lines: int, bad_line: int | None = None) -> bytes:
 def test_a_mini_batch_beyond_the_line_limit_is_answered_line_by_line_in_order(batch_client):
     response = batch_client.post("/invocations", content=mini_batch(LINES, bad_line=12_345), headers=JSONLINES)
     assert response.status_code == 200
+    assert response.text.count("\n") == LINES - 1 and not response.text.endswith("\n")  # AssembleWith=Line adds it
     answers = [json.loads(line) for line in response.text.splitlines()]
     assert len(answers) == LINES
     assert answers[12_344]["error"]["status"] == 400 and "line 12345" in answers[12_344]["error"]["message"]

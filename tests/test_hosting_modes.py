@@ -197,7 +197,7 @@ def put_lines(aws, key: str, lines: list[str]) -> None:
     aws("s3").put_object(Bucket=BUCKET, Key=key, Body=("\n".join(lines) + "\n").encode())
 
 
-def test_a_transform_job_answers_every_line_of_every_file_in_order(aws_env, aws, batch_container):
+def test_a_transform_job_answers_every_line_of_every_file_in_order_with_no_empty_line(aws_env, aws, batch_container):
     users = [f"u{index % 400:03d}" for index in range(40_000)]  # 1.1 MB: two mini-batches under 1 MiB
     lines = [json.dumps({"user_id": user, "k": 3}) for user in users]
     lines[777] = '{"user_id": "u001", "k": '  # a bad line: answered in its slot
@@ -208,6 +208,7 @@ def test_a_transform_job_answers_every_line_of_every_file_in_order(aws_env, aws,
     report = json.loads(result.stderr[result.stderr.index("{") : result.stderr.rindex("}") + 1])
     assert report["status"] == "Completed" and report["files"][0]["mini_batches"] == 2
     first = aws("s3").get_object(Bucket=BUCKET, Key="nightly/out/part-1.jsonl.out")["Body"].read().decode()
+    assert first.endswith("}\n") and "\n\n" not in first  # one line per input line, as AssembleWith=Line writes
     answers = [json.loads(line) for line in first.splitlines()]
     assert len(answers) == len(lines)
     assert answers[777]["error"]["status"] == 400

@@ -143,6 +143,7 @@ def test_jsonlines_answers_one_line_per_line_in_order(client):
     response = client.post("/invocations", content="\n".join(lines) + "\n", headers=JSONLINES)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/jsonlines"
+    assert response.text.count("\n") == len(lines) - 1  # none after the last: AssembleWith=Line adds it
     answers = [json.loads(line) for line in response.text.splitlines()]
     assert len(answers) == len(lines)
     assert answers[5]["error"]["status"] == 400
