@@ -58,6 +58,16 @@ class RequestLogger:
         return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
 
 
+class ClosedListenerNoise(logging.Filter):
+    """Drops gunicorn's "Error while closing socket [Errno 9] Bad file descriptor" at every worker's shutdown: the
+    uvicorn worker's event loop (uvloop) closes the listening socket's descriptor when its server stops, and
+    gunicorn then closes its own handle on the same, already closed, descriptor (benoitc/gunicorn#1877). Nothing
+    failed; any other socket error still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == "Error while closing socket %s" and "Errno 9]" in str(record.args))
+
+
 def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())

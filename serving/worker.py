@@ -80,10 +80,11 @@ def _json_logging(level: str) -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "serving.logs.JsonFormatter"}},
+        "filters": {"closed_listener": {"()": "serving.logs.ClosedListenerNoise"}},
         "handlers": {"stdout": handler},
         "root": {"level": level, "handlers": ["stdout"]},
         "loggers": {
-            "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
+            "gunicorn.error": {"level": level, "handlers": [], "propagate": True, "filters": ["closed_listener"]},
             "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
         },
     }

@@ -159,6 +159,9 @@ def test_sigterm_drains_the_in_flight_request_and_exits_cleanly(model_dir, tmp_p
     assert exit_code == 0
     assert time.monotonic() - started < 25
     assert request.result() == {"status": 200, "lines": SLOW_REQUEST_LINES}
+    shutdown = [json.loads(line) for line in server.logs() if line.startswith("{")]
+    assert any(entry["message"] == "Handling signal: term" for entry in shutdown)
+    assert not [entry for entry in shutdown if "Error while closing socket" in entry["message"]]
 
 
 def test_a_request_over_the_timeout_is_504_and_its_remaining_work_is_dropped(big_model_dir, tmp_path):

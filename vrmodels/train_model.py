@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from dataclasses import asdict
@@ -27,6 +26,7 @@ from vrmodels.model.artifacts import REPORT_HTML_FILE, package_model_dir
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.training.als import TrainParams
 from vrmodels.training.evaluation import QualityGateError, metrics_table
+from vrmodels.training.logs import log_to_stdout
 from vrmodels.training.model_dir import save_versioned, to_artifacts
 from vrmodels.training.options import TrainingOptions
 from vrmodels.training.trainer import train
@@ -45,7 +45,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     limit_blas_threads()
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    log_to_stdout()
     params = TrainParams(**from_arguments(args, TrainParams))
     options = TrainingOptions(**from_arguments(args, TrainingOptions))
     started = time.perf_counter()

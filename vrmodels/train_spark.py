@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shutil
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from features.sittings import DEFAULT_GAP_MINUTES
 from vrmodels.model.artifacts import package_model_dir
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.training.evaluation import QualityGateError, metrics_table
+from vrmodels.training.logs import log_to_stdout
 from vrmodels.training.model_dir import save_versioned, to_artifacts
 from vrmodels.training.options import SPARK_OPTIONS, TrainingOptions
 from vrmodels.training.spark import SparkParams, spark_session, train_spark, trained_model
@@ -69,7 +69,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     limit_blas_threads()
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    log_to_stdout()
     params = SparkParams(**from_arguments(args, SparkParams))
     options = TrainingOptions(**from_arguments(args, TrainingOptions, SPARK_OPTIONS))
     started = time.perf_counter()

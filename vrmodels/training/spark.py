@@ -151,7 +151,6 @@ def spark_session(master: str, app_name: str = "video-recommender-train"):
     )
     if master.startswith("local"):
         builder = builder.config("spark.sql.shuffle.partitions", str(4 * local_cores(master)))
-    logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO lines are per-connection chatter, not JSON
     return builder.getOrCreate()
 
 

@@ -33,6 +33,7 @@ from vrmodels.model.artifacts import write_model_dir
 from vrmodels.model.opt_ml import opt_ml_root
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.training.als import TrainParams
+from vrmodels.training.logs import log_to_stdout
 from vrmodels.training.model_dir import to_artifacts
 from vrmodels.training.options import HyperparameterError, TrainingOptions, from_hyperparameters
 from vrmodels.training.trainer import train
@@ -130,7 +131,7 @@ def run(root: Path) -> None:
 
 def main() -> int:
     limit_blas_threads()
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    log_to_stdout()
     root = opt_ml_root()
     try:
         run(root)
