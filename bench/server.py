@@ -66,7 +66,9 @@ class Server:
         tutorial: bool = False,
         env: dict[str, str] | None = None,
         root: Path = PROJECT_ROOT,
+        log: Path | None = None,
     ):
+        """`log`: where its stdout goes (default: nowhere)."""
         self.port = free_port()
         environment = {
             **os.environ,
@@ -78,9 +80,8 @@ class Server:
         }
         command = [sys.executable, "-m", "bench.tutorial_app"] if tutorial else [sys.executable, "serve.py"]
         started = time.monotonic()
-        self.process = subprocess.Popen(
-            command, cwd=root, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        stdout = log.open("wb") if log else subprocess.DEVNULL
+        self.process = subprocess.Popen(command, cwd=root, env=environment, stdout=stdout, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"
         while time.monotonic() < started + 180:
             if self.process.poll() is not None:
@@ -170,6 +171,7 @@ def wrk(url: str, script: str | None, duration: int, connections: int) -> dict[s
     if non_2xx:
         raise RuntimeError(f"{non_2xx.group(1)} failed responses:\n{output}")
     return {
+        "requests": float(re.search(r"(\d+) requests in", output).group(1)),
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         "p50_ms": _latency(output, "50%"),
         "p99_ms": _latency(output, "99%"),

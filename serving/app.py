@@ -56,7 +56,7 @@ class Application:
         self.api = api
         self._hot_routes = hot_routes
         self._invoke_model = invoke_model
-        self._logged = RequestLog(self._dispatch, settings.variant, settings.multi_model)
+        self._logged = RequestLog(self._dispatch, settings)
 
     @property
     def state(self) -> State:

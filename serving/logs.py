@@ -43,12 +43,18 @@ class RequestLogger:
         self._second = -1
         self._prefix = ""
 
-    def enabled(self) -> bool:
-        return self._logger.isEnabledFor(logging.INFO)
+    def enabled(self, level: int = logging.INFO) -> bool:
+        return self._logger.isEnabledFor(level)
 
-    def log(self, fields: dict, now: float) -> None:
+    def log(self, fields: dict, now: float, *, message: str = "request", level: int = logging.INFO) -> None:
         """Write `fields` as one line stamped `now` (time.time()); callers check enabled() first."""
-        entry = {"time": self._timestamp(now), "level": "INFO", "logger": self.name, "message": "request", **fields}
+        entry = {
+            "time": self._timestamp(now),
+            "level": logging.getLevelName(level),
+            "logger": self.name,
+            "message": message,
+            **fields,
+        }
         sys.stdout.write(orjson.dumps(entry).decode() + "\n")
 
     def _timestamp(self, now: float) -> str:

@@ -177,6 +177,20 @@ class Settings(BaseSettings):
         meaning="HNSW search breadth (faiss `efSearch`; at least the pool): higher is slower and closer to exact",
         gt=0,
     )
+    metrics_interval_seconds: Number = setting(
+        60.0,
+        env="VR_METRICS_INTERVAL_SECONDS",
+        meaning="each worker publishes its request metrics (EMF lines on stdout) this often, and at shutdown",
+        gt=0,
+        le=60,
+    )
+    access_log_sample: Number = setting(
+        0.01,
+        env="VR_ACCESS_LOG_SAMPLE",
+        meaning="share of requests that get an access line (every 5xx does; 4xx at most one a second)",
+        ge=0,
+        le=1,
+    )
     variant: Text = setting(
         "local",
         env="VR_VARIANT",
@@ -238,6 +252,7 @@ _PROBLEMS = {  # pydantic's error type → what the variable must be
     "greater_than": "must be positive",
     "greater_than_equal": "must be ≥ 0",
     "less_than": "must be below {lt}",
+    "less_than_equal": "must be at most {le}",
 }
 
 

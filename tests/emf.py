@@ -67,11 +67,30 @@ def validate(line: dict) -> None:
             for name in dimension_set:
                 assert isinstance(line.get(name), str), f"dimension {name} must be a string member"
         for metric in directive["Metrics"]:
-            value = line.get(metric["Name"])
-            assert isinstance(value, int | float) and not isinstance(value, bool), f"metric {metric['Name']}: {value!r}"
+            _check_value(metric["Name"], line.get(metric["Name"]))
 
 
-def metric_values(line: dict, dimensions: tuple[str, ...]) -> dict[str, float]:
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_value(name: str, value: object) -> None:
+    """A number, up to 100 numbers, or up to 100 values with their counts (and their count, sum, minimum and
+    maximum)."""
+    if isinstance(value, list):
+        assert 0 < len(value) <= 100 and all(map(_number, value)), f"metric {name}: {value!r}"
+    elif isinstance(value, dict):
+        values, counts = value.get("Values"), value.get("Counts")
+        assert isinstance(values, list) and isinstance(counts, list), f"metric {name}: Values and Counts"
+        assert 0 < len(values) == len(counts) <= 100, f"metric {name}: {len(values)} values, {len(counts)} counts"
+        assert all(map(_number, values + counts)), f"metric {name}: {value!r}"
+        assert set(value) <= {"Values", "Counts", "Count", "Sum", "Min", "Max"}, f"metric {name}: {sorted(value)}"
+        assert value.get("Count", sum(counts)) == sum(counts), f"metric {name}: Count is not the counts' sum"
+    else:
+        assert _number(value), f"metric {name}: {value!r}"
+
+
+def metric_values(line: dict, dimensions: tuple[str, ...]) -> dict[str, object]:
     """The metrics `line` (a valid EMF document) reports under exactly these dimensions."""
     validate(line)
     return {
@@ -80,3 +99,11 @@ def metric_values(line: dict, dimensions: tuple[str, ...]) -> dict[str, float]:
         if list(dimensions) in directive["Dimensions"]
         for metric in directive["Metrics"]
     }
+
+
+def published(lines: list[dict]) -> list[dict]:
+    """The metrics lines among a server's log lines, each checked as an EMF document."""
+    documents = [line for line in lines if line.get("message") == "metrics"]
+    for document in documents:
+        validate(document)
+    return documents

@@ -12,7 +12,6 @@ from starlette.testclient import TestClient
 
 from serving.app import create_app
 from serving.settings import Settings
-from tests import emf
 
 JSON = {"Content-Type": "application/json"}
 JSONLINES = {"Content-Type": "application/jsonlines"}
@@ -27,6 +26,7 @@ def client(tmp_path_factory, model_dir):
             "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
             "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1",
             "VR_VARIANT": "blue",
+            "VR_ACCESS_LOG_SAMPLE": "1",
         }
     )
     with TestClient(create_app(settings)) as http:
@@ -247,38 +247,8 @@ def test_logs_are_json_lines_with_request_fields_and_no_ping(client, logged):
     entries = logged()
     (plain,) = [e for e in entries if e.get("request_id") == "plain-line"]
     assert plain["route"] == "/execution-parameters" and plain["status"] == 200 and plain["latency_ms"] >= 0
-    assert "_aws" not in plain  # only invocations carry metrics
+    assert "_aws" not in plain  # metrics are published apart (tests/test_request_metrics.py)
     assert not any(e.get("route") == "/ping" for e in entries)
-
-
-def test_each_invocation_logs_one_embedded_metric_format_line(client, logged, model_dir):
-    instances = [
-        {"user_id": "u001", "k": 2},
-        {"user_id": "never-seen", "k": 2},  # fallback
-        {"history": ["v005"], "k": 2},  # fold-in
-        {"user_id": "u002", "k": 2, "candidates": ["ghost"]},  # empty answer
-        {"video_id": "no-such-video"},  # an error in its slot
-    ]
-    headers = {**JSON, "X-Amzn-SageMaker-Inference-Id": "emf-batch"}
-    response = invoke(client, {"instances": instances}, headers=headers)
-    assert response.status_code == 200
-    (line,) = [entry for entry in logged() if entry.get("request_id") == "emf-batch"]
-    emf.validate(line)
-    model_version = json.loads((model_dir / "manifest.json").read_text())["model_version"]
-    assert response.headers["x-model-version"] == model_version
-    assert (line["ModelVersion"], line["Variant"], line["StatusCode"]) == (model_version, "blue", "200")
-    expected = {"Queries": 5, "Fallbacks": 1, "FoldIns": 1, "EmptyAnswers": 1, "Errors": 0, "Requests": 1}
-    assert {name: line[name] for name in expected} == expected
-    assert line["Latency"] > 0 and line["route"] == "/invocations" and line["status"] == 200
-    namespaces = {directive["Namespace"] for directive in line["_aws"]["CloudWatchMetrics"]}
-    assert namespaces == {"VideoRecommender"}
-
-
-def test_a_failed_invocation_counts_as_an_error_under_its_status(client, logged):
-    invoke(client, {"user_id": "u001", "k": 0}, headers={**JSON, "X-Amzn-SageMaker-Inference-Id": "emf-422"})
-    (line,) = [entry for entry in logged() if entry.get("request_id") == "emf-422"]
-    emf.validate(line)
-    assert (line["StatusCode"], line["Errors"], line["Requests"]) == ("422", 1, 1)
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,12 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,7 +20,15 @@ import pytest
 from serving.app import create_app
 from serving.settings import Settings
 from serving.worker import Supervisor
-from tests.server import PROJECT_ROOT, SLOW_REQUEST_LINES, SLOW_SCORING, InFlightRequest, start_server
+from tests import emf
+from tests.server import (
+    PROJECT_ROOT,
+    SLOW_REQUEST_LINES,
+    SLOW_SCORING,
+    InFlightRequest,
+    RunningServer,
+    start_server,
+)
 
 
 def test_ping_is_503_until_the_model_is_loaded_and_warm(model_dir, tmp_path):
@@ -124,6 +134,8 @@ def test_settings_read_sagemaker_variables():
         ("VR_BATCH_WAIT_MS", "-1", "must be ≥ 0"),
         ("VR_BATCH_WAIT_MS", "soon", "is not a number"),
         ("VR_ANN", "maybe", "must be on or off"),
+        ("VR_METRICS_INTERVAL_SECONDS", "120", "must be at most 60"),
+        ("VR_ACCESS_LOG_SAMPLE", "1.5", "must be at most 1"),
         ("VR_ANN_CANDIDATES", "0", "must be positive"),
     ],
 )
@@ -193,7 +205,8 @@ def test_a_request_over_the_timeout_is_504_and_its_remaining_work_is_dropped(big
 
 def test_a_caller_that_hangs_up_mid_body_is_logged_499_with_a_warning_not_a_500(model_dir, tmp_path):
     """A slow-body probe on a real socket: headers, part of the body, then the connection closes."""
-    server = start_server(tmp_path / "log", {"VR_MODEL_DIR": str(model_dir), "VR_OPT_ML": str(tmp_path)})
+    env = {"VR_MODEL_DIR": str(model_dir), "VR_OPT_ML": str(tmp_path), "VR_METRICS_INTERVAL_SECONDS": "0.1"}
+    server = start_server(tmp_path / "log", env)
     try:
         host, port = server.url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port))) as probe:
@@ -203,21 +216,63 @@ def test_a_caller_that_hangs_up_mid_body_is_logged_499_with_a_warning_not_a_500(
             )
             time.sleep(0.3)
         deadline = time.monotonic() + 10
-        while not (entries := [json.loads(line) for line in server.logs() if '"probe"' in line]):
+        while not [line for line in emf.published(logged(server)) if line["StatusCode"] == "499"]:
             assert time.monotonic() < deadline, server.logs()
             time.sleep(0.1)
-        time.sleep(0.2)
-        entries = [json.loads(line) for line in server.logs() if '"probe"' in line]
+        (metrics,) = [line for line in emf.published(logged(server)) if line["StatusCode"] == "499"]
+        assert (metrics["Errors"], metrics["Requests"]) == (0, 1)
+        entries = [entry for entry in logged(server) if entry.get("request_id") == "probe"]
         warning = next(entry for entry in entries if entry["level"] == "WARNING")
         request = next(entry for entry in entries if entry["message"] == "request")
         assert "went away" in warning["message"] and "exception" not in warning
-        assert (request["status"], request["StatusCode"], request["Errors"]) == (499, "499", 0)
+        assert request["status"] == 499
         assert not [entry for entry in entries if entry["level"] == "ERROR"]
     finally:
         server.stop()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def logged(server: RunningServer) -> list[dict]:
+    return [json.loads(line) for line in server.logs() if line.startswith("{")]
+
+
+def worker_pids(server: RunningServer) -> set[int]:
+    pid = server.process.pid
+    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def test_published_counts_are_the_requests_sent_through_a_worker_restart_and_sigterm(model_dir, tmp_path):
+    """Nothing of the metrics is lost when a worker stops (gunicorn then starts another) or the server does."""
+    env = {
+        "VR_MODEL_DIR": str(model_dir),
+        "VR_OPT_ML": str(tmp_path),
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
+        "VR_ACCESS_LOG_SAMPLE": "0",
+    }
+    server = start_server(tmp_path / "log", env)
+    try:
+        with httpx.Client(base_url=server.url) as http:
+            sent = [http.post("/invocations", json={"user_id": "u001", "k": 3}).status_code for _ in range(60)]
+            sent += [http.post("/invocations", json={"user_id": "u001", "k": 0}).status_code for _ in range(7)]
+            first = worker_pids(server)
+            os.kill(min(first), signal.SIGTERM)  # gunicorn replaces it; its window is published as it stops
+            deadline = time.monotonic() + 30
+            while len(worker_pids(server) - first) < 1 or http.get("/ping").status_code != 200:
+                assert time.monotonic() < deadline, server.logs()
+                time.sleep(0.1)
+            sent += [http.post("/invocations", json={"history": ["v005"], "k": 3}).status_code for _ in range(40)]
+    finally:
+        assert server.stop() == 0
+    published = emf.published(logged(server))
+    by_status = {}
+    for line in published:
+        by_status[line["StatusCode"]] = by_status.get(line["StatusCode"], 0) + line["Requests"]
+        assert sum(line["Latency"]["Counts"]) == line["Requests"]
+    assert by_status == {"200": sent.count(200), "422": sent.count(422)} and sent.count(422) == 7
+    assert sum(line["FoldIns"] for line in published) == 40
+    assert not [line for line in logged(server) if line.get("message") == "request" and line["status"] == 200]
+
+
 def test_started_as_root_the_workers_switch_to_the_configured_user():
     supervisor = Supervisor(Settings(worker_user="nobody"))
     nobody = pwd.getpwnam("nobody")
