@@ -54,8 +54,8 @@ class SequentialRanking(TwoStageRanking):
             raise ModelArtifactError(f"{artifacts.directory}: a {cls.kind} model needs its session tables (next_*.npy)")
         return super().from_artifacts(artifacts, topk, unavailable)  # type: ignore[return-value]
 
-    def proposals(self, batch: QueryBatch) -> list[tuple[np.ndarray, ...]]:
-        parts = super().proposals(batch)
+    def proposals(self, batch: QueryBatch, affinities: tuple[csr_matrix, csr_matrix]) -> list[tuple[np.ndarray, ...]]:
+        parts = super().proposals(batch, affinities)
         if batch.sitting is not None and self.sessions is not None:
             recent = batch.sitting.recent
             of, video, _ = self.sessions.next.followers(recent.ravel(), limit=NEXT_CANDIDATES)

@@ -54,6 +54,9 @@ class Candidates:
     video: np.ndarray  # int64
     als_rank: np.ndarray  # float32, NaN when ALS did not propose it
     sources: np.ndarray  # uint8 bit set over SOURCES
+    affinities: tuple[csr_matrix, csr_matrix]
+    """The batch's users × channels and users × categories shares (TwoStageRanking.affinities): the proposals
+    and the features both read them, and at one query a call building them costs more than ranking."""
 
 
 class TwoStageRanking(Ranking):
@@ -166,7 +169,9 @@ class TwoStageRanking(Ranking):
 
     def candidates(self, batch: QueryBatch) -> Candidates:
         """Every source's proposals for every query of the batch, merged, without watched or unavailable videos."""
-        user, video, rank, sources = (np.concatenate(column) for column in zip(*self.proposals(batch)))
+        affinities = self.affinities(batch)
+        proposals = self.proposals(batch, affinities)
+        user, video, rank, sources = (np.concatenate(column) for column in zip(*proposals))
         key = user * self.tables.videos + video
         order = np.argsort(key, kind="stable")
         key, rank, sources = key[order], rank[order], sources[order]
@@ -177,12 +182,14 @@ class TwoStageRanking(Ranking):
         sources = np.bitwise_or.reduceat(sources, starts) if len(starts) else sources
         keep = self._allowed(batch, merged)
         merged, rank, sources = merged[keep], rank[keep], sources[keep]
-        return Candidates(merged // self.tables.videos, merged % self.tables.videos, rank, sources)
+        return Candidates(
+            merged // self.tables.videos, merged % self.tables.videos, rank, sources, affinities=affinities
+        )
 
-    def proposals(self, batch: QueryBatch) -> list[tuple[np.ndarray, ...]]:
+    def proposals(self, batch: QueryBatch, affinities: tuple[csr_matrix, csr_matrix]) -> list[tuple[np.ndarray, ...]]:
         """Each source's (query row, video, ALS rank, source bits), before they are merged."""
         parts = [self._from_als(batch, self.pools(batch))]
-        channel_affinity, category_affinity = self.affinities(batch)
+        channel_affinity, category_affinity = affinities
         parts.append(self._from_table(channel_affinity, self.tables.channel_fresh, "channel_fresh"))
         favourites = _top_columns(category_affinity, FAVOURITE_CATEGORIES)
         parts.append(self._from_table(favourites, self.tables.category_fresh, "category_fresh"))
@@ -201,7 +208,7 @@ class TwoStageRanking(Ranking):
         """Candidates × features_names, float32 (NaN where a figure is not known): FEATURES filled here, the
         columns a subclass adds after them left NaN for it to fill (one allocation, never a copy per part)."""
         user, video = candidates.user, candidates.video
-        channel_affinity, category_affinity = self.affinities(batch)
+        channel_affinity, category_affinity = candidates.affinities
         columns = np.full((len(user), len(self.features_names)), np.nan, dtype=np.float32)
         columns[:, 0] = _dots(self.items, np.asarray(batch.vectors, dtype=np.float32), user, video)
         columns[:, 1] = candidates.als_rank
@@ -309,15 +316,20 @@ def _bit(source: str) -> int:
 
 def _shares(videos: csr_matrix, codes: np.ndarray, width: int) -> csr_matrix:
     """Users × codes: the share of each user's confidence that went to videos of each code (-1 codes ignored)."""
-    videos = csr_matrix(videos)
+    users, width = videos.shape[0], max(width, 1)
     code = codes[videos.indices]
     known = code >= 0
-    rows = np.repeat(np.arange(videos.shape[0]), np.diff(videos.indptr))[known]
-    totals = csr_matrix((videos.data[known], (rows, code[known])), shape=(videos.shape[0], max(width, 1)))
-    totals.sum_duplicates()
-    sums = np.asarray(totals.sum(axis=1)).ravel()
-    totals.data /= np.repeat(np.where(sums > 0, sums, 1.0), np.diff(totals.indptr)).astype(totals.data.dtype)
-    return totals
+    rows = np.repeat(np.arange(users), np.diff(videos.indptr))[known]
+    # Summed per (user, code) by one sort rather than through scipy's COO: at one query a call, scipy's
+    # constructors and checks cost more than the arithmetic.
+    pairs, inverse = np.unique(rows.astype(np.int64) * width + code[known], return_inverse=True)
+    summed = np.bincount(inverse, weights=videos.data[known], minlength=len(pairs))
+    row = pairs // width
+    totals = np.bincount(row, weights=summed, minlength=users)
+    indptr = np.zeros(users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=users), out=indptr[1:])
+    share = (summed / np.where(totals[row] > 0, totals[row], 1.0)).astype(videos.data.dtype)
+    return csr_matrix((share, (pairs % width).astype(np.int32), indptr), shape=(users, width))
 
 
 def _top_columns(matrix: csr_matrix, count: int) -> csr_matrix:
