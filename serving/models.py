@@ -15,12 +15,37 @@ from pathlib import Path
 from serving.budget import ResponseBudget
 from serving.errors import ModelNotReady
 from serving.predictor import Predictor
-from serving.settings import Settings
+from serving.settings import Settings, memory_limit_mb
 from serving.wire import EvaluationHeadline, Judged, ModelInfo, ServingAids
 from vrmodels.model.manifest import Versus
 from vrmodels.model.recommend import Recommender, ScoringOptions
 
 log = logging.getLogger(__name__)
+
+
+MIB = 2**20
+
+
+def files_bytes(directory: Path) -> int:
+    """What a model directory maps: the size of every file under it."""
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
+
+
+class ModelTooLarge(RuntimeError):
+    """The model's files alone exceed the memory this container may use."""
+
+
+def check_fits(directory: Path, limit_mb: float) -> None:
+    """ModelTooLarge naming both sizes when the model's files exceed `limit_mb`: mapped, they would be paged in and
+    out on every request, and what a worker allocates would get it killed by the OOM killer, again at every
+    restart; refused at start, the reason stays in /ping's answer and the log."""
+    size_mb = files_bytes(directory) / MIB
+    if size_mb > limit_mb:
+        raise ModelTooLarge(
+            f"{directory}: the model's files take {size_mb:,.0f} MB, more than the {limit_mb:,.0f} MB this "
+            "container may use (its memory limit); give it more memory (a larger instance type) or serve a "
+            "smaller model"
+        )
 
 
 @dataclass(frozen=True)
@@ -109,6 +134,7 @@ class ModelState:
             return
         started = time.perf_counter()
         try:
+            check_fits(self.model_dir, memory_limit_mb())
             self._loaded = LoadedModel.load(self.model_dir, self.settings)
         except Exception as exc:
             self._fail(exc)

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.errors import Forbidden, InternalError, InvalidRequest, MalformedRequest, NotFound
 from serving.metrics import model_event
-from serving.models import LoadedModel
+from serving.models import LoadedModel, files_bytes
 from serving.predictor import Predictor
 from serving.registry import Entry, Registry
 from serving.settings import Settings
@@ -55,7 +55,7 @@ class MultiModels:
         """POST /models: map, warm and register a model (400/403/409/422/507 as the contract names them)."""
         name, url = _load_request(body)
         directory = self._inside_root(url)
-        size = _size(directory)
+        size = files_bytes(directory)
         self.registry.claim(name, url, size, budget_bytes=self.settings.multi_model_memory_bytes)
         started = time.perf_counter()
         try:
@@ -197,10 +197,6 @@ def _load_request(body: bytes) -> tuple[str, str]:
         if "\x00" in request[field]:
             raise MalformedRequest(f"{field}: must not contain a NUL character")
     return request["model_name"], request["url"]
-
-
-def _size(directory: Path) -> int:
-    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
 
 
 def _listed(entry: Entry) -> ModelListed:

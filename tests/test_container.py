@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -128,6 +130,35 @@ def test_multi_model_mode_loads_invokes_and_unloads_models_unpacked_under_opt_ml
         container.remove()
 
 
+def test_a_model_larger_than_the_memory_limit_is_named_at_start(image, mounted_model, tmp_path):
+    """A model directory of 1 GiB (a sparse file beside the model: its size counts, as every file a model holds
+    does) in a container limited to 300 MB: the server stays up, /ping answers 503 naming both sizes."""
+    large = tmp_path / "model"
+    shutil.copytree(mounted_model, large)
+    with (large / "padding.bin").open("wb") as padding:
+        padding.truncate(2**30)
+    options = ("--memory", "300m", "-v", f"{large}:/opt/ml/model:ro")
+    container = run_server(image, "vr-test-memory", "serve", options=options)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                ping = httpx.get(f"{container.url}/ping", timeout=2)
+                if ping.json()["status"] != "loading":
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, container.logs()
+            time.sleep(0.2)
+        assert ping.status_code == 503
+        assert "1,0" in ping.json()["error"] and "300 MB this container may use" in ping.json()["error"], ping.text
+        state = json.loads(docker("inspect", container.name, "--format", "{{json .State}}").stdout)
+        assert state["Running"] and not state["OOMKilled"] and state["Restarting"] is False
+        assert "give it more memory" in container.logs()
+    finally:
+        container.remove()
+
+
 def test_plain_docker_run_serves_the_baked_model(image):
     container = run_server(image, "vr-test-baked")
     try:
@@ -155,6 +186,91 @@ print(json.dumps([[int(pid), uid(pid)] for pid in os.listdir("/proc") if pid.isd
         assert uids and all(uid == 10001 for uid in uids.values())  # every worker: the image's vr user
         write = docker("exec", "-u", "vr", container.name, "touch", "/opt/program/model/manifest.json", check=False)
         assert write.returncode != 0 and "Permission denied" in write.stderr
+    finally:
+        container.remove()
+
+
+def serving_workers(container) -> dict[int, int]:
+    """The container's worker processes, seen from this machine (a local engine: its processes are ours to read):
+    host pid → private memory in kB. Inside the container the workers' memory maps are not readable, even by
+    root, without CAP_SYS_PTRACE."""
+    master = int(docker("inspect", container.name, "--format", "{{.State.Pid}}").stdout)
+    workers = {}
+    for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        try:
+            rows = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+        except OSError:  # gone since
+            continue
+        fields = dict(line.split(":") for line in rows)
+        if fields:  # a zombie has no mappings left
+            workers[int(pid)] = sum(int(fields[name].split()[0]) for name in ("Private_Clean", "Private_Dirty"))
+    return workers
+
+
+class Load:
+    """`connections` clients asking for known users in a loop, and one asking /ping every 20 ms, until stopped."""
+
+    def __init__(self, url: str, connections: int):
+        self.url, self.stopped = url, threading.Event()
+        self.statuses: list[int | str] = []
+        self.pings: list[int | str] = []
+        self.threads = [threading.Thread(target=self._ask) for _ in range(connections)]
+        self.threads.append(threading.Thread(target=self._ping))
+        for thread in self.threads:
+            thread.start()
+
+    def _ask(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self.stopped.is_set():
+                try:
+                    status = client.post("/invocations", json={"user_id": "u001", "k": 10}).status_code
+                except httpx.TransportError as exc:
+                    status = type(exc).__name__
+                self.statuses.append(status)
+
+    def _ping(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self.stopped.is_set():
+                try:
+                    self.pings.append(client.get("/ping").status_code)
+                except httpx.TransportError as exc:
+                    self.pings.append(type(exc).__name__)
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+
+def test_a_worker_killed_under_load_loses_only_its_requests_and_is_replaced_at_the_same_memory(image):
+    """What the OOM killer does to a worker, at c=8: only the requests it held fail, /ping never does, and the
+    master starts a new worker that holds no more private memory than the one that survived."""
+    container = run_server(image, "vr-test-kill", "serve", options=("-e", "SAGEMAKER_MODEL_SERVER_WORKERS=2"))
+    try:
+        container.wait_ready()
+        before = serving_workers(container)
+        assert len(before) == 2, before
+        load = Load(container.url, connections=8)
+        try:
+            time.sleep(1.0)
+            victim = min(before)
+            os.kill(victim, signal.SIGKILL)  # as the OOM killer does
+            deadline = time.monotonic() + 60
+            while set(after := serving_workers(container)) - set(before) == set() or len(after) != 2:
+                assert time.monotonic() < deadline, container.logs()
+                time.sleep(0.2)
+            served_before_replacement = len(load.statuses)
+            time.sleep(2.0)  # the new worker serves too
+        finally:
+            load.stop()
+        failed = [status for status in load.statuses if status != 200]
+        assert len(failed) <= 8, failed  # at most the requests in flight on the killed worker's connections
+        assert len(load.statuses) > served_before_replacement + 50
+        assert load.pings and all(status == 200 for status in load.pings), set(map(str, load.pings))
+        (new,) = set(after) - set(before)
+        (survivor,) = set(after) & set(before)
+        assert after[new] <= 1.5 * after[survivor] + 10_000, after  # kB: warm, and sharing the master's pages
     finally:
         container.remove()
 

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from serving.app import create_app
+from serving.models import ModelTooLarge, check_fits, files_bytes
 from serving.settings import Settings
 from serving.worker import Supervisor
 from tests import emf
@@ -95,6 +96,13 @@ def test_broken_model_keeps_ping_at_503_with_the_reason(model_dir, tmp_path):
         assert response.status_code == 503 and "Traceback" not in response.text
     finally:
         server.stop()
+
+
+def test_a_model_larger_than_the_memory_it_may_use_is_refused_naming_both_sizes(model_dir):
+    size_mb = files_bytes(model_dir) / 2**20
+    check_fits(model_dir, limit_mb=size_mb * 1.01)
+    with pytest.raises(ModelTooLarge, match=rf"{model_dir}: the model's files take \d+ MB, more than the 0 MB"):
+        check_fits(model_dir, limit_mb=size_mb / 10)
 
 
 def test_model_under_opt_ml_takes_precedence(model_dir, tmp_path):
