@@ -159,7 +159,7 @@ def test_a_url_outside_the_models_root_is_403_before_anything_is_read(client, ro
     assert client.get("/models").json() == {"models": []}
 
 
-def test_a_corrupt_model_is_refused_naming_the_file_and_nothing_stays_loaded(client, root):
+def test_a_corrupt_or_half_unpacked_model_is_refused_naming_the_file_and_nothing_stays_loaded(client, root):
     factors = root / "als-a" / "model" / "item_factors.npy"
     original = factors.read_bytes()
     factors.write_bytes(original[:-64])
@@ -169,6 +169,10 @@ def test_a_corrupt_model_is_refused_naming_the_file_and_nothing_stays_loaded(cli
     assert client.get("/models").json() == {"models": []}
     assert invoke(client, "als-a", {"user_id": "u001"}).status_code == 404
     assert mapped_files(root / "als-a") == []
+    factors.unlink()  # a file that vanished (SageMaker's unpacking cut short, a cleanup racing the load)
+    response = load(client, "als-a", root / "als-a" / "model")
+    assert response.status_code == 422 and "item_factors.npy: missing" in response.json()["error"]["message"]
+    assert client.get("/models").json() == {"models": []} and mapped_files(root / "als-a") == []
     factors.write_bytes(original)
     assert load(client, "als-a", root / "als-a" / "model").status_code == 200  # the name was given back
     assert load(client, "empty", root).status_code == 422  # a directory that is no model
