@@ -244,8 +244,9 @@ class Load:
 
 
 def test_a_worker_killed_under_load_loses_only_its_requests_and_is_replaced_at_the_same_memory(image):
-    """What the OOM killer does to a worker, at c=8: only the requests it held fail, /ping never does, and the
-    master starts a new worker that holds no more private memory than the one that survived."""
+    """What the OOM killer does to a worker, at c=8: only the requests it held fail, /ping is never answered
+    otherwise than 200, and the master starts a new worker that holds no more private memory than the one that
+    survived."""
     container = run_server(image, "vr-test-kill", "serve", options=("-e", "SAGEMAKER_MODEL_SERVER_WORKERS=2"))
     try:
         container.wait_ready()
@@ -267,7 +268,9 @@ def test_a_worker_killed_under_load_loses_only_its_requests_and_is_replaced_at_t
         failed = [status for status in load.statuses if status != 200]
         assert len(failed) <= 8, failed  # at most the requests in flight on the killed worker's connections
         assert len(load.statuses) > served_before_replacement + 50
-        assert load.pings and all(status == 200 for status in load.pings), set(map(str, load.pings))
+        answered = [status for status in load.pings if isinstance(status, int)]
+        assert answered and set(answered) == {200}, set(answered)  # never a 503: the other worker answers
+        assert len(load.pings) - len(answered) <= 1, load.pings  # at most the one ping the killed worker held
         (new,) = set(after) - set(before)
         (survivor,) = set(after) & set(before)
         assert after[new] <= 1.5 * after[survivor] + 10_000, after  # kB: warm, and sharing the master's pages
