@@ -73,7 +73,7 @@ class RequestLog:
                     "status": status,
                     "latency_ms": latency_ms,
                 }
-                if status < 500 and self._unlogged_client_errors:
+                if 400 <= status < 500 and self._unlogged_client_errors:
                     fields["unlogged_4xx"], self._unlogged_client_errors = self._unlogged_client_errors, 0
                 self.logger.log(fields, time.time(), level=level)
 

@@ -112,16 +112,17 @@ def test_every_5xx_gets_its_line_whatever_the_sample(serving, tmp_path):
 
 
 def test_4xx_lines_come_at_most_once_a_second_and_say_how_many_were_left_out(serving):
-    with serving(VR_ACCESS_LOG_SAMPLE="0") as (client, lines):
+    with serving(VR_ACCESS_LOG_SAMPLE="1") as (client, lines):
         for _ in range(30):
             client.post("/invocations", json={"user_id": "u001", "k": 0})
+        client.post("/invocations", json={"user_id": "u001", "k": 3})  # logged (sample 1), and no 4xx line
         time.sleep(1.05)
         client.post("/invocations", json={"user_id": "u001", "k": -1})
-    first, second = requests_logged(lines)
-    assert (first["status"], second["status"]) == (422, 422)
-    assert "unlogged_4xx" not in first and second["unlogged_4xx"] == 29
-    (published,) = emf.published(lines)
-    assert (published["Requests"], published["Errors"]) == (31, 31)
+    first, answered, second = requests_logged(lines)
+    assert (first["status"], answered["status"], second["status"]) == (422, 200, 422)
+    assert "unlogged_4xx" not in first and "unlogged_4xx" not in answered and second["unlogged_4xx"] == 29
+    refused = [line for line in emf.published(lines) if line["StatusCode"] == "422"]
+    assert [(line["Requests"], line["Errors"]) for line in refused] == [(31, 31)]
 
 
 def test_a_latency_counts_in_a_bucket_whose_middle_is_within_10_percent():
