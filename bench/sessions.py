@@ -168,49 +168,18 @@ def main() -> None:
         report(f"{name}: today's pipeline NDCG@10", results["today"][name], "")
     for name, value in offline.items():
         report(f"{name} NDCG@10", value, "")
-    ratio = lambda a, b: a / b if b else float("inf")  # noqa: E731
-    report(
-        "in session: ours / today's pipeline",
-        ratio(results["ours"]["in session"], results["today"]["in session"]),
-        "×",
-        "target ≥ 2",
-    )
-    report(
-        "in session: ours / watched-next alone",
-        ratio(results["ours"]["in session"], offline["watched-next alone (in session)"]),
-        "×",
-        "target ≥ 1.1",
-    )
-    report(
-        "history only: ours / today's pipeline",
-        ratio(results["ours"]["history only"], results["today"]["history only"]),
-        "×",
-        "target ≥ 2",
-    )
-    report(
-        "history only: ours / watched-next alone",
-        ratio(results["ours"]["history only"], offline["watched-next alone (in session)"]),
-        "×",
-        "target ≥ 1.1",
-    )
-    report(
-        "up next: ours / factor similarity",
-        ratio(results["ours"]["up next"], offline["factor similarity (up next)"]),
-        "×",
-        "target ≥ 1.1",
-    )
-    report(
-        "up next: ours / watched-next alone",
-        ratio(results["ours"]["up next"], offline["watched-next alone (up next)"]),
-        "×",
-        "target ≥ 1.1",
-    )
-    report(
-        "home: ours / today's pipeline",
-        ratio(results["ours"]["home"], results["today"]["home"]),
-        "×",
-        "target ≥ 1 (within noise)",
-    )
+    ours, today = results["ours"], results["today"]
+    in_session_next, up_next_next = offline["watched-next alone (in session)"], offline["watched-next alone (up next)"]
+    for name, anchor, value, target in (
+        ("in session", "today's pipeline", today["in session"], "≥ 2"),
+        ("in session", "watched-next alone", in_session_next, "≥ 1.1"),
+        ("history only", "today's pipeline", today["history only"], "≥ 2"),
+        ("history only", "watched-next alone", in_session_next, "≥ 1.1"),
+        ("up next", "factor similarity", offline["factor similarity (up next)"], "≥ 1.1"),
+        ("up next", "watched-next alone", up_next_next, "≥ 1.1"),
+        ("home", "today's pipeline", today["home"], "≥ 1 (within noise)"),
+    ):
+        report(f"{name}: ours / {anchor}", ours[name] / value if value else float("inf"), "×", f"target {target}")
 
 
 def home(features, relevance: Relevance, cut: int, known: np.ndarray) -> tuple[np.ndarray, csr_matrix]:

@@ -15,6 +15,21 @@ def union(sorted_unique: np.ndarray, other: np.ndarray) -> np.ndarray:
     return np.union1d(sorted_unique, other) if len(sorted_unique) else other
 
 
+def find_sorted(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of `wanted` sits in sorted `keys`, and whether it is there."""
+    if not len(keys):
+        return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
+    position = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return position, keys[position] == wanted
+
+
+def slice_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions, in a CSR table's values, of the slices [starts[i], starts[i] + lengths[i]) one after the
+    other: the rows of a table for many keys gathered by one fancy index, never a Python loop."""
+    firsts = np.cumsum(lengths) - lengths  # where each slice starts in the result
+    return np.repeat(starts - firsts, lengths) + np.arange(lengths.sum())
+
+
 def rows_matrix(
     rows: list[np.ndarray], columns: int, values: list[np.ndarray] | None = None, dtype: type = np.float32
 ) -> csr_matrix:

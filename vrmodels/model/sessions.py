@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vrmodels.model.indices import slice_positions
+
 NEXT_FILES = ("next_indptr.npy", "next_videos.npy", "next_weights.npy", "next_support.npy")
 CONTEXT_FILES = ("user_recent.npy", "user_items_seen.npy")
 FILES = (*NEXT_FILES, *CONTEXT_FILES)
@@ -50,7 +52,7 @@ class WatchedNext:
         starts, ends = self.indptr[sources[known]], self.indptr[sources[known] + 1]
         lengths = ends - starts if limit is None else np.minimum(ends - starts, limit)
         of = np.repeat(known, lengths)
-        positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        positions = slice_positions(starts, lengths)
         return of, self.videos[positions].astype(np.int64), self.weights[positions]
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vrmodels.model.indices import slice_positions
 from vrmodels.model.manifest import CatalogueEntry
 
 VIDEO_FEATURES = (
@@ -152,5 +153,4 @@ def rows_of(csr: tuple[np.ndarray, np.ndarray], keys: np.ndarray) -> np.ndarray:
     if not len(keys):
         return values[:0]
     starts, lengths = indptr[keys], indptr[keys + 1] - indptr[keys]
-    firsts = np.cumsum(lengths) - lengths  # where each row starts in the result
-    return values[np.repeat(starts - firsts, lengths) + np.arange(lengths.sum())]
+    return values[slice_positions(starts, lengths)]

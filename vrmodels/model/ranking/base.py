@@ -20,6 +20,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from vrmodels.model.artifacts import ModelArtifacts
+from vrmodels.model.indices import slice_positions
 from vrmodels.model.narrowing import Narrowing
 from vrmodels.model.sessions import SessionTables, WatchedNext
 from vrmodels.model.topk import CatalogueTopK
@@ -92,8 +93,7 @@ class QueryBatch:
         sitting = None
         if sessions is not None:
             starts, lengths = user_items.indptr[users], np.diff(user_items.indptr)[users]
-            entries = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-            times = now - np.asarray(sessions.user_items_seen)[entries].astype(np.float64)
+            times = now - np.asarray(sessions.user_items_seen)[slice_positions(starts, lengths)].astype(np.float64)
             sitting = Sitting(
                 recent=np.asarray(sessions.user_recent)[users].astype(np.int64),
                 position=np.zeros(len(users), dtype=np.int64),

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from vrmodels.model.artifacts import ModelArtifactError, ModelArtifacts
+from vrmodels.model.indices import find_sorted
 from vrmodels.model.ranking.base import QueryBatch
 from vrmodels.model.ranking.twostage import FEATURES, SOURCES, Candidates, TwoStageRanking
 from vrmodels.model.sessions import RECENT, WatchedNext
@@ -107,11 +108,9 @@ def _shares_after(table: WatchedNext, recent: np.ndarray, user: np.ndarray, vide
         keys = (of[at] // RECENT) * videos + followers[at]
         order = np.argsort(keys)
         keys, shares = keys[order], weights[at][order]
+        position, hit = find_sorted(keys, wanted)
         found = np.zeros(len(wanted), dtype=np.float32)
-        if len(keys):
-            position = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-            hit = keys[position] == wanted
-            found[hit] = shares[position[hit]]
+        found[hit] = shares[position[hit]]
         answers.append(found)
     return answers
 

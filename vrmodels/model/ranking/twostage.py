@@ -23,6 +23,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from vrmodels.model.artifacts import ModelArtifactError, ModelArtifacts
+from vrmodels.model.indices import find_sorted
 from vrmodels.model.lightgbm_ranker import LightGBMRanker, RankerError
 from vrmodels.model.narrowing import Narrowing
 from vrmodels.model.ranking.base import SCORING_CHUNK, QueryBatch, Ranked, Ranking, matrix_rows, session_options
@@ -299,15 +300,7 @@ def _best_first(scores: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 
 def _members(values: np.ndarray, of: np.ndarray) -> np.ndarray:
     """Which of `values` are in `of` (integer keys), by one sorted search (np.isin sorts both)."""
-    return _find(np.sort(of), values)[1]
-
-
-def _find(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where each of `wanted` sits in sorted `keys`, and whether it is there."""
-    if not len(keys):
-        return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
-    position = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    return position, keys[position] == wanted
+    return find_sorted(np.sort(of), values)[1]
 
 
 def _bit(source: str) -> int:
@@ -348,5 +341,5 @@ def _lookup(matrix: csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.nda
     width = matrix.shape[1]
     keys = coo.row.astype(np.int64) * width + coo.col
     order = np.argsort(keys)
-    position, found = _find(keys[order], rows.astype(np.int64) * width + np.maximum(columns, 0))
+    position, found = find_sorted(keys[order], rows.astype(np.int64) * width + np.maximum(columns, 0))
     return np.where(found & (columns >= 0), coo.data[order][position] if len(keys) else 0.0, 0.0).astype(np.float32)
