@@ -30,8 +30,9 @@ from bench.synthetic import ids, random_model
 from vrmodels.model.artifacts import FORMAT_VERSION
 from vrmodels.model.recommend import Query, Recommender
 from vrmodels.model.threads import limit_blas_threads
+from vrmodels.training.sessions import FOLLOWERS
 
-FACTORS, WATCHED, FOLLOWERS = 64, 10, 50
+FACTORS, WATCHED = 64, 10
 
 
 def model(users: int, videos: int) -> Path:

@@ -15,10 +15,14 @@ from pathlib import Path
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from features.sittings import DEFAULT_GAP_MINUTES
 from vrmodels.model.artifacts import ModelArtifacts, write_model_dir
-from vrmodels.model.manifest import Manifest, SessionsEntry
+from vrmodels.model.manifest import Manifest
 from vrmodels.model.sessions import RECENT, SessionTables, WatchedNext
 from vrmodels.training.aids import with_serving_aids
+from vrmodels.training.sessions import sessions_entry
+
+DATA_END = 1_740_000_000  # the random sessions' 'now' (seen times are up to 30 days before it)
 
 
 def ids(prefix: str, count: int) -> list[str]:
@@ -74,7 +78,9 @@ def random_model(
         manifest=Manifest(
             model_version=f"random-{users}x{videos}x{factors}",
             parameters={"alpha": 1.0},
-            sessions=random_sessions_entry() if followers else None,
+            sessions=sessions_entry(gap_minutes=DEFAULT_GAP_MINUTES, data_end=DATA_END, followers=followers)
+            if followers
+            else None,
         ),
         sessions=random_sessions(rng, user_items, videos, followers) if followers else None,
     )
@@ -99,10 +105,3 @@ def random_sessions(rng: np.random.Generator, user_items: csr_matrix, videos: in
         user_recent=recent,
         user_items_seen=rng.random(user_items.nnz).astype(np.float32) * 30 * 24 * 3600,
     )
-
-
-def random_sessions_entry() -> SessionsEntry:
-    return SessionsEntry(
-        gap_minutes=30, followers=50, distance_weights=[1.0, 0.5], history_half_life_hours=24,
-        history_half_life_watches=10, up_next_blend=0.5, data_end=1_740_000_000,
-    )  # fmt: skip

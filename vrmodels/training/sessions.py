@@ -15,7 +15,7 @@ import numpy as np
 
 from features.confidence import ConfidenceConfig
 from features.feature_set import FeatureSet
-from features.sittings import Watches
+from features.sittings import DEFAULT_GAP_MINUTES, Watches
 from vrmodels.model.manifest import SessionsEntry
 from vrmodels.model.sessions import RECENT, SessionTables, WatchedNext
 from vrmodels.training.relevance import Relevance
@@ -122,13 +122,20 @@ def session_tables(
         user_recent=last_sittings(subset, len(features.user_ids)),
         user_items_seen=seen(features, time, rows),
     )
-    entry = SessionsEntry(
-        gap_minutes=features.report.get("sittings", {}).get("gap_minutes", 30.0),
-        followers=FOLLOWERS,
+    gap_minutes = features.report.get("sittings", {}).get("gap_minutes", DEFAULT_GAP_MINUTES)
+    return tables, sessions_entry(gap_minutes=gap_minutes, data_end=int(time), up_next_blend=up_next_blend)
+
+
+def sessions_entry(
+    *, gap_minutes: float, data_end: int, up_next_blend: float = DEFAULT_UP_NEXT_BLEND, followers: int = FOLLOWERS
+) -> SessionsEntry:
+    """The manifest's record of session tables built by this module's rules (both trainers write it)."""
+    return SessionsEntry(
+        gap_minutes=gap_minutes,
+        followers=followers,
         distance_weights=list(DISTANCE_WEIGHTS),
         history_half_life_hours=HISTORY_HALF_LIFE_HOURS,
         history_half_life_watches=HISTORY_HALF_LIFE_WATCHES,
         up_next_blend=up_next_blend,
-        data_end=int(time),
+        data_end=data_end,
     )
-    return tables, entry

@@ -41,13 +41,11 @@ from vrmodels.training.model_dir import TrainedModel
 from vrmodels.training.options import TrainingOptions
 from vrmodels.training.relevance import SATISFYING_EVENTS, Relevance
 from vrmodels.training.sessions import (
-    DEFAULT_UP_NEXT_BLEND,
     DISTANCE_WEIGHTS,
     FOLLOWERS,
-    HISTORY_HALF_LIFE_HOURS,
-    HISTORY_HALF_LIFE_WATCHES,
     PLAIN,
     normalised_table,
+    sessions_entry,
 )
 from vrmodels.training.trainer import evaluation_entry
 
@@ -510,12 +508,7 @@ def session_tables(
         user_recent=last_sittings(watched, len(features.user_ids)),
         user_items_seen=(data_end - frame["last_timestamp"].to_numpy()[kept]).astype(np.float32),
     )
-    entry = SessionsEntry(
-        gap_minutes=gap_seconds / 60, followers=FOLLOWERS, distance_weights=list(DISTANCE_WEIGHTS),
-        history_half_life_hours=HISTORY_HALF_LIFE_HOURS, history_half_life_watches=HISTORY_HALF_LIFE_WATCHES,
-        up_next_blend=DEFAULT_UP_NEXT_BLEND, data_end=data_end,
-    )  # fmt: skip
-    return tables, entry
+    return tables, sessions_entry(gap_minutes=gap_seconds / 60, data_end=data_end)
 
 
 def trained_model(result: SparkResult) -> TrainedModel:
