@@ -16,6 +16,11 @@ import httpx
 from bench.common import PROJECT_ROOT, free_port
 
 
+def json_lines(output: str) -> list[dict]:
+    """The JSON objects among a server's output lines (gunicorn's and the app's logs are one a line)."""
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
 @dataclass
 class RunningServer:
     process: subprocess.Popen
@@ -24,6 +29,10 @@ class RunningServer:
 
     def logs(self) -> list[str]:
         return self.log_path.read_text().splitlines()
+
+    def entries(self) -> list[dict]:
+        """Its JSON log lines so far, parsed."""
+        return json_lines(self.log_path.read_text())
 
     def stop(self) -> int:
         if self.process.poll() is None:

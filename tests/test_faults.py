@@ -6,7 +6,6 @@ exact scoring path, since a 500 is a bug by definition.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -16,6 +15,7 @@ from starlette.testclient import TestClient
 from serving.app import create_app
 from serving.settings import Settings
 from tests import emf
+from tests.server import json_lines
 
 BOOM = "v007"  # a query about this video meets the injected bug
 
@@ -91,7 +91,7 @@ def test_a_client_that_goes_away_before_its_body_arrives_is_counted_499_with_a_w
     lines: list[dict] = []
     while not (published := [line for line in emf.published(lines) if line["StatusCode"] == "499"]):
         time.sleep(0.05)  # the next publication, 0.05 s apart here
-        lines += [json.loads(text) for text in capsys.readouterr().out.splitlines() if text.startswith("{")]
+        lines += json_lines(capsys.readouterr().out)
     ((line,), (metrics,)) = [entry for entry in lines if entry.get("request_id") == "gone"], published
     assert line["status"] == 499
     assert (metrics["Errors"], metrics["Requests"]) == (0, 1)

@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from serving.app import create_app
 from serving.settings import Settings
 from tests import emf
+from tests.server import json_lines
 
 JSON = {"Content-Type": "application/json"}
 
@@ -222,7 +223,7 @@ def test_metrics_carry_the_target_model_and_loads_are_timed(root, capsys, caplog
         load(client, "als-a", root / "als-a" / "model")
         target = JSON | {"X-Amzn-SageMaker-Target-Model": "fr/als.tar.gz"}
         invoke(client, "als-a", {"user_id": "u001", "k": 3}, target)
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    lines = json_lines(capsys.readouterr().out)
     (published,) = emf.published(lines)  # at shutdown
     assert emf.metric_values(published, ("ModelName", "ModelVersion", "Variant"))["Latency"]["Count"] == 1
     assert published["ModelName"] == "fr/als.tar.gz"

@@ -17,6 +17,7 @@ from serving.app import create_app
 from serving.metrics import LATENCY_BUCKETS, LATENCY_RANGE_MS, InvocationStats, MetricsWindow
 from serving.settings import Settings
 from tests import emf
+from tests.server import json_lines
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def serving(model_dir, tmp_path, capsys, caplog):
         lines: list[dict] = []
         with TestClient(create_app(settings)) as client:
             yield client, lines
-        lines += [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+        lines += json_lines(capsys.readouterr().out)
 
     return serve
 
@@ -85,7 +86,7 @@ def test_metrics_are_published_every_interval_while_serving(serving, capsys):
         while not emf.published(lines):
             assert time.monotonic() < deadline, "nothing published in 10 s at an interval of 0.1 s"
             time.sleep(0.05)
-            lines += [json.loads(text) for text in capsys.readouterr().out.splitlines() if text.startswith("{")]
+            lines += json_lines(capsys.readouterr().out)
         client.post("/invocations", json={"user_id": "u002", "k": 3})
     assert sum(line["Requests"] for line in emf.published(lines)) == 2  # the second one at shutdown
 

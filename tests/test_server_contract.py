@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from serving.app import create_app
 from serving.settings import Settings
+from tests.server import json_lines
 
 JSON = {"Content-Type": "application/json"}
 JSONLINES = {"Content-Type": "application/jsonlines"}
@@ -40,7 +41,7 @@ def logged(capsys, caplog):
     capsys.readouterr()
 
     def lines() -> list[dict]:
-        return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+        return json_lines(capsys.readouterr().out)
 
     return lines
 

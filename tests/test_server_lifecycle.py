@@ -179,7 +179,7 @@ def test_sigterm_drains_the_in_flight_request_and_exits_cleanly(model_dir, tmp_p
     assert exit_code == 0
     assert time.monotonic() - started < 25
     assert request.result() == {"status": 200, "lines": SLOW_REQUEST_LINES}
-    shutdown = [json.loads(line) for line in server.logs() if line.startswith("{")]
+    shutdown = server.entries()
     assert any(entry["message"] == "Handling signal: term" for entry in shutdown)
     assert not [entry for entry in shutdown if "Error while closing socket" in entry["message"]]
 
@@ -224,12 +224,12 @@ def test_a_caller_that_hangs_up_mid_body_is_logged_499_with_a_warning_not_a_500(
             )
             time.sleep(0.3)
         deadline = time.monotonic() + 10
-        while not [line for line in emf.published(logged(server)) if line["StatusCode"] == "499"]:
+        while not [line for line in emf.published(server.entries()) if line["StatusCode"] == "499"]:
             assert time.monotonic() < deadline, server.logs()
             time.sleep(0.1)
-        (metrics,) = [line for line in emf.published(logged(server)) if line["StatusCode"] == "499"]
+        (metrics,) = [line for line in emf.published(server.entries()) if line["StatusCode"] == "499"]
         assert (metrics["Errors"], metrics["Requests"]) == (0, 1)
-        entries = [entry for entry in logged(server) if entry.get("request_id") == "probe"]
+        entries = [entry for entry in server.entries() if entry.get("request_id") == "probe"]
         warning = next(entry for entry in entries if entry["level"] == "WARNING")
         request = next(entry for entry in entries if entry["message"] == "request")
         assert "went away" in warning["message"] and "exception" not in warning
@@ -240,10 +240,6 @@ def test_a_caller_that_hangs_up_mid_body_is_logged_499_with_a_warning_not_a_500(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
-def logged(server: RunningServer) -> list[dict]:
-    return [json.loads(line) for line in server.logs() if line.startswith("{")]
-
-
 def worker_pids(server: RunningServer) -> set[int]:
     pid = server.process.pid
     return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
@@ -271,14 +267,14 @@ def test_published_counts_are_the_requests_sent_through_a_worker_restart_and_sig
             sent += [http.post("/invocations", json={"history": ["v005"], "k": 3}).status_code for _ in range(40)]
     finally:
         assert server.stop() == 0
-    published = emf.published(logged(server))
+    published = emf.published(server.entries())
     by_status = {}
     for line in published:
         by_status[line["StatusCode"]] = by_status.get(line["StatusCode"], 0) + line["Requests"]
         assert sum(line["Latency"]["Counts"]) == line["Requests"]
     assert by_status == {"200": sent.count(200), "422": sent.count(422)} and sent.count(422) == 7
     assert sum(line["FoldIns"] for line in published) == 40
-    assert not [line for line in logged(server) if line.get("message") == "request" and line["status"] == 200]
+    assert not [line for line in server.entries() if line.get("message") == "request" and line["status"] == 200]
 
 
 def test_started_as_root_the_workers_switch_to_the_configured_user():
