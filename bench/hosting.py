@@ -28,8 +28,8 @@ import httpx
 import numpy as np
 import orjson
 
-from bench.common import cache_dir, report
-from bench.server import KNOWN_USER, USERS, Server, children, generated_model, lua_script, wrk
+from bench.common import cache_dir, children, report
+from bench.server import KNOWN_USER, USERS, Server, generated_model, lua_script, wrk
 from bench.synthetic import ids, random_model
 from sagemaker_local.transform import Job, Runner
 from vrmodels.model.threads import limit_blas_threads
@@ -176,7 +176,7 @@ def many_models_memory() -> None:
         for workers in (1, 2):
             server = multi_model_server(root, workers)
             try:
-                pids = [int(pid) for pid in children(server.process.pid)]
+                pids = children(server.process.pid)
                 for index in range(SMALL_MODELS):
                     load(server.url, f"m{index:02d}", root / f"m{index:02d}" / "model")
                 for index in range(SMALL_MODELS):  # new connections until every worker has mapped every model

@@ -31,7 +31,7 @@ import numpy as np
 import orjson
 from implicit.cpu.als import AlternatingLeastSquares
 
-from bench.common import PROJECT_ROOT, best_of, cache_dir, free_port, report
+from bench.common import PROJECT_ROOT, best_of, cache_dir, children, free_port, report
 from bench.synthetic import ids, random_model
 from features.build_features import build_features
 from features.catalogue import validate_catalogue
@@ -99,7 +99,7 @@ class Server:
         time.sleep(1.0)  # let every worker finish its warm-up
 
     def pss_mb(self) -> float:
-        pids = [self.process.pid] + [int(p) for p in children(self.process.pid)]
+        pids = [self.process.pid, *children(self.process.pid)]
         total_kb = 0
         for pid in pids:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
@@ -110,10 +110,6 @@ class Server:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=60)
-
-
-def children(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
 
 
 # Lua bodies for wrk: each request picks its own random user/video, in the generator's id format.

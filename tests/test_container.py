@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.common import children
 from features.build_features import build_features
 from features.events import validate_events
 from features.sample_events import generate_events
@@ -196,14 +197,14 @@ def serving_workers(container) -> dict[int, int]:
     root, without CAP_SYS_PTRACE."""
     master = int(docker("inspect", container.name, "--format", "{{.State.Pid}}").stdout)
     workers = {}
-    for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+    for pid in children(master):
         try:
             rows = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
         except OSError:  # gone since
             continue
         fields = dict(line.split(":") for line in rows)
         if fields:  # a zombie has no mappings left
-            workers[int(pid)] = sum(int(fields[name].split()[0]) for name in ("Private_Clean", "Private_Dirty"))
+            workers[pid] = sum(int(fields[name].split()[0]) for name in ("Private_Clean", "Private_Dirty"))
     return workers
 
 

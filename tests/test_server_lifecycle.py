@@ -12,11 +12,11 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
+from bench.common import children
 from serving.app import create_app
 from serving.models import ModelTooLarge, check_fits, files_bytes
 from serving.settings import Settings
@@ -241,8 +241,7 @@ def test_a_caller_that_hangs_up_mid_body_is_logged_499_with_a_warning_not_a_500(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 def worker_pids(server: RunningServer) -> set[int]:
-    pid = server.process.pid
-    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    return set(children(server.process.pid))
 
 
 def test_published_counts_are_the_requests_sent_through_a_worker_restart_and_sigterm(model_dir, tmp_path):
