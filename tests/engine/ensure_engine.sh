@@ -4,7 +4,8 @@
 #
 #   tests/engine/ensure_engine.sh [BASE_IMAGE]      (default python:3.11-slim)
 #
-# 1. Installs Debian's docker.io (and docker-registry, for the deploy tests) if missing, and starts dockerd in the background with its own data root and
+# 1. Installs Debian's docker.io (with docker-registry for the deploy tests and docker-compose for the SageMaker SDK's
+#    local mode) if missing, and starts dockerd in the background with its own data root and
 #    log file (no systemd here), unless a daemon already answers.
 # 2. If BASE_IMAGE is absent and cannot be pulled, builds a LOCAL STAND-IN under that name with debootstrap
 #    (bookworm minbase + python3, venv, pip, CA certificates incl. the host's extra CAs so pip can verify TLS
@@ -37,6 +38,10 @@ fi
 if ! command -v docker-registry >/dev/null; then  # the deploy tests' stand-in for ECR's registry
   log "installing docker-registry"
   apt_install docker-registry
+fi
+if ! command -v docker-compose >/dev/null; then  # what the sagemaker SDK's local mode runs containers with
+  log "installing docker-compose"
+  apt_install docker-compose
 fi
 
 if ! /usr/bin/docker info >/dev/null 2>&1; then
