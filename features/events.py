@@ -11,7 +11,10 @@ from features.columns import DataFileError, fail_on_first, ids, numbers, read_ta
 
 REQUIRED_COLUMNS = ("user_id", "video_id", "timestamp")
 NUMERIC_COLUMNS = ("watch_seconds", "video_duration", "rating")
-OPTIONAL_COLUMNS = ("event", *NUMERIC_COLUMNS)
+RECOMMENDATION_ID = "recommendation_id"
+"""Optional: the recommendationId of the list the watch came from, as the platform sends it back (empty for a
+watch that followed no list). Read for attribution (monitoring.attribution); training ignores it."""
+OPTIONAL_COLUMNS = ("event", *NUMERIC_COLUMNS, RECOMMENDATION_ID)
 
 
 def read_events(path: Path | str) -> pd.DataFrame:
@@ -21,7 +24,9 @@ def read_events(path: Path | str) -> pd.DataFrame:
     whichever optional columns were present (`event` as str, the numeric ones as float64).
     """
     path = Path(path)
-    return validate_events(read_table(path, "events", {"user_id": str, "video_id": str}), path)
+    return validate_events(
+        read_table(path, "events", dict.fromkeys(("user_id", "video_id", RECOMMENDATION_ID), str)), path
+    )
 
 
 def read_movielens(path: Path | str) -> pd.DataFrame:
@@ -49,6 +54,8 @@ def validate_events(frame: pd.DataFrame, path: Path | str) -> pd.DataFrame:
     for column in ("user_id", "video_id"):
         out[column] = ids(frame[column], column, path)
     out["timestamp"] = timestamps(frame["timestamp"], "timestamp", path)
+    if RECOMMENDATION_ID in frame.columns:
+        out[RECOMMENDATION_ID] = ids(frame[RECOMMENDATION_ID], RECOMMENDATION_ID, path, allow_missing=True)
     if "event" in frame.columns:
         events = frame["event"]
         fail_on_first(events.isna().to_numpy(), path, "event", "empty event")

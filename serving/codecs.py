@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import orjson
 
 from serving.errors import InvalidRequest, MalformedRequest, NotAcceptable, ServingError, UnsupportedMediaType
+from serving.identifiers import random_id
 from serving.outcomes import Answered, Outcome
 from serving.wire import (
     ERROR,
@@ -21,6 +22,7 @@ from serving.wire import (
     MAX_LINES,
     MESSAGE,
     PREDICTIONS,
+    RECOMMENDATION_ID,
     RECOMMENDATIONS,
     SCORE,
     SIMILAR,
@@ -35,6 +37,7 @@ from vrmodels.model.queries import SimilarQuery
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
+RECOMMENDATION_ID_BITS = 96  # 24 hex digits: no two of a platform's lists share one (a collision ~ 2^48 lists)
 JSONLINES_ALIASES = frozenset({JSONLINES, "application/x-jsonlines", "application/jsonl", "application/x-ndjson"})
 
 
@@ -116,12 +119,14 @@ def _object(outcome: Outcome) -> dict:
 
 
 def answer_object(answered: Answered) -> dict:
-    """serving.wire.RecommendationsAnswer (its optional members only when they say something) or SimilarAnswer."""
+    """serving.wire.RecommendationsAnswer (its optional members only when they say something) or SimilarAnswer,
+    each with a new recommendation id."""
     query, answer = answered.query, answered.recommendations
     items = [{VIDEO_ID: video, SCORE: score} for video, score in zip(answer.video_ids, answer.scores)]
+    list_id = random_id(RECOMMENDATION_ID_BITS)
     if isinstance(query, SimilarQuery):
-        return {SIMILAR_TO: query.video_id, SIMILAR: items}
-    result: dict = {USER_ID: query.user_id, RECOMMENDATIONS: items}
+        return {SIMILAR_TO: query.video_id, SIMILAR: items, RECOMMENDATION_ID: list_id}
+    result: dict = {USER_ID: query.user_id, RECOMMENDATIONS: items, RECOMMENDATION_ID: list_id}
     if answer.fallback:
         result[FALLBACK] = True
     if answer.unknown_video_ids:

@@ -15,6 +15,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.identifiers import random_id
 from serving.logs import RequestLogger
 from serving.metrics import STATS_KEY, MetricsWindow
 from serving.settings import Settings
@@ -42,8 +43,7 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         request_id = next((v for k, v in scope["headers"] if k == INFERENCE_ID_HEADER), b"").decode("latin-1")[:64]
-        # 128 random bits from the worker's own generator (reseeded at fork): os.urandom is a system call a request.
-        request_id = request_id or f"{random.getrandbits(128):032x}"
+        request_id = request_id or random_id(128)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         started = time.perf_counter()

@@ -176,11 +176,22 @@ class VideoScore(BaseModel):
     score: float
 
 
+RecommendationId = Annotated[
+    str | None,
+    Field(
+        description="this list's own id (24 hex digits, unique): send it back with the watch events it led to "
+        "(column recommendation_id) so monitoring attributes them to the variant that served it; absent only in "
+        "answers of servers older than 2026-12",
+    ),
+]
+
+
 class RecommendationsAnswer(BaseModel):
     """Top-k videos for a user, best first; the optional members appear only when they say something."""
 
     userId: str | None = Field(description="as requested; null when only a history was given")
     recommendations: list[VideoScore]
+    recommendationId: RecommendationId = None
     fallback: bool = Field(False, description="present and true when these are the popular fallback")
     unknownVideoIds: list[str] = Field([], description="ids of history or candidates the model does not know")
     unknownCategories: list[str] = Field([], description="names in categories the model does not know")
@@ -191,6 +202,7 @@ class SimilarAnswer(BaseModel):
 
     videoId: str
     similar: list[VideoScore]
+    recommendationId: RecommendationId = None
 
 
 class ErrorDetail(BaseModel):
@@ -322,8 +334,10 @@ MODELS = (
 
 # The members the codecs write and read, by the names declared above (in their order of declaration).
 VIDEO_ID, SCORE = VideoScore.model_fields
-USER_ID, RECOMMENDATIONS, FALLBACK, UNKNOWN_VIDEO_IDS, UNKNOWN_CATEGORIES = RecommendationsAnswer.model_fields
-SIMILAR_TO, SIMILAR = SimilarAnswer.model_fields
+USER_ID, RECOMMENDATIONS, RECOMMENDATION_ID, FALLBACK, UNKNOWN_VIDEO_IDS, UNKNOWN_CATEGORIES = (
+    RecommendationsAnswer.model_fields
+)
+SIMILAR_TO, SIMILAR, _ = SimilarAnswer.model_fields
 (ERROR,) = ErrorAnswer.model_fields
 STATUS, MESSAGE = ErrorDetail.model_fields
 (INSTANCES,) = Instances.model_fields

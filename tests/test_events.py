@@ -67,6 +67,21 @@ def test_empty_optional_numbers_stay_missing(tmp_path):
     assert events["watch_seconds"].isna().tolist() == [True, False]
 
 
+def test_a_recommendation_id_column_is_read_as_text_and_may_be_empty(tmp_path):
+    header = "user_id,video_id,timestamp,recommendation_id\n"
+    events = read_events(write(tmp_path, "u1,v1,100,1234567890123456789e0000\nu1,v2,101,\n", header=header))
+    assert events["recommendation_id"].tolist() == ["1234567890123456789e0000", None]
+
+
+def test_training_features_ignore_the_recommendation_id(tmp_path):
+    rows = "".join(f"u{n % 7},v{n % 5},{100 + n},{'ab' * 12 if n % 2 else ''}\n" for n in range(60))
+    with_ids = build_features_from_file(write(tmp_path, rows, header="user_id,video_id,timestamp,recommendation_id\n"))
+    (tmp_path / "plain").mkdir()
+    plain_rows = "".join(line.rsplit(",", 1)[0] + "\n" for line in rows.splitlines())
+    plain = build_features_from_file(write(tmp_path / "plain", plain_rows, header="user_id,video_id,timestamp\n"))
+    pd.testing.assert_frame_equal(with_ids.interactions, plain.interactions)
+
+
 def test_parquet_input_reads_like_csv(tmp_path):
     csv_events = read_events(write(tmp_path, "u1,v1,100,view,10,60\nu2,v3,101,like,5,50\n"))
     parquet_path = tmp_path / "events.parquet"

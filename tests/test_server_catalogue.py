@@ -35,7 +35,7 @@ def invoke(client, payload):
 
 def test_the_known_request_still_gets_the_known_answer_shape(client):
     body = invoke(client, {"user_id": "u001", "k": 3}).json()
-    assert list(body) == ["userId", "recommendations"] and len(body["recommendations"]) == 3
+    assert list(body) == ["userId", "recommendations", "recommendationId"] and len(body["recommendations"]) == 3
 
 
 def test_categories_cap_and_publication_time_narrow_the_answer(client, catalogue):

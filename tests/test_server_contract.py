@@ -7,12 +7,15 @@ import json
 import logging
 import re
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from serving.app import create_app
 from serving.settings import Settings
-from tests.server import json_lines
+from tests import emf
+from tests.answers import RECOMMENDATION_ID, without_id
+from tests.server import json_lines, start_server
 
 JSON = {"Content-Type": "application/json"}
 JSONLINES = {"Content-Type": "application/jsonlines"}
@@ -61,8 +64,8 @@ def test_seed_request_gets_the_seed_response_shape(client):
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert list(body) == ["userId", "recommendations"]
-    assert body["userId"] == "u001"
+    assert list(body) == ["userId", "recommendations", "recommendationId"]  # the known shape, one field added
+    assert body["userId"] == "u001" and RECOMMENDATION_ID.fullmatch(body["recommendationId"])
     assert len(body["recommendations"]) == 3
     assert all(list(item) == ["videoId", "score"] for item in body["recommendations"])
     assert all(
@@ -115,7 +118,7 @@ def test_unknown_user_without_history_gets_popular_fallback(client):
 
 def test_similar_videos(client):
     body = invoke(client, {"video_id": "v005", "k": 4}).json()
-    assert list(body) == ["videoId", "similar"]
+    assert list(body) == ["videoId", "similar", "recommendationId"]
     assert len(body["similar"]) == 4 and "v005" not in [i["videoId"] for i in body["similar"]]
 
 
@@ -131,8 +134,8 @@ def test_batch_answers_in_order_with_errors_in_their_slots(client):
     assert response.status_code == 200
     predictions = response.json()["predictions"]
     assert len(predictions) == 4
-    assert predictions[0] == invoke(client, instances[0]).json()
-    assert predictions[1] == invoke(client, instances[1]).json()
+    assert without_id(predictions[0]) == without_id(invoke(client, instances[0]).json())
+    assert without_id(predictions[1]) == without_id(invoke(client, instances[1]).json())
     assert predictions[2]["error"]["status"] == 422 and "user_id" in predictions[2]["error"]["message"]
     assert predictions[3]["videoId"] == "v005"
 
@@ -149,6 +152,34 @@ def test_jsonlines_answers_one_line_per_line_in_order(client):
     assert len(answers) == len(lines)
     assert answers[5]["error"]["status"] == 400
     assert [a["userId"] for i, a in enumerate(answers) if i != 5] == users
+
+
+def test_every_list_of_a_batch_carries_its_own_recommendation_id_and_an_error_none(client):
+    lines = [json.dumps({"user_id": f"u{n % 40 + 1:03d}", "k": 2}) for n in range(200)]
+    lines += ['{"video_id": "v005", "k": 2}', '{"k": 2}']
+    response = client.post("/invocations", content="\n".join(lines), headers=JSONLINES)
+    answers = [json.loads(line) for line in response.text.splitlines()]
+    ids = [answer["recommendationId"] for answer in answers[:-1]]
+    assert all(RECOMMENDATION_ID.fullmatch(value) for value in ids) and len(set(ids)) == len(ids)
+    assert "recommendationId" not in answers[-1] and answers[-1]["error"]["status"] == 422
+
+
+def test_workers_never_hand_out_the_same_recommendation_id(model_dir, tmp_path):
+    """Each worker draws from its own generator, reseeded when gunicorn forks it: a shared one would repeat."""
+    env = {"VR_MODEL_DIR": str(model_dir), "VR_OPT_ML": str(tmp_path), "SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
+    running = start_server(tmp_path / "server.log", env)
+    try:
+        ids = [
+            httpx.post(
+                f"{running.url}/invocations", json={"user_id": "u001", "k": 1}, headers={"Connection": "close"}
+            ).json()["recommendationId"]
+            for _ in range(300)
+        ]
+    finally:
+        running.stop()
+    answering_workers = [line for line in emf.published(running.entries()) if line["StatusCode"] == "200"]
+    assert len(answering_workers) == 2  # each published its window at shutdown
+    assert len(set(ids)) == len(ids)
 
 
 def test_execution_parameters_for_batch_transform(client):

@@ -172,7 +172,7 @@ def test_timed_history_items_are_answered_and_declared_in_the_contract(client):
     response = client.post("/invocations", json={"history": history, "k": 3})
     assert response.status_code == 200 and len(response.json()["recommendations"]) == 3
     up = client.post("/invocations", json={"video_id": "v010", "user_id": "u001", "history": ["v009"], "k": 3})
-    assert up.status_code == 200 and set(up.json()) == {"videoId", "similar"}
+    assert up.status_code == 200 and set(up.json()) == {"videoId", "similar", "recommendationId"}
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert "WatchItem" in schemas and "history" in schemas["SimilarRequest"]["properties"]
 
