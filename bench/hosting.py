@@ -10,17 +10,26 @@ Printed, each from this one run:
    alternated: within 10%;
 3. the 100k × 20k benchmark model: POST /models, then the first answer: under 1 s;
 4. 50 small models loaded and invoked through both workers: what the second worker adds (PSS) < 50 MB; after
-   unloading them all, no worker maps a file of theirs.
+   unloading them all, no worker maps a file of theirs;
+5. churn (issue 26): 50 models behind a multi-model server of two workers whose memory budget holds 10, invoked
+   by 4 clients for `--churn-minutes` (30; 0 skips it) through sagemaker_local.models, which loads on first use and
+   unloads the least recently used on a 507, as SageMaker does: no 5xx but 507, memory flat (PSS sampled).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import logging
 import os
 import platform
+import random
 import shutil
+import tarfile
 import tempfile
+import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,23 +37,26 @@ import httpx
 import numpy as np
 import orjson
 
-from bench.common import cache_dir, children, report
+from bench.common import cache_dir, children, free_port, report
 from bench.server import KNOWN_USER, USERS, Server, generated_model, lua_script, wrk
 from bench.synthetic import ids, random_model
+from sagemaker_local.models import ModelHost, TargetModelError
 from sagemaker_local.transform import Job, Runner
 from vrmodels.model.threads import limit_blas_threads
 
 WORKERS = 2
 TRANSFORM_USERS = 100_000
 SMALL_MODELS = 50
+CHURN_RESIDENT = 10  # models the churn's memory budget holds at once
+CHURN_CLIENTS = 4
 
 
-def transform_throughput(model_dir: Path, rounds: int) -> None:
+def moto_s3() -> tuple[object, object]:
+    """A moto server on 127.0.0.1 and an S3 client of it (SageMaker's side of the hosting benchmarks)."""
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from bench.common import free_port
-
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
     port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
@@ -52,6 +64,19 @@ def transform_throughput(model_dir: Path, rounds: int) -> None:
         "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
         aws_access_key_id="t", aws_secret_access_key="t",
     )  # fmt: skip
+    return moto, s3
+
+
+def packed(directory: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in sorted(directory.iterdir()):
+            archive.add(path, arcname=path.name)
+    return buffer.getvalue()
+
+
+def transform_throughput(model_dir: Path, rounds: int) -> None:
+    moto, s3 = moto_s3()
     s3.create_bucket(Bucket="bench")
     users = ids("u", USERS)[:TRANSFORM_USERS]
     lines = [orjson.dumps({"user_id": user, "k": 10}) for user in users]
@@ -99,7 +124,7 @@ def instances_batches(url: str, users: list[str]) -> None:
             response.raise_for_status()
 
 
-def multi_model_server(root: Path, workers: int = WORKERS, memory_mb: int = 20_000) -> Server:
+def multi_model_server(root: Path, workers: int = WORKERS, memory_mb: float = 20_000) -> Server:
     env = {
         "SAGEMAKER_MULTI_MODEL": "true",
         "VR_MULTI_MODEL_ROOT": str(root),
@@ -206,17 +231,95 @@ def many_models_memory() -> None:
     print(f"   after unloading all {SMALL_MODELS}: workers still mapping a model file: {leftover or 'none'}")
 
 
+def multi_model_churn(minutes: float) -> None:
+    source = small_model()
+    model_mb = sum(path.stat().st_size for path in source.rglob("*") if path.is_file()) / 1e6
+    moto, s3 = moto_s3()
+    s3.create_bucket(Bucket="bench")
+    archive = packed(source)
+    targets = [f"tenant-{index:02d}.tar.gz" for index in range(SMALL_MODELS)]
+    for target in targets:
+        s3.put_object(Bucket="bench", Key=f"tenants/{target}", Body=archive)
+    root = Path(tempfile.mkdtemp(prefix="vr-bench-churn-"))
+    server = multi_model_server(root, memory_mb=round(model_mb * (CHURN_RESIDENT + 0.5), 3))
+    host = ModelHost(server.url, "s3://bench/tenants/", root, s3, root=str(root))
+    statuses: Counter[str] = Counter()
+    lock = threading.Lock()
+    deadline = time.monotonic() + minutes * 60
+    weights = [1 / (rank + 1) for rank in range(SMALL_MODELS)]  # a few busy tenants, a long tail
+
+    def client(seed: int) -> None:
+        picker = random.Random(seed)
+        with httpx.Client(timeout=60) as http:
+            while time.monotonic() < deadline:
+                target = picker.choices(targets, weights)[0]
+                try:
+                    status = http.post(host.invoke_url(target), json={"user_id": "u0001", "k": 5}).status_code
+                    outcome = str(status)
+                except TargetModelError as error:
+                    outcome = f"load {error.status}"
+                except httpx.TransportError as error:
+                    outcome = f"transport {type(error).__name__}"
+                with lock:
+                    statuses[outcome] += 1
+
+    samples: list[tuple[float, float]] = []
+    workers_seen: set[int] = set()
+    started = time.monotonic()
+    try:
+        threads = [threading.Thread(target=client, args=(seed,)) for seed in range(CHURN_CLIENTS)]
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads):
+            samples.append(((time.monotonic() - started) / 60, server.pss_mb()))
+            workers_seen.update(children(server.process.pid))
+            time.sleep(min(30, max(1, minutes * 2)))
+        stale = [pid for pid in children(server.process.pid) if "(deleted)" in Path(f"/proc/{pid}/maps").read_text()]
+    finally:
+        server.stop()
+        moto.stop()
+        shutil.rmtree(root)
+    answered = sum(statuses.values())
+    failures = {outcome: count for outcome, count in statuses.items() if outcome != "200"}
+    server_errors = sum(count for outcome, count in failures.items() if outcome.split()[-1].startswith("5"))
+    print(
+        f"5. churn: {SMALL_MODELS} models ({model_mb:.2f} MB each), budget {CHURN_RESIDENT}, {WORKERS} workers, "
+        f"{CHURN_CLIENTS} clients, {minutes:g} minutes"
+    )
+    report("5. requests", answered, "")
+    report("5. requests/s", answered / max(time.monotonic() - started, 1e-9), "req/s")
+    print(f"   answers other than 200: {failures or 'none'}")
+    report("5. loads (each after a download and unpack)", host.loads, "")
+    report("5. unloads after a 507", host.evictions, "")
+    report("5. 5xx other than 507", server_errors, "", "target 0")
+    first, last, peak = samples[0][1], samples[-1][1], max(pss for _, pss in samples)
+    half = [pss for minute, pss in samples if minute >= samples[-1][0] / 2]
+    report("5. PSS at start (server + workers)", first, "MB")
+    report("5. PSS at the end", last, "MB")
+    report("5. PSS peak", peak, "MB")
+    report("5. PSS range over the second half", max(half) - min(half), "MB", "flat: within the budget")
+    print(
+        f"   worker processes seen: {len(workers_seen)} (2 means none was replaced); mapping a deleted file at the "
+        f"end: {stale or 'none'}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of each comparison")
+    parser.add_argument("--churn-minutes", type=float, default=30, help="the multi-model churn's length (0 skips)")
+    parser.add_argument("--only-churn", action="store_true", help="run the churn alone")
     args = parser.parse_args()
     limit_blas_threads()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {WORKERS} workers", flush=True)
-    model_dir = generated_model()
-    transform_throughput(model_dir, args.rounds)
-    invoke_overhead(model_dir, args.rounds, args.duration)
-    many_models_memory()
+    if not args.only_churn:
+        model_dir = generated_model()
+        transform_throughput(model_dir, args.rounds)
+        invoke_overhead(model_dir, args.rounds, args.duration)
+        many_models_memory()
+    if args.churn_minutes > 0:
+        multi_model_churn(args.churn_minutes)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ class ModelHost:
         self.root = root.rstrip("/")
         self.s3 = s3
         self._loaded: OrderedDict[str, str] = OrderedDict()  # name → target, least recently used first
+        self.loads = 0
+        self.evictions = 0  # unloads after a 507
         self._lock = threading.Lock()
 
     def invoke_url(self, target: str) -> str:
@@ -55,6 +57,7 @@ class ModelHost:
                 self._unpack(target, name)
                 self._load(target, name)
                 self._loaded[name] = target
+                self.loads += 1
         return f"{self.container}/models/{name}/invoke"
 
     def loaded(self) -> list[str]:
@@ -89,6 +92,7 @@ class ModelHost:
                 return
             if status == 507 and self._loaded:
                 evicted, _ = self._loaded.popitem(last=False)
+                self.evictions += 1
                 _call("DELETE", f"{self.container}/models/{evicted}")
                 shutil.rmtree(self.models_dir / evicted, ignore_errors=True)
                 continue
