@@ -74,7 +74,7 @@ def invocations(location: str, tally: Tally) -> Iterator[Invocation]:
     """Every readable invocation under `location` (a folder, a file or s3://bucket/prefix), in file order; what
     cannot be read is counted in `tally`. CaptureError when the location holds no capture file at all."""
     found = False
-    for source, variant, lines in _files(location):
+    for source, variant, lines in capture_files(location):
         found = True
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -99,13 +99,19 @@ def invocations(location: str, tally: Tally) -> Iterator[Invocation]:
         raise CaptureError(f"{location}: no capture files (*.jsonl, as SageMaker data capture writes them)")
 
 
-def _side(captured: dict, answers: bool = False) -> list:
-    """One side of a record: requests parsed, or answers read (None for one that cannot be)."""
-    kind = captured["observedContentType"]
+def body_of(captured: dict) -> tuple[str, bytes]:
+    """One side of a record as (content type, body bytes); ValueError for an encoding SageMaker does not write."""
     encoding = captured["encoding"]
     if encoding not in ("JSON", "BASE64"):
         raise ValueError(f"encoding {encoding!r}; SageMaker writes JSON or BASE64")
-    body = captured["data"].encode() if encoding == "JSON" else base64.b64decode(captured["data"])
+    return captured["observedContentType"], (
+        captured["data"].encode() if encoding == "JSON" else base64.b64decode(captured["data"])
+    )
+
+
+def _side(captured: dict, answers: bool = False) -> list:
+    """One side of a record: requests parsed, or answers read (None for one that cannot be)."""
+    kind, body = body_of(captured)
     try:
         media = codecs.request_type(kind)
     except ServingError as error:
@@ -128,7 +134,7 @@ def _answer(value: object) -> wire.AnyAnswer | None:
         return None
 
 
-def _files(location: str) -> Iterator[tuple[str, str, list[str]]]:
+def capture_files(location: str) -> Iterator[tuple[str, str, list[str]]]:
     """(name, variant, lines) of every capture file; the variant is the folder SageMaker names after it."""
     if location.startswith("s3://"):
         yield from _s3_files(location)

@@ -93,8 +93,17 @@ class Capture:
         self.directory = directory
         self._lock = threading.Lock()
 
-    def write(self, endpoint: str, variant: str, request: tuple[str, bytes], answer: tuple[str, bytes]) -> None:
-        now = datetime.now(UTC)
+    def write(
+        self,
+        endpoint: str,
+        variant: str,
+        request: tuple[str, bytes],
+        answer: tuple[str, bytes],
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """`now`: when it was served (a simulated platform's clock; the wall clock by default)."""
+        now = now or datetime.now(UTC)
         record = {
             "captureData": {
                 "endpointInput": _captured("INPUT", *request),

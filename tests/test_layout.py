@@ -2,9 +2,10 @@
 nothing but define.
 
 The layers, bottom up: features (reading events) · vrmodels.model (what the server loads) · vrmodels.training and
-the training commands · serving · monitoring; beside them sagemaker_local (the local SageMaker stand-ins) and
-deploy (operator scripts, the client); bench and tests on top. Nothing imports a layer above its own, at the top
-of a file or inside a function. Commands kept where users type them forward by name (runpy), and do nothing else.
+the training commands · serving · monitoring (which reads events and judges as training does); beside them
+sagemaker_local (the local SageMaker stand-ins) and deploy (operator scripts, the client); bench and tests on top.
+Nothing imports a layer above its own, at the top of a file or inside a function. Commands kept where users type
+them forward by name (runpy), and do nothing else.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ MAY_IMPORT = {  # a package (or module) → the packages of ours it may import; 
     "vrmodels.training": ("features", "vrmodels.model", "vrmodels.training"),
     "vrmodels": ("features", "vrmodels.model", "vrmodels.training"),  # the commands users type
     "serving": ("serving", "vrmodels.model"),
-    "monitoring": ("monitoring", "serving", "vrmodels.model"),
+    "monitoring": ("features", "vrmodels.model", "vrmodels.training", "serving", "monitoring"),
     "sagemaker_local": ("sagemaker_local",),
     "deploy": ("deploy",),
     "serve": ("serving", "vrmodels.model", "vrmodels.training"),

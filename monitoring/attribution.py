@@ -1,0 +1,324 @@
+"""Which variant viewers prefer: served lists from data capture joined with the watch events that followed.
+
+    python -m monitoring.attribution --capture capture/vr/ --events watches.csv --control AllTraffic \\
+        [--window-hours 24] [--videos videos.csv] [--out attribution/]
+
+A served video is *taken* when its viewer watched it within the window after the list was served: by the
+list's `recommendation_id` when the event carries it (the platform sent the id back), else by the same user and
+video, credited to the latest list that showed it before the watch (last touch). Per variant: lists served,
+users reached, take rate (lists with a take), satisfying take rate (a take that completed ≥ 80% of the video or
+came with a complete/like/share event, as training judges), watch minutes per 1,000 lists, take rate by
+position, catalogue coverage and the share of fresh uploads (with --videos). Intervals are 95% bootstrap
+intervals over users (Poisson weights; a user is one cluster whichever variants served them, so a viewer's
+correlated lists never pass for independent evidence). Each other variant gets a verdict against the control on
+the take rate: better or worse when the interval of the relative difference excludes 0 at --significance (0.05,
+two-sided), else undecided, with the smallest relative difference this sample could detect (80% power).
+
+Writes attribution.json, and attribution.html with its PNG charts (they need matplotlib), into --out. Exit
+status: 0 when every other variant is better, 1 when one is worse, 2 undecided, 3 bad input (the message names
+the file, and the row and column for events); unreadable capture records are counted and named, never fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+from features.catalogue import read_catalogue
+from features.columns import DataFileError
+from features.events import RECOMMENDATION_ID, read_events
+from monitoring.attribution_report import write_html
+from monitoring.capture import CaptureError
+from monitoring.served import Served, served_lists
+from vrmodels.training.relevance import DEFAULT_MIN_COMPLETION, SATISFYING_EVENTS
+
+BETTER, WORSE, UNDECIDED = "better", "worse", "undecided"
+EXIT = {BETTER: 0, WORSE: 1, UNDECIDED: 2}
+BAD_INPUT = 3
+RATES = ("take_rate", "satisfying_take_rate", "minutes_per_1000_lists")
+
+
+@dataclass(frozen=True)
+class Options:
+    control: str
+    window_hours: float = 24.0
+    significance: float = 0.05
+    power: float = 0.8
+    replicates: int = 1000
+    fresh_days: float = 7.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Interval:
+    value: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    variant: str
+    verdict: str
+    relative_difference: Interval
+    """candidate take rate / control take rate − 1, with its interval."""
+    p_value: float
+    """two-sided, from the bootstrap distribution of the difference"""
+    detectable_relative_difference: float
+    """the smallest relative difference this sample detects at the significance with the power asked"""
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Per list: taken, taken satisfyingly, minutes watched; per item: taken (for the position rates)."""
+
+    taken: np.ndarray
+    satisfying: np.ndarray
+    minutes: np.ndarray
+    item_taken: np.ndarray
+    matched_by_id: int
+    matched_by_user: int
+
+
+def attribute(served: Served, events: pd.DataFrame, window_hours: float) -> Outcomes:
+    """Join served items with the events that followed them (by recommendation id, else last touch by user and
+    video) within the window."""
+    window = window_hours * 3600
+    lists, items = served.lists, served.items
+    events = events.reset_index(drop=True)
+    if RECOMMENDATION_ID not in events:
+        events = events.assign(**{RECOMMENDATION_ID: None})
+    events = events.assign(event_row=np.arange(len(events)), event_time=events["timestamp"].astype(np.float64))
+    served_items = items.assign(
+        user=lists["user"].to_numpy()[items["list"].to_numpy()],
+        time=lists["time"].to_numpy()[items["list"].to_numpy()],
+        recommendation_id=lists["recommendation_id"].to_numpy()[items["list"].to_numpy()],
+    )
+    with_id = events[RECOMMENDATION_ID].notna()
+    by_id = events[with_id].merge(
+        served_items.dropna(subset=["recommendation_id"]),
+        left_on=[RECOMMENDATION_ID, "video_id"],
+        right_on=["recommendation_id", "video"],
+    )
+    by_id = by_id[by_id["time"].isna() | _within(by_id, window)]
+    by_user = events[~with_id].merge(
+        served_items.dropna(subset=["user", "time"]), left_on=["user_id", "video_id"], right_on=["user", "video"]
+    )
+    by_user = by_user[_within(by_user, window)].sort_values(["event_row", "time"], kind="stable")
+    by_user = by_user.drop_duplicates("event_row", keep="last")  # last touch: the latest list before the watch
+    matched = pd.concat([by_id, by_user], ignore_index=True)
+    satisfying = _satisfying(matched)
+    seconds = matched["watch_seconds"].fillna(0).to_numpy() if "watch_seconds" in matched else np.zeros(len(matched))
+    rows = matched["list"].to_numpy()
+    taken = np.zeros(len(lists), dtype=bool)
+    taken[rows] = True
+    satisfied = np.zeros(len(lists), dtype=bool)
+    satisfied[rows[satisfying]] = True
+    minutes = np.bincount(rows, weights=seconds / 60, minlength=len(lists))
+    item_taken = np.zeros(len(items), dtype=bool)
+    item_index = pd.MultiIndex.from_arrays([items["list"], items["position"]])
+    item_taken[item_index.get_indexer(pd.MultiIndex.from_arrays([matched["list"], matched["position"]]))] = True
+    return Outcomes(taken, satisfied, minutes, item_taken, len(by_id), len(by_user))
+
+
+def _within(joined: pd.DataFrame, window: float) -> pd.Series:
+    delay = joined["event_time"] - joined["time"]
+    return (delay >= 0) & (delay <= window)
+
+
+def _satisfying(events: pd.DataFrame) -> np.ndarray:
+    """Training's definition of a satisfying watch (vrmodels.training.relevance), per event."""
+    result = np.zeros(len(events), dtype=bool)
+    if "event" in events:
+        result |= events["event"].isin(SATISFYING_EVENTS).to_numpy()
+    if "watch_seconds" in events and "video_duration" in events:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            completion = (events["watch_seconds"] / events["video_duration"]).to_numpy(dtype=np.float64)
+        result |= completion >= DEFAULT_MIN_COMPLETION
+    return result
+
+
+def cluster_sums(lists: pd.DataFrame, outcomes: Outcomes, variants: list[str]) -> dict[str, np.ndarray]:
+    """Per user (rows) and variant (columns): lists, takes, satisfying takes, minutes. A list served to nobody
+    named is a cluster of its own."""
+    users = lists["user"].where(lists["user"].notna(), "\0list " + lists.index.astype(str))
+    cluster, _ = pd.factorize(users)
+    column = pd.Categorical(lists["variant"], categories=variants).codes
+    shape = (int(cluster.max()) + 1 if len(cluster) else 0, len(variants))
+    sums = {}
+    for name, values in (
+        ("lists", np.ones(len(lists))),
+        ("takes", outcomes.taken),
+        ("satisfying", outcomes.satisfying),
+        ("minutes", outcomes.minutes),
+    ):
+        table = np.zeros(shape)
+        np.add.at(table, (cluster, column), values)
+        sums[name] = table
+    return sums
+
+
+def bootstrap_rates(sums: dict[str, np.ndarray], replicates: int, seed: int) -> dict[str, np.ndarray]:
+    """Each rate per variant under `replicates` Poisson-weighted resamplings of the users: replicates × variants."""
+    rng = np.random.default_rng(seed)
+    clusters = sums["lists"].shape[0]
+    out: dict[str, list[np.ndarray]] = {name: [] for name in RATES}
+    chunk = max(1, 20_000_000 // max(clusters, 1))
+    for start in range(0, replicates, chunk):
+        weights = rng.poisson(1.0, size=(min(chunk, replicates - start), clusters)).astype(np.float32)
+        lists = weights @ sums["lists"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["take_rate"].append(weights @ sums["takes"] / lists)
+            out["satisfying_take_rate"].append(weights @ sums["satisfying"] / lists)
+            out["minutes_per_1000_lists"].append(1000 * (weights @ sums["minutes"]) / lists)
+    return {name: np.vstack(parts) for name, parts in out.items()}
+
+
+def judge(
+    sums: dict[str, np.ndarray], variants: list[str], options: Options
+) -> tuple[dict[str, dict[str, Interval]], list[Verdict]]:
+    """Each variant's rates with intervals, and each other variant's verdict against the control."""
+    samples = bootstrap_rates(sums, options.replicates, options.seed)
+    lists = sums["lists"].sum(axis=0)
+    point = {
+        "take_rate": sums["takes"].sum(axis=0) / lists,
+        "satisfying_take_rate": sums["satisfying"].sum(axis=0) / lists,
+        "minutes_per_1000_lists": 1000 * sums["minutes"].sum(axis=0) / lists,
+    }
+    tail = 100 * options.significance / 2
+    rates = {
+        variant: {
+            name: Interval(
+                float(point[name][column]),
+                *(float(v) for v in np.nanpercentile(samples[name][:, column], [tail, 100 - tail])),
+            )
+            for name in RATES
+        }
+        for column, variant in enumerate(variants)
+    }
+    control = variants.index(options.control)
+    z = NormalDist().inv_cdf(1 - options.significance / 2) + NormalDist().inv_cdf(options.power)
+    verdicts = []
+    for column, variant in enumerate(variants):
+        if column == control:
+            continue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            relative = samples["take_rate"][:, column] / samples["take_rate"][:, control] - 1
+        relative = relative[np.isfinite(relative)]
+        low, high = np.percentile(relative, [tail, 100 - tail]) if len(relative) else (np.nan, np.nan)
+        verdict = BETTER if low > 0 else WORSE if high < 0 else UNDECIDED
+        p_value = min(1.0, 2 * min(np.mean(relative <= 0), np.mean(relative >= 0))) if len(relative) else 1.0
+        value = point["take_rate"][column] / point["take_rate"][control] - 1
+        verdicts.append(
+            Verdict(
+                variant,
+                verdict,
+                Interval(float(value), float(low), float(high)),
+                float(p_value),
+                float(z * np.std(relative)) if len(relative) else float("nan"),
+            )
+        )
+    return rates, verdicts
+
+
+def summarize(served: Served, events: pd.DataFrame, options: Options, catalogue: pd.DataFrame | None) -> dict:
+    lists, items = served.lists, served.items
+    variants = sorted(lists["variant"].unique())
+    if options.control not in variants:
+        raise ValueError(f"--control {options.control!r}: no lists served by it; the capture holds {variants}")
+    outcomes = attribute(served, events, options.window_hours)
+    sums = cluster_sums(lists, outcomes, variants)
+    rates, verdicts = judge(sums, variants, options)
+    item_variant = lists["variant"].to_numpy()[items["list"].to_numpy()]
+    known_videos = set(events["video_id"]) | set(items["video"]) if catalogue is None else set(catalogue["video_id"])
+    fresh = _fresh(served, catalogue, options.fresh_days)
+    per_variant = {}
+    for column, variant in enumerate(variants):
+        mine = item_variant == variant
+        positions = items.loc[mine, "position"].to_numpy()
+        by_position = np.bincount(positions, weights=outcomes.item_taken[mine]) / np.maximum(np.bincount(positions), 1)
+        per_variant[variant] = {
+            "lists": int(sums["lists"][:, column].sum()),
+            "users": int((sums["lists"][:, column] > 0).sum()),
+            **{name: asdict(interval) for name, interval in rates[variant].items()},
+            "take_rate_by_position": [round(float(rate), 6) for rate in by_position[1:]],
+            "catalogue_coverage": len(set(items.loc[mine, "video"])) / max(len(known_videos), 1),
+            "fresh_share": None if fresh is None else float(fresh[mine].mean()) if mine.any() else None,
+        }
+    return {
+        "control": options.control,
+        "options": asdict(options),
+        "variants": per_variant,
+        "verdicts": {verdict.variant: asdict(verdict) for verdict in verdicts},
+        "events": {
+            "read": len(events),
+            "matched_by_recommendation_id": outcomes.matched_by_id,
+            "matched_by_user_and_video": outcomes.matched_by_user,
+        },
+        "capture": served.tally.to_dict(),
+        "lists_without_time": int(lists["time"].isna().sum()),
+    }
+
+
+def _fresh(served: Served, catalogue: pd.DataFrame | None, days: float) -> np.ndarray | None:
+    """Per item: whether the video was published within `days` before the list was served (needs published_at)."""
+    if catalogue is None or "published_at" not in catalogue or catalogue["published_at"].isna().all():
+        return None
+    published = served.items["video"].map(catalogue.set_index("video_id")["published_at"]).to_numpy(np.float64)
+    time = served.lists["time"].to_numpy()[served.items["list"].to_numpy()]
+    with np.errstate(invalid="ignore"):
+        return (time - published >= 0) & (time - published <= days * 86400)
+
+
+def exit_status(verdicts: dict[str, dict]) -> int:
+    found = {verdict["verdict"] for verdict in verdicts.values()}
+    if WORSE in found:
+        return EXIT[WORSE]
+    return EXIT[BETTER] if found == {BETTER} else EXIT[UNDECIDED]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--capture", required=True, help="data capture: a folder, a file or s3://bucket/prefix")
+    parser.add_argument("--events", required=True, type=Path, help="watch events (CSV, CSV.gz or Parquet)")
+    parser.add_argument("--control", required=True, help="the production variant the others are judged against")
+    parser.add_argument("--window-hours", type=float, default=Options.window_hours)
+    parser.add_argument("--significance", type=float, default=Options.significance)
+    parser.add_argument("--replicates", type=int, default=Options.replicates, help="bootstrap resamplings")
+    parser.add_argument("--videos", type=Path, help="the catalogue: coverage of it, and the share of fresh uploads")
+    parser.add_argument("--fresh-days", type=float, default=Options.fresh_days)
+    parser.add_argument("--out", type=Path, default=Path("attribution"))
+    args = parser.parse_args(argv)
+    options = Options(
+        args.control,
+        window_hours=args.window_hours,
+        significance=args.significance,
+        replicates=args.replicates,
+        fresh_days=args.fresh_days,
+    )
+    try:
+        served = served_lists(args.capture)
+        events = read_events(args.events)
+        catalogue = read_catalogue(args.videos) if args.videos else None
+        if served.lists.empty:
+            raise CaptureError(f"{args.capture}: no list could be read ({served.tally.to_dict()})")
+        summary = summarize(served, events, options, catalogue)
+    except (CaptureError, DataFileError, ValueError) as error:
+        print(f"attribution: {error}", file=sys.stderr)
+        return BAD_INPUT
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "attribution.json").write_text(json.dumps(summary, indent=2) + "\n")
+    written = write_html(summary, args.out)
+    print(json.dumps({"verdicts": summary["verdicts"], "written": [str(path) for path in written]}, indent=2))
+    return exit_status(summary["verdicts"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
