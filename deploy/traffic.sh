@@ -15,6 +15,10 @@ Usage: deploy/traffic.sh --weights VARIANT=W[,VARIANT=W...] | --promote | --roll
   --promote               the candidate becomes the only variant: a new endpoint config whose primary variant
                           serves the candidate's model, then update-endpoint (the old config stays for rollback)
   --rollback              the candidate is removed: a new endpoint config with the primary variant only
+  --if REPORT.json        with --promote: follow an attribution report (python -m monitoring.attribution, control
+                          = the primary variant): promote when it judges the candidate better, roll back when
+                          worse, change nothing when undecided (exit 2); its figures go to CloudWatch first
+                          (namespace VideoRecommender, dimensions EndpointName and Variant)
   --candidate-variant N   the candidate's variant name (default Candidate)
   --endpoint-name NAME    endpoint (default the project name)
   --no-wait               do not wait for InService
@@ -26,6 +30,7 @@ ENDPOINT_NAME="$PROJECT"
 ACTION=""
 WEIGHTS=""
 CANDIDATE="Candidate"
+REPORT=""
 WAIT=1
 while [ $# -gt 0 ]; do
   common_option "$@"; if [ "$SHIFT" -gt 0 ]; then shift "$SHIFT"; continue; fi
@@ -33,6 +38,7 @@ while [ $# -gt 0 ]; do
     --weights) ACTION=weights; WEIGHTS="${2:?--weights needs VARIANT=W,...}"; shift 2 ;;
     --promote) ACTION=promote; shift ;;
     --rollback) ACTION=rollback; shift ;;
+    --if) REPORT="${2:?--if needs an attribution report (attribution.json)}"; shift 2 ;;
     --candidate-variant) CANDIDATE="${2:?}"; shift 2 ;;
     --endpoint-name) ENDPOINT_NAME="${2:?}"; shift 2 ;;
     --no-wait) WAIT=0; shift ;;
@@ -41,6 +47,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$ACTION" ] || { usage >&2; die "give --weights, --promote or --rollback"; }
+[ -z "$REPORT" ] || [ "$ACTION" = promote ] || die "--if goes with --promote"
+[ -z "$REPORT" ] || [ -r "$REPORT" ] || die "--if $REPORT: no such report"
 need aws "pip install -r requirements-dev.txt"
 need python3
 
@@ -81,6 +89,43 @@ else:
         fail(f"--{action} expects a primary variant and {candidate!r}, the endpoint has {', '.join(variants)}")
     open(f"{work}/primary", "w").write(next(name for name in variants if name != candidate))
 EOF_PY
+
+if [ -n "$REPORT" ]; then
+  # The report decides: its verdict on the candidate against the primary variant, and its figures as metrics.
+  python3 - "$REPORT" "$(cat "$WORK/primary")" "$CANDIDATE" "$ENDPOINT_NAME" "$WORK" <<'EOF_PY' || exit 1
+import json, sys
+path, primary, candidate, endpoint, work = sys.argv[1:]
+def fail(message):
+    print(f"[traffic.sh] error: --if {path}: {message}", file=sys.stderr)
+    sys.exit(1)
+try:
+    report = json.load(open(path))
+    control, variants, verdicts = report["control"], report["variants"], report["verdicts"]
+except (OSError, ValueError, KeyError, TypeError) as error:
+    fail(f"not an attribution report ({type(error).__name__}: {error})")
+if control != primary:
+    fail(f"it judges against {control!r}, but the endpoint's primary variant is {primary!r}")
+if candidate not in verdicts:
+    fail(f"it has no verdict on {candidate!r} (it judged {', '.join(verdicts) or 'nothing'})")
+figures = {"TakeRate": ("take_rate", "None"), "SatisfyingTakeRate": ("satisfying_take_rate", "None"),
+           "WatchMinutesPer1000Lists": ("minutes_per_1000_lists", "None")}
+metrics = []
+for variant, measured in variants.items():
+    dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "Variant", "Value": variant}]
+    metrics.append({"MetricName": "ListsServed", "Dimensions": dimensions, "Value": measured["lists"], "Unit": "Count"})
+    metrics += [{"MetricName": name, "Dimensions": dimensions, "Value": measured[key]["value"], "Unit": unit}
+                for name, (key, unit) in figures.items()]
+json.dump(metrics, open(f"{work}/metrics.json", "w"))
+open(f"{work}/verdict", "w").write(verdicts[candidate]["verdict"])
+EOF_PY
+  aws_api cloudwatch put-metric-data --namespace VideoRecommender --metric-data "file://$WORK/metrics.json"
+  VERDICT="$(cat "$WORK/verdict")"
+  case "$VERDICT" in
+    better) log "the report judges $CANDIDATE better: promoting it" ;;
+    worse) log "the report judges $CANDIDATE worse: rolling it back"; ACTION=rollback ;;
+    *) log "the report is $VERDICT on $CANDIDATE: traffic unchanged"; exit 2 ;;
+  esac
+fi
 
 if [ "$ACTION" = weights ]; then
   log "setting weights on $ENDPOINT_NAME: $WEIGHTS"

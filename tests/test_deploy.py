@@ -16,12 +16,15 @@ import tarfile
 import threading
 import time
 from functools import partial
+from pathlib import Path
 
 import boto3
 import httpx
 import pytest
 
+from bench.attribution import simulate
 from deploy.client import RecommenderClient, RecommenderModelError
+from monitoring import attribution
 from sagemaker_local.runtime import Endpoint
 from sagemaker_local.runtime import serve as serve_runtime
 from tests.aws import ACCOUNT, BIN, REGION, cli_env, client, moto_server, reset
@@ -407,6 +410,49 @@ def test_promote_needs_a_candidate(aws_env, aws):
     assert deploy(aws_env, pushed_image(aws)).returncode == 0
     result = script("traffic.sh", "--endpoint-name", ENDPOINT, "--promote", env=aws_env)
     assert result.returncode != 0 and "has no variant 'Candidate' to promote" in result.stderr
+
+
+def attribution_report(folder, candidate_lift: float, control: str = "AllTraffic") -> str:
+    """A real attribution report over a simulated platform on which the candidate's take rate is `lift` × the
+    control's (python -m monitoring.attribution, as an operator runs it)."""
+    simulate(folder, lifts={control: 1.0, "Candidate": candidate_lift}, users=800, seed=5)
+    status = attribution.main(
+        ["--capture", str(folder / "capture"), "--events", str(folder / "events.parquet"), "--control", control,
+         "--out", str(folder / "report"), "--replicates", "200"]
+    )  # fmt: skip
+    assert status in (0, 1, 2)
+    return str(folder / "report" / "attribution.json")
+
+
+@pytest.mark.parametrize(
+    ("lift", "status", "served_images"), [(1.5, 0, [":v2"]), (0.5, 0, [":v1"]), (1.0, 2, [":v1", ":v2"])]
+)
+def test_promote_if_follows_the_report_and_publishes_its_figures(aws_env, aws, tmp_path, lift, status, served_images):
+    deploy_ab(aws_env, aws)
+    report = attribution_report(tmp_path, lift)
+    result = script("traffic.sh", "--endpoint-name", ENDPOINT, "--promote", "--if", report, env=aws_env)
+    assert result.returncode == status, result.stderr
+    images = [
+        aws("sagemaker").describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]["Image"][-3:]
+        for variant in endpoint_config(aws)["ProductionVariants"]
+    ]
+    assert images == served_images
+    figures = json.loads(Path(report).read_text())["variants"]
+    for variant, measured in figures.items():
+        dimensions = [{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "Variant", "Value": variant}]
+        found = aws("cloudwatch").get_metric_statistics(
+            Namespace="VideoRecommender", MetricName="TakeRate", Dimensions=dimensions, Statistics=["Average"],
+            StartTime=time.time() - 3600, EndTime=time.time() + 60, Period=3600,
+        )["Datapoints"]  # fmt: skip
+        assert [point["Average"] for point in found] == [pytest.approx(measured["take_rate"]["value"])]
+
+
+def test_promote_if_refuses_a_report_judged_against_another_variant(aws_env, aws, tmp_path):
+    deploy_ab(aws_env, aws)
+    report = attribution_report(tmp_path, 1.5, control="Blue")
+    result = script("traffic.sh", "--endpoint-name", ENDPOINT, "--promote", "--if", report, env=aws_env)
+    assert result.returncode == 1 and "it judges against 'Blue', but the endpoint's primary variant is" in result.stderr
+    assert len(endpoint_config(aws)["ProductionVariants"]) == 2
 
 
 def test_a_canary_rollout_creates_its_alarms_and_a_guarded_update(aws_env, aws):
