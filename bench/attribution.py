@@ -8,6 +8,9 @@
    "better" in ≥ 90% of seeds;
 3. calibration: an A/A (the same truth for both): "undecided" in ≥ 95% of seeds.
 
+Sections 2 and 3 draw each viewer's lists and takes (what attribution sums per viewer after the join, which
+section 1 and tests/test_attribution.py exercise) and judge them with attribution.judge.
+
 The simulated viewers differ in how readily they take a recommendation (a Beta-distributed propensity), and
 each sees several lists, so their lists are correlated as real viewers' are.
 """
@@ -28,13 +31,21 @@ import pandas as pd
 
 from bench.common import report
 from monitoring import attribution
-from monitoring.served import served_lists
 from sagemaker_local.runtime import Capture
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
 K = 10
 LISTS_PER_RECORD = 50  # served lists per captured invocation (a JSON Lines batch)
 VIDEOS = 20_000
+
+
+def viewers(
+    rng: np.random.Generator, count: int, lists_per_user: float, base_rate: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each viewer's propensity to take a recommendation (Beta, mean `base_rate`: viewers differ) and how many
+    lists they are served (1 + Poisson)."""
+    propensity = rng.beta(2.0, 2.0 / base_rate - 2.0, size=count)
+    return propensity, rng.poisson(lists_per_user - 1, size=count) + 1
 
 
 def simulate(
@@ -53,8 +64,7 @@ def simulate(
     day. Returns the truth: per variant, lists and lists taken."""
     rng = np.random.default_rng(seed)
     names = list(lifts)
-    propensity = rng.beta(2.0, 2.0 / base_rate - 2.0, size=users * len(names))  # mean base_rate, viewers differ
-    counts = rng.poisson(lists_per_user - 1, size=len(propensity)) + 1
+    propensity, counts = viewers(rng, users * len(names), lists_per_user, base_rate)
     owner = np.repeat(np.arange(len(propensity)), counts)
     variant = owner // users
     served_at = rng.uniform(0, 86_400, size=len(owner))
@@ -122,16 +132,22 @@ def simulate(
 
 
 def verdicts(lifts: dict[str, float], users: int, seeds: int, replicates: int) -> list[str]:
-    """The candidate's verdict against `control` for each seed (simulated afresh each time)."""
+    """The candidate's verdict against the control for each seed: the platform of `simulate`, drawn as each
+    viewer's lists and takes (what attribution sums per viewer after the join), judged by attribution.judge."""
     found = []
+    names = list(lifts)
     for seed in range(seeds):
-        with tempfile.TemporaryDirectory(prefix="vr-bench-attribution-") as folder:
-            simulate(Path(folder), lifts=lifts, users=users, seed=seed)
-            served = served_lists(str(Path(folder) / "capture"))
-            events = pd.read_parquet(Path(folder) / "events.parquet")
-            options = attribution.Options("control", replicates=replicates, seed=seed)
-            summary = attribution.summarize(served, events, options, catalogue=None)
-            found.append(summary["verdicts"]["candidate"]["verdict"])
+        rng = np.random.default_rng(seed)
+        propensity, counts = viewers(rng, users * len(names), lists_per_user=4.0, base_rate=0.2)
+        variant = np.arange(len(propensity)) // users
+        lift = np.asarray([lifts[name] for name in names])[variant]
+        takes = rng.binomial(counts, np.minimum(propensity * lift, 1.0))
+        sums = {name: np.zeros((len(propensity), len(names))) for name in ("lists", "takes", "satisfying", "minutes")}
+        sums["lists"][np.arange(len(propensity)), variant] = counts
+        sums["takes"][np.arange(len(propensity)), variant] = takes
+        options = attribution.Options(names[0], replicates=replicates, seed=seed + 1_000_000)
+        _, judged = attribution.judge(sums, names, options)
+        found.append(judged[0].verdict)
     return found
 
 
@@ -164,11 +180,13 @@ def main() -> None:
     parser.add_argument("--lists", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=5_000_000, help="watch events beside those of the takes")
     parser.add_argument("--users", type=int, default=50_000, help="users per variant in sections 2 and 3")
-    parser.add_argument("--seeds", type=int, default=200)
+    parser.add_argument("--seeds", type=int, default=200, help="simulations in sections 2 and 3 (0 skips them)")
     parser.add_argument("--replicates", type=int, default=500)
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores", flush=True)
     speed(args.lists, args.events)
+    if args.seeds < 1:
+        return
     better = verdicts({"control": 1.0, "candidate": 1.1}, args.users, args.seeds, args.replicates)
     report("2. a true +10% take rate judged better", better.count("better") / len(better), "share", "target ≥ 0.9")
     same = verdicts({"control": 1.0, "candidate": 1.0}, args.users, args.seeds, args.replicates)

@@ -298,6 +298,14 @@ def multi_model_churn(minutes: float) -> None:
     report("5. PSS at the end", last, "MB")
     report("5. PSS peak", peak, "MB")
     report("5. PSS range over the second half", max(half) - min(half), "MB", "flat: within the budget")
+    slope = (
+        np.polyfit([minute for minute, pss in samples if minute >= samples[-1][0] / 2], half, 1)[0]
+        if len(half) > 1
+        else 0.0
+    )
+    report("5. PSS trend over the second half", slope * 60, "MB/hour")
+    marks = samples[:: max(1, len(samples) // 8)] + samples[-1:]
+    print("   PSS over time: " + ", ".join(f"{minute:.0f} min {pss:.0f} MB" for minute, pss in marks))
     print(
         f"   worker processes seen: {len(workers_seen)} (2 means none was replaced); mapping a deleted file at the "
         f"end: {stale or 'none'}"

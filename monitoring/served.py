@@ -53,24 +53,25 @@ def served_lists(location: str) -> Served:
             try:
                 record = orjson.loads(line)
                 data = record["captureData"]
-                requests = _requests(*body_of(data["endpointInput"]))
                 answers = codecs.decode_answers(*_typed(*body_of(data["endpointOutput"])))
                 time = wire.epoch_seconds((record.get("eventMetadata") or {}).get("inferenceTime"))
+                read = [_list_of(answer) for answer in answers]
+                requests: list[object] = [None] * len(answers)
+                if any(listed is not None and listed[1] is None for listed in read):  # up next: the user asked
+                    decoded = _requests(*body_of(data["endpointInput"]))
+                    requests = decoded if len(decoded) == len(answers) else requests
             except ServingError as error:
                 tally.unreadable(where, error.message)
                 continue
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
                 tally.bad(where, f"not a SageMaker data capture record ({type(exc).__name__}: {exc})")
                 continue
-            if len(requests) != len(answers):
-                requests = [None] * len(answers)  # cannot pair them: the answers still name their users
-            for request, answer in zip(requests, answers):
-                read = _list_of(answer)
-                if read is None:
+            for request, answer, listed_answer in zip(requests, answers, read):
+                if listed_answer is None:
                     if not (isinstance(answer, dict) and wire.ERROR in answer):
                         tally.unreadable(where, "an answer the server would not write")
                     continue
-                listed, user, list_id = read
+                listed, user, list_id = listed_answer
                 if user is None and isinstance(request, dict) and isinstance(request.get("user_id"), str):
                     user = request["user_id"]
                 variants.append(variant)
