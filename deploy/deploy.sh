@@ -394,6 +394,12 @@ if [ -n "$AUTOSCALE_MAX" ]; then
   fi
 fi
 
+DASHBOARD="$ENDPOINT_NAME-dashboard"
+log "dashboard $DASHBOARD: invocations, latency, errors, fallbacks and fold-ins, attribution, per variant"
+python3 "$DEPLOY_DIR/dashboard.py" --endpoint-name "$ENDPOINT_NAME" --region "$REGION" \
+  --variants "$VARIANT${CANDIDATE_MODEL_NAME:+,Candidate}" >"$WORK/dashboard.json"
+aws_api cloudwatch put-dashboard --dashboard-name "$DASHBOARD" --dashboard-body "file://$WORK/dashboard.json" >/dev/null
+
 if [ "$SMOKE_TEST" = 1 ]; then
   log "smoke test"
   "$DEPLOY_DIR/invoke.sh" --endpoint-name "$ENDPOINT_NAME" --region "$REGION" \

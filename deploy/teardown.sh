@@ -89,6 +89,12 @@ aws_api cloudwatch describe-alarms --alarm-name-prefix "$ENDPOINT_NAME-" --query
     fi
   done
 
+# the dashboard deploy.sh created (dashboards carry no tags: ours by its name)
+if aws_api cloudwatch get-dashboard --dashboard-name "$ENDPOINT_NAME-dashboard" >/dev/null 2>&1; then
+  log "deleting dashboard $ENDPOINT_NAME-dashboard"
+  aws_api cloudwatch delete-dashboards --dashboard-names "$ENDPOINT_NAME-dashboard"
+fi
+
 if [ "$DELETE_REPOSITORY" = 1 ]; then
   if REPO_ARN="$(aws_api ecr describe-repositories --repository-names "$REPOSITORY" --query 'repositories[0].repositoryArn' --output text 2>/dev/null)"; then
     managed="$(aws_api ecr list-tags-for-resource --resource-arn "$REPO_ARN" --query "tags[?Key=='managed-by'].Value" --output text)"

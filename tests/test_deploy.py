@@ -412,6 +412,23 @@ def test_promote_needs_a_candidate(aws_env, aws):
     assert result.returncode != 0 and "has no variant 'Candidate' to promote" in result.stderr
 
 
+def test_deploy_creates_a_dashboard_per_variant_and_teardown_removes_it(aws_env, aws):
+    deploy_ab(aws_env, aws)
+    board = json.loads(aws("cloudwatch").get_dashboard(DashboardName=f"{ENDPOINT}-dashboard")["DashboardBody"])
+    titles = [widget["properties"]["title"] for widget in board["widgets"]]
+    assert titles == [
+        "Invocations", "Model latency p50 / p99 (microseconds)", "4xx / 5xx",
+        "Fallbacks and fold-ins by variant and model version", "Take rate (attribution)",
+        "Watch minutes per 1,000 lists (attribution)",
+    ]  # fmt: skip
+    invocations = board["widgets"][0]["properties"]["metrics"]
+    assert [line[5] for line in invocations] == ["AllTraffic", "Candidate"]
+    expressions = [line[0]["expression"] for widget in board["widgets"][3:] for line in widget["properties"]["metrics"]]
+    assert all(expression.startswith("SEARCH('{VideoRecommender,") for expression in expressions)
+    assert script("teardown.sh", "--endpoint-name", ENDPOINT, "--yes", env=aws_env).returncode == 0
+    assert aws("cloudwatch").list_dashboards()["DashboardEntries"] == []
+
+
 def attribution_report(folder, candidate_lift: float, control: str = "AllTraffic") -> str:
     """A real attribution report over a simulated platform on which the candidate's take rate is `lift` × the
     control's (python -m monitoring.attribution, as an operator runs it)."""
