@@ -21,6 +21,8 @@ Options:
                                    metrics; needs --model-bucket or --model-data-url
   --model-bucket BUCKET            bucket whose models/PROJECT/ prefix the created role may read
   --model-data-url S3URL           model.tar.gz from deploy/package_model.sh (default: the model baked in the image)
+  --model-package-arn ARN          an Approved model package (deploy/register.sh): its image and model data,
+                                   instead of --image-uri and --model-data-url
   --variant-name NAME              the production variant (default AllTraffic)
 
 Hosting modes (docs/hosting.md):
@@ -77,6 +79,7 @@ ROLE_ARN="${SAGEMAKER_ROLE_ARN:-}"
 CREATE_ROLE=0
 MODEL_BUCKET=""
 MODEL_DATA_URL=""
+MODEL_PACKAGE_ARN=""
 CANDIDATE_IMAGE_URI=""
 CANDIDATE_MODEL_DATA_URL=""
 CANDIDATE_WEIGHT="0.1"
@@ -117,6 +120,7 @@ while [ $# -gt 0 ]; do
     --create-role) CREATE_ROLE=1; shift ;;
     --model-bucket) MODEL_BUCKET="${2:?}"; shift 2 ;;
     --model-data-url) MODEL_DATA_URL="${2:?}"; shift 2 ;;
+    --model-package-arn) MODEL_PACKAGE_ARN="${2:?}"; shift 2 ;;
     --variant-name) VARIANT="${2:?}"; shift 2 ;;
     --multi-model) MULTI_MODEL_PREFIX="${2:?}"; shift 2 ;;
     --smoke-target-model) SMOKE_TARGET_MODEL="${2:?}"; shift 2 ;;
@@ -226,6 +230,16 @@ EOF_PY
 }
 
 # --- checks that fail fast, with what to fix --------------------------------------------------------------
+if [ -n "$MODEL_PACKAGE_ARN" ]; then  # a registered model: its own image and data, once a person (or the gate) approved it
+  [ -z "$IMAGE_URI$MODEL_DATA_URL" ] || die "--model-package-arn brings its image and model data: drop --image-uri and --model-data-url"
+  read -r package_status IMAGE_URI MODEL_DATA_URL < <(aws_api sagemaker describe-model-package --model-package-name "$MODEL_PACKAGE_ARN" \
+    --query '[ModelApprovalStatus, InferenceSpecification.Containers[0].Image, InferenceSpecification.Containers[0].ModelDataUrl]' \
+    --output text 2>/dev/null) || die "model package $MODEL_PACKAGE_ARN not found"
+  [ "$package_status" = Approved ] || die "model package $MODEL_PACKAGE_ARN is $package_status: approve it first \
+(aws sagemaker update-model-package --model-package-arn ARN --model-approval-status Approved)"
+  [ "$MODEL_DATA_URL" != None ] || MODEL_DATA_URL=""
+  log "deploying model package $MODEL_PACKAGE_ARN: $IMAGE_URI ${MODEL_DATA_URL:-(the model baked in the image)}"
+fi
 [ -n "$ROLE_ARN" ] || [ "$CREATE_ROLE" = 1 ] \
   || die "--role-arn is required: the IAM role SageMaker assumes (needs ECR pull, S3 read, CloudWatch Logs), or --create-role"
 [ -z "$ROLE_ARN" ] || [[ "$ROLE_ARN" =~ ^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+ ]] \

@@ -170,6 +170,77 @@ def test_package_model_without_bucket_says_what_is_missing(aws_env, model_dir):
     assert result.returncode != 0 and "bucket absent not found" in result.stderr
 
 
+# --- register -------------------------------------------------------------------------------------------------
+
+
+def registered(aws_env, aws, model_dir, *extra: str) -> tuple[subprocess.CompletedProcess, str]:
+    packaged = script(
+        "package_model.sh", "--model-dir", str(model_dir), "--bucket", "vr-models", "--create-bucket", env=aws_env
+    )
+    model_data = packaged.stdout.strip()
+    result = script(
+        "register.sh", "--model-data-url", model_data, "--image-uri", pushed_image(aws), "--group", "vr-it", *extra,
+        env=aws_env,
+    )  # fmt: skip
+    return result, model_data
+
+
+def test_register_puts_the_model_and_its_evaluation_into_a_package_group(aws_env, aws, model_dir):
+    result, model_data = registered(aws_env, aws, model_dir)
+    assert result.returncode == 0, result.stderr
+    arn = result.stdout.strip()
+    package = aws("sagemaker").describe_model_package(ModelPackageName=arn)
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == model_data
+    report_url = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    assert report_url == model_data.replace("model.tar.gz", "evaluation.json")
+    report = json.loads(
+        aws("s3").get_object(Bucket="vr-models", Key=report_url.removeprefix("s3://vr-models/"))["Body"].read()
+    )
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert (
+        report["model_version"] == manifest["model_version"] == package["CustomerMetadataProperties"]["model_version"]
+    )
+    assert float(package["CustomerMetadataProperties"]["ndcg_home"]) == pytest.approx(
+        report["figures"]["ndcg_home"], abs=1e-6
+    )
+    assert report["figures"]["ndcg_home"] == manifest["metrics"][manifest["shipped"]]["ndcg"]
+    groups = aws("sagemaker").list_model_package_groups()["ModelPackageGroupSummaryList"]
+    assert [group["ModelPackageGroupName"] for group in groups] == ["vr-it"]
+
+
+def test_deploy_takes_an_approved_package_and_refuses_a_pending_one(aws_env, aws, model_dir):
+    pending, _ = registered(aws_env, aws, model_dir)
+    refused = script(
+        "deploy.sh", "--model-package-arn", pending.stdout.strip(), "--role-arn", ROLE, "--endpoint-name", ENDPOINT,
+        env=aws_env,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "is PendingManualApproval: approve it first" in refused.stderr
+    approved, model_data = registered(aws_env, aws, model_dir, "--approve")
+    result = script(
+        "deploy.sh", "--model-package-arn", approved.stdout.strip(), "--role-arn", ROLE, "--endpoint-name", ENDPOINT,
+        "--no-smoke-test", env=aws_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (variant,) = endpoint_config(aws)["ProductionVariants"]
+    container = aws("sagemaker").describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+    assert container["ModelDataUrl"] == model_data and container["Image"] == pushed_image(aws)
+
+
+def test_register_refuses_an_archive_without_a_manifest(aws_env, aws, tmp_path):
+    aws("s3").create_bucket(Bucket="vr-models")
+    aws("s3").put_object(Bucket="vr-models", Key="m/model.tar.gz", Body=b"not a tarball")
+    result = script(
+        "register.sh",
+        "--model-data-url",
+        "s3://vr-models/m/model.tar.gz",
+        "--image-uri",
+        pushed_image(aws),
+        env=aws_env,
+    )
+    assert result.returncode != 0 and "s3://vr-models/m/model.tar.gz: no manifest.json at its root" in result.stderr
+
+
 # --- deploy --------------------------------------------------------------------------------------------------
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import subprocess
 import sys
 
@@ -10,6 +12,7 @@ import pytest
 
 from tests.server import PROJECT_ROOT
 from vrmodels.model.artifacts import load_model_dir
+from vrmodels.training.registry import figures, metric_definitions
 from vrmodels.training.training_job import main
 
 
@@ -163,3 +166,18 @@ def test_a_hyperparameter_that_does_not_parse_is_named(name, value, expected):
 
     with pytest.raises(HyperparameterError, match=f"hyperparameter {name}={value!r}: expected {expected}"):
         from_hyperparameters({name: value}, TrainingOptions)
+
+
+def test_the_job_logs_its_evaluation_as_the_training_metrics_sagemaker_reads(opt_ml, caplog):
+    """SageMaker turns log lines into training metrics with MetricDefinitions' regular expressions."""
+    caplog.set_level(logging.INFO)
+    set_hyperparameters(opt_ml, SMALL)
+    assert main() == 0
+    output = "\n".join(caplog.messages)
+    read = {
+        definition["Name"]: float(found.group(1))
+        for definition in metric_definitions()
+        if (found := re.search(definition["Regex"], output))
+    }
+    assert read == pytest.approx(figures(load_model_dir(opt_ml / "model").manifest), abs=1e-6)
+    assert {"ndcg_home", "best_baseline_ndcg_home"} <= set(read)

@@ -30,12 +30,14 @@ from features.events import read_events, read_movielens
 from features.options import option
 from features.sittings import DEFAULT_GAP_MINUTES
 from vrmodels.model.artifacts import write_model_dir
+from vrmodels.model.manifest import MANIFEST_FILE, Manifest
 from vrmodels.model.opt_ml import opt_ml_root
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.training.als import TrainParams
 from vrmodels.training.logs import log_to_stdout
 from vrmodels.training.model_dir import to_artifacts
 from vrmodels.training.options import HyperparameterError, TrainingOptions, from_hyperparameters
+from vrmodels.training.registry import metric_lines
 from vrmodels.training.trainer import train
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,8 @@ def run(root: Path) -> None:
     artifacts = to_artifacts(result.trained, topn=options.topn, ann=options.ann)
     directory = write_model_dir(artifacts, root / "model")
     log.info(json.dumps({"model_dir": str(directory), "metrics": result.metrics}))
+    for line in metric_lines(Manifest.read(directory / MANIFEST_FILE)):  # SageMaker's training metrics
+        log.info(line)
 
 
 def main() -> int:
