@@ -173,20 +173,20 @@ def test_package_model_without_bucket_says_what_is_missing(aws_env, model_dir):
 # --- register -------------------------------------------------------------------------------------------------
 
 
-def registered(aws_env, aws, model_dir, *extra: str) -> tuple[subprocess.CompletedProcess, str]:
+def registered(aws_env, image_uri: str, model_dir, *extra: str) -> tuple[subprocess.CompletedProcess, str]:
     packaged = script(
         "package_model.sh", "--model-dir", str(model_dir), "--bucket", "vr-models", "--create-bucket", env=aws_env
     )
     model_data = packaged.stdout.strip()
     result = script(
-        "register.sh", "--model-data-url", model_data, "--image-uri", pushed_image(aws), "--group", "vr-it", *extra,
+        "register.sh", "--model-data-url", model_data, "--image-uri", image_uri, "--group", "vr-it", *extra,
         env=aws_env,
     )  # fmt: skip
     return result, model_data
 
 
 def test_register_puts_the_model_and_its_evaluation_into_a_package_group(aws_env, aws, model_dir):
-    result, model_data = registered(aws_env, aws, model_dir)
+    result, model_data = registered(aws_env, pushed_image(aws), model_dir)
     assert result.returncode == 0, result.stderr
     arn = result.stdout.strip()
     package = aws("sagemaker").describe_model_package(ModelPackageName=arn)
@@ -210,13 +210,14 @@ def test_register_puts_the_model_and_its_evaluation_into_a_package_group(aws_env
 
 
 def test_deploy_takes_an_approved_package_and_refuses_a_pending_one(aws_env, aws, model_dir):
-    pending, _ = registered(aws_env, aws, model_dir)
+    image_uri = pushed_image(aws)
+    pending, _ = registered(aws_env, image_uri, model_dir)
     refused = script(
         "deploy.sh", "--model-package-arn", pending.stdout.strip(), "--role-arn", ROLE, "--endpoint-name", ENDPOINT,
         env=aws_env,
     )  # fmt: skip
     assert refused.returncode != 0 and "is PendingManualApproval: approve it first" in refused.stderr
-    approved, model_data = registered(aws_env, aws, model_dir, "--approve")
+    approved, model_data = registered(aws_env, image_uri, model_dir, "--approve")
     result = script(
         "deploy.sh", "--model-package-arn", approved.stdout.strip(), "--role-arn", ROLE, "--endpoint-name", ENDPOINT,
         "--no-smoke-test", env=aws_env,
@@ -224,7 +225,7 @@ def test_deploy_takes_an_approved_package_and_refuses_a_pending_one(aws_env, aws
     assert result.returncode == 0, result.stderr
     (variant,) = endpoint_config(aws)["ProductionVariants"]
     container = aws("sagemaker").describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
-    assert container["ModelDataUrl"] == model_data and container["Image"] == pushed_image(aws)
+    assert container["ModelDataUrl"] == model_data and container["Image"] == image_uri
 
 
 def test_register_refuses_an_archive_without_a_manifest(aws_env, aws, tmp_path):
@@ -359,7 +360,10 @@ def test_sagemaker_sdk_predictor_example_round_trips_json(runtime_url, monkeypat
     predictor = make_predictor(ENDPOINT, session, runtime_url)
     assert predictor.predict({"user_id": "u001", "k": 2})["userId"] == "u001"
     predictions = predictor.predict({"instances": [{"user_id": "u002", "k": 1}, {"video_id": "v005", "k": 1}]})
-    assert [sorted(p) for p in predictions["predictions"]] == [["recommendations", "userId"], ["similar", "videoId"]]
+    assert [sorted(p) for p in predictions["predictions"]] == [
+        ["recommendationId", "recommendations", "userId"],
+        ["recommendationId", "similar", "videoId"],
+    ]
 
 
 # --- teardown ------------------------------------------------------------------------------------------------
