@@ -244,7 +244,8 @@ def judge(
         low, high = np.percentile(relative, [tail, 100 - tail]) if len(relative) else (np.nan, np.nan)
         verdict = BETTER if low > 0 else WORSE if high < 0 else UNDECIDED
         p_value = min(1.0, 2 * min(np.mean(relative <= 0), np.mean(relative >= 0))) if len(relative) else 1.0
-        value = point["take_rate"][column] / point["take_rate"][control] - 1
+        with np.errstate(invalid="ignore", divide="ignore"):  # no take in the control: no relative difference
+            value = point["take_rate"][column] / point["take_rate"][control] - 1
         verdicts.append(
             Verdict(
                 variant,
@@ -306,6 +307,15 @@ def _fresh(served: Served, catalogue: pd.DataFrame | None, days: float) -> np.nd
         return (time - published >= 0) & (time - published <= days * 86400)
 
 
+def _finite(value: object) -> object:
+    """The summary with null where a figure is not a number (no lists, no take in the control): strict JSON."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def exit_status(verdicts: dict[str, dict]) -> int:
     found = {verdict["verdict"] for verdict in verdicts.values()}
     if WORSE in found:
@@ -343,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"attribution: {error}", file=sys.stderr)
         return BAD_INPUT
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "attribution.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (args.out / "attribution.json").write_text(json.dumps(_finite(summary), indent=2) + "\n")
     written = write_html(summary, args.out)
     print(json.dumps({"verdicts": summary["verdicts"], "written": [str(path) for path in written]}, indent=2))
     return exit_status(summary["verdicts"])

@@ -135,6 +135,7 @@ def test_bad_capture_records_are_counted_and_named_and_the_rest_is_judged(tmp_pa
     named = f"{broken}, line 2: not a SageMaker data capture record"
     assert any(example.startswith(named) for example in summary["capture"]["examples"])
     assert summary["variants"]["control"]["lists"] == 1 and summary["variants"]["candidate"]["lists"] == 1
+    assert summary["verdicts"]["candidate"]["relative_difference"]["value"] is None  # no take: strict JSON, no NaN
 
 
 def test_bad_events_exit_3_naming_file_row_and_column(tmp_path, capsys):
