@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5_000_000, help="watch events beside those of the takes")
     parser.add_argument("--users", type=int, default=50_000, help="users per variant in sections 2 and 3")
     parser.add_argument("--seeds", type=int, default=200, help="simulations in sections 2 and 3 (0 skips them)")
-    parser.add_argument("--replicates", type=int, default=500)
+    parser.add_argument("--replicates", type=int, default=attribution.Options.replicates, help="bootstrap resamplings")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores", flush=True)
     speed(args.lists, args.events)
