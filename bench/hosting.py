@@ -19,13 +19,11 @@ Printed, each from this one run:
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import os
 import platform
 import random
 import shutil
-import tarfile
 import tempfile
 import threading
 import time
@@ -42,6 +40,8 @@ from bench.server import KNOWN_USER, USERS, Server, generated_model, lua_script,
 from bench.synthetic import ids, random_model
 from sagemaker_local.models import ModelHost, TargetModelError
 from sagemaker_local.transform import Job, Runner
+from serving.models import MIB, files_bytes
+from vrmodels.model.artifacts import package_model_dir
 from vrmodels.model.threads import limit_blas_threads
 
 WORKERS = 2
@@ -65,14 +65,6 @@ def moto_s3() -> tuple[object, object]:
         aws_access_key_id="t", aws_secret_access_key="t",
     )  # fmt: skip
     return moto, s3
-
-
-def packed(directory: Path) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for path in sorted(directory.iterdir()):
-            archive.add(path, arcname=path.name)
-    return buffer.getvalue()
 
 
 def transform_throughput(model_dir: Path, rounds: int) -> None:
@@ -233,10 +225,11 @@ def many_models_memory() -> None:
 
 def multi_model_churn(minutes: float) -> None:
     source = small_model()
-    model_mb = sum(path.stat().st_size for path in source.rglob("*") if path.is_file()) / 1e6
+    model_mb = files_bytes(source) / MIB  # what the server counts against VR_MULTI_MODEL_MEMORY_MB
     moto, s3 = moto_s3()
     s3.create_bucket(Bucket="bench")
-    archive = packed(source)
+    with tempfile.TemporaryDirectory(prefix="vr-bench-churn-archive-") as folder:
+        archive = package_model_dir(source, Path(folder) / "model.tar.gz").read_bytes()
     targets = [f"tenant-{index:02d}.tar.gz" for index in range(SMALL_MODELS)]
     for target in targets:
         s3.put_object(Bucket="bench", Key=f"tenants/{target}", Body=archive)
@@ -283,7 +276,7 @@ def multi_model_churn(minutes: float) -> None:
     failures = {outcome: count for outcome, count in statuses.items() if outcome != "200"}
     server_errors = sum(count for outcome, count in failures.items() if outcome.split()[-1].startswith("5"))
     print(
-        f"5. churn: {SMALL_MODELS} models ({model_mb:.2f} MB each), budget {CHURN_RESIDENT}, {WORKERS} workers, "
+        f"5. churn: {SMALL_MODELS} models ({model_mb:.2f} MiB each), budget {CHURN_RESIDENT}, {WORKERS} workers, "
         f"{CHURN_CLIENTS} clients, {minutes:g} minutes"
     )
     report("5. requests", answered, "")

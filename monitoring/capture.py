@@ -11,15 +11,18 @@ with where it was (file and line) and skipped: one bad record never stops a repo
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+import orjson
 
 from serving import codecs, wire
 from serving.errors import ServingError
 from serving.outcomes import Parsed
 
+T = TypeVar("T")
 SAMPLES = 5  # bad records named in a report, of each kind
 
 
@@ -70,9 +73,12 @@ class Tally:
         }
 
 
-def invocations(location: str, tally: Tally) -> Iterator[Invocation]:
-    """Every readable invocation under `location` (a folder, a file or s3://bucket/prefix), in file order; what
-    cannot be read is counted in `tally`. CaptureError when the location holds no capture file at all."""
+def records(location: str, tally: Tally, read: Callable[[str, dict], T]) -> Iterator[tuple[str, T]]:
+    """Each capture record under `location` (a folder, a file or s3://bucket/prefix), in file order, as
+    `read(variant, record)` makes it, with where it was (file, line). A line `read` finds no capture record in
+    (it raises KeyError, TypeError, ValueError or AttributeError) is counted bad; one with a body the server could
+    not read (ServingError), unreadable; both are named in `tally` and skipped. CaptureError when the location
+    holds no capture file at all."""
     found = False
     for source, variant, lines in capture_files(location):
         found = True
@@ -82,21 +88,35 @@ def invocations(location: str, tally: Tally) -> Iterator[Invocation]:
             tally.records += 1
             where = f"{source}, line {number}"
             try:
-                record = json.loads(line)
-                data = record["captureData"]
-                requests = _side(data["endpointInput"])
-                answers = _side(data["endpointOutput"], answers=True)
-                time = (record.get("eventMetadata") or {}).get("inferenceTime")
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                value = read(variant, orjson.loads(line))
+            except ServingError as error:
+                tally.unreadable(where, error.message)
+                continue
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # orjson's JSONDecodeError: a ValueError
                 tally.bad(where, f"not a SageMaker data capture record ({type(exc).__name__}: {exc})")
                 continue
-            unreadable = [item for item in requests if isinstance(item, ServingError)]
-            if unreadable or any(answer is None for answer in answers):
-                reason = unreadable[0].message if unreadable else "an answer the server would not write"
-                tally.unreadable(where, reason)
-            yield Invocation(variant, time, requests, answers)  # type: ignore[arg-type]
+            yield where, value
     if not found:
         raise CaptureError(f"{location}: no capture files (*.jsonl, as SageMaker data capture writes them)")
+
+
+def invocations(location: str, tally: Tally) -> Iterator[Invocation]:
+    """Every readable invocation under `location`, in file order; what cannot be read is counted in `tally`
+    (see `records`)."""
+    for where, invocation in records(location, tally, _invocation):
+        unreadable = [item for item in invocation.requests if isinstance(item, ServingError)]
+        if unreadable or any(answer is None for answer in invocation.answers):
+            reason = unreadable[0].message if unreadable else "an answer the server would not write"
+            tally.unreadable(where, reason)
+        yield invocation
+
+
+def _invocation(variant: str, record: dict) -> Invocation:
+    data = record["captureData"]
+    requests = _side(data["endpointInput"])
+    answers = _side(data["endpointOutput"], answers=True)
+    time = (record.get("eventMetadata") or {}).get("inferenceTime")
+    return Invocation(variant, time, requests, answers)  # type: ignore[arg-type]
 
 
 def body_of(captured: dict) -> tuple[str, bytes]:

@@ -12,12 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import orjson
 import pandas as pd
 
-from monitoring.capture import CaptureError, Tally, body_of, capture_files
+from monitoring.capture import Tally, body_of, records
 from serving import codecs, wire
-from serving.errors import ServingError
 
 LIST_KEYS = (wire.RECOMMENDATIONS, wire.SIMILAR)  # the members holding an answer's videos
 
@@ -42,46 +40,21 @@ def served_lists(location: str) -> Served:
     ids: list[str | None] = []
     lengths: list[int] = []
     videos: list[str] = []
-    found = False
-    for source, variant, lines in capture_files(location):
-        found = True
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
+    for where, (variant, time, answers, read_lists, requests) in records(location, tally, _invocation):
+        for request, answer, read in zip(requests, answers, read_lists):
+            if read is None:
+                if not (isinstance(answer, dict) and wire.ERROR in answer):
+                    tally.unreadable(where, "an answer the server would not write")
                 continue
-            tally.records += 1
-            where = f"{source}, line {number}"
-            try:
-                record = orjson.loads(line)
-                data = record["captureData"]
-                answers = codecs.decode_answers(*_typed(*body_of(data["endpointOutput"])))
-                time = wire.epoch_seconds((record.get("eventMetadata") or {}).get("inferenceTime"))
-                read = [_list_of(answer) for answer in answers]
-                requests: list[object] = [None] * len(answers)
-                if any(listed is not None and listed[1] is None for listed in read):  # up next: the user asked
-                    decoded = _requests(*body_of(data["endpointInput"]))
-                    requests = decoded if len(decoded) == len(answers) else requests
-            except ServingError as error:
-                tally.unreadable(where, error.message)
-                continue
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-                tally.bad(where, f"not a SageMaker data capture record ({type(exc).__name__}: {exc})")
-                continue
-            for request, answer, listed_answer in zip(requests, answers, read):
-                if listed_answer is None:
-                    if not (isinstance(answer, dict) and wire.ERROR in answer):
-                        tally.unreadable(where, "an answer the server would not write")
-                    continue
-                listed, user, list_id = listed_answer
-                if user is None and isinstance(request, dict) and isinstance(request.get("user_id"), str):
-                    user = request["user_id"]
-                variants.append(variant)
-                users.append(user)
-                times.append(np.nan if time is None else time)
-                ids.append(list_id)
-                lengths.append(len(listed))
-                videos.extend(listed)
-    if not found:
-        raise CaptureError(f"{location}: no capture files (*.jsonl, as SageMaker data capture writes them)")
+            listed, user, list_id = read
+            if user is None and isinstance(request, dict) and isinstance(request.get("user_id"), str):
+                user = request["user_id"]
+            variants.append(variant)
+            users.append(user)
+            times.append(np.nan if time is None else time)
+            ids.append(list_id)
+            lengths.append(len(listed))
+            videos.extend(listed)
     lists = pd.DataFrame(
         {
             "variant": pd.Series(variants, dtype=object),
@@ -101,6 +74,20 @@ def served_lists(location: str) -> Served:
         }
     )
     return Served(lists, items, tally)
+
+
+def _invocation(variant: str, record: dict) -> tuple[str, float | None, list, list, list]:
+    """(variant, served at, answers, each answer's list as _list_of reads it, requests) of a capture record; the
+    requests are decoded only when a list names no user (up next: the request is where the viewer is named)."""
+    data = record["captureData"]
+    answers = codecs.decode_answers(*_typed(*body_of(data["endpointOutput"])))
+    time = wire.epoch_seconds((record.get("eventMetadata") or {}).get("inferenceTime"))
+    read = [_list_of(answer) for answer in answers]
+    requests: list[object] = [None] * len(answers)
+    if any(listed is not None and listed[1] is None for listed in read):
+        decoded = _requests(*body_of(data["endpointInput"]))
+        requests = decoded if len(decoded) == len(answers) else requests
+    return variant, time, answers, read, requests
 
 
 def _typed(content_type: str, body: bytes) -> tuple[bytes, str]:

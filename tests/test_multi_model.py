@@ -15,6 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from serving.app import create_app
+from serving.models import MIB, files_bytes
 from serving.settings import Settings
 from tests import emf
 from tests.answers import without_id
@@ -34,7 +35,7 @@ def models_root(tmp_path: Path, model_dir: Path, *names: str) -> Path:
 
 def model_size_mb(model_dir: Path) -> float:
     """What loading the model counts against VR_MULTI_MODEL_MEMORY_MB: its files."""
-    return sum(path.stat().st_size for path in model_dir.rglob("*") if path.is_file()) / 2**20
+    return files_bytes(model_dir) / MIB
 
 
 def settings(root: Path, **env: str) -> Settings:
