@@ -38,6 +38,16 @@ managed_by_us() {
   [ "$(aws_api sagemaker list-tags --resource-arn "$1" --query "Tags[?Key=='managed-by'].Value" --output text 2>/dev/null)" = "vr-deploy" ]
 }
 
+# Creates the Model Package Group GROUP when missing (register.sh, pipeline.sh).
+ensure_model_package_group() {
+  if ! aws_api sagemaker describe-model-package-group --model-package-group-name "$1" >/dev/null 2>&1; then
+    log "creating model package group $1"
+    aws_api sagemaker create-model-package-group --model-package-group-name "$1" \
+      --model-package-group-description "$PROJECT models (deploy/register.sh, deploy/pipeline.sh)" \
+      --tags "Key=project,Value=$PROJECT" "Key=managed-by,Value=vr-deploy" >/dev/null
+  fi
+}
+
 # Parses the options every script shares; sets SHIFT to how many arguments were consumed (0 if none matched).
 common_option() {
   SHIFT=0

@@ -52,12 +52,7 @@ tar -xzf "$WORK/model.tar.gz" -C "$WORK" manifest.json 2>/dev/null || die "$MODE
 REPORT_URL="${MODEL_DATA_URL%/*}/evaluation.json"
 aws_api s3 cp --only-show-errors "$WORK/evaluation.json" "$REPORT_URL"
 
-if ! aws_api sagemaker describe-model-package-group --model-package-group-name "$GROUP" >/dev/null 2>&1; then
-  log "creating model package group $GROUP"
-  aws_api sagemaker create-model-package-group --model-package-group-name "$GROUP" \
-    --model-package-group-description "$PROJECT models (deploy/register.sh)" \
-    --tags "Key=project,Value=$PROJECT" "Key=managed-by,Value=vr-deploy" >/dev/null
-fi
+ensure_model_package_group "$GROUP"
 
 python3 - "$WORK/evaluation.json" "$GROUP" "$IMAGE_URI" "$MODEL_DATA_URL" "$REPORT_URL" "$STATUS" "$DESCRIPTION" \
   >"$WORK/package.json" <<'EOF_PY'

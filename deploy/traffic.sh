@@ -138,21 +138,9 @@ else
   STAMP="$(unique_stamp)"
   NEW_CONFIG="$ENDPOINT_NAME-c-$STAMP"
   # The kept variant is the primary one (its name, instances and settings), serving the candidate's model on --promote.
-  python3 - "$WORK/config.json" "$ACTION" "$PRIMARY" "$CANDIDATE" "$NEW_CONFIG" "$PROJECT" >"$WORK/new-config.json" <<'EOF_PY'
-import json, sys
-config, action, primary, candidate, name, project = json.load(open(sys.argv[1])), *sys.argv[2:]
-variants = {variant["VariantName"]: variant for variant in config["ProductionVariants"]}
-kept = {key: value for key, value in variants[primary].items() if key not in ("CurrentWeight", "DesiredWeight")}
-if action == "promote":
-    kept["ModelName"] = variants[candidate]["ModelName"]
-kept["InitialVariantWeight"] = 1.0
-new = {"EndpointConfigName": name, "ProductionVariants": [kept],
-       "Tags": [{"Key": "project", "Value": project}, {"Key": "managed-by", "Value": "vr-deploy"}]}
-for key in ("DataCaptureConfig", "ShadowProductionVariants"):
-    if config.get(key):
-        new[key] = config[key]
-print(json.dumps(new))
-EOF_PY
+  (cd "$REPO_ROOT" && "$PYTHON" -m deploy.rollout "$WORK/config.json" --keep "$PRIMARY" --name "$NEW_CONFIG" \
+    --project "$PROJECT" --model-from "$( [ "$ACTION" = promote ] && echo "$CANDIDATE" || echo "$PRIMARY" )") \
+    >"$WORK/new-config.json"
   log "$ACTION: $ENDPOINT_NAME moves to $NEW_CONFIG ($PRIMARY serving the $( [ "$ACTION" = promote ] && echo candidate\'s || echo current ) model)"
   aws_api sagemaker create-endpoint-config --cli-input-json "file://$WORK/new-config.json" >/dev/null
   aws_api sagemaker update-endpoint --endpoint-name "$ENDPOINT_NAME" --endpoint-config-name "$NEW_CONFIG" >/dev/null

@@ -13,6 +13,7 @@ from features.catalogue import validate_catalogue
 from features.events import validate_events
 from features.feature_set import FeatureSet
 from features.sample_events import generate_events, generate_platform
+from tests.aws import moto_server
 from tests.container import build_image, ensure_engine
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.training.als import TrainParams
@@ -27,6 +28,12 @@ SMALL_PARAMS = TrainParams(factors=16, regularization=5.0, alpha=1.0, iterations
 
 def pytest_configure(config: pytest.Config) -> None:
     limit_blas_threads()  # as every entry point does first
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    """A moto server on 127.0.0.1 for one test module (tests.aws.moto_server); reset it where state matters."""
+    yield from moto_server()
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from deploy.client import RecommenderClient, RecommenderModelError
 from monitoring import attribution
 from sagemaker_local.runtime import Endpoint
 from sagemaker_local.runtime import serve as serve_runtime
-from tests.aws import ACCOUNT, BIN, REGION, cli_env, client, moto_server, reset
+from tests.aws import ACCOUNT, BIN, REGION, cli_env, client, reset
 from tests.container import docker, needs_engine, serving_container
 from tests.server import PROJECT_ROOT, free_port
 
@@ -40,11 +40,6 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/sagemaker-execution"
 ENDPOINT = "vr-it"
 REPOSITORY = "video-recommender"
 ECR_HOST = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    yield from moto_server()
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from sagemaker_local.async_inference import AsyncQueue
 from sagemaker_local.models import ModelHost
 from sagemaker_local.runtime import Endpoint
 from sagemaker_local.runtime import serve as serve_runtime
-from tests.aws import REGION, cli_env, client, moto_server, reset
+from tests.aws import REGION, cli_env, client, reset
 from tests.container import needs_engine, serving_container
 from tests.server import PROJECT_ROOT, free_port
 from tests.test_deploy import ENDPOINT, ROLE, pushed_image, script
@@ -28,11 +28,6 @@ from tests.test_multi_model import model_size_mb
 pytestmark = [pytest.mark.aws, pytest.mark.container, needs_engine]
 BUCKET = "vr-hosting"
 PREFIX = f"s3://{BUCKET}/tenants/"
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    yield from moto_server()
 
 
 @pytest.fixture

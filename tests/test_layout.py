@@ -3,7 +3,8 @@ nothing but define.
 
 The layers, bottom up: features (reading events) · vrmodels.model (what the server loads) · vrmodels.training and
 the training commands · serving · monitoring (which reads events and judges as training does); beside them
-sagemaker_local (the local SageMaker stand-ins) and deploy (operator scripts, the client); bench and tests on top.
+sagemaker_local (the local SageMaker stand-ins) and deploy (operator scripts, the client, the retrain pipeline,
+which reads the training job's metric definitions); bench and tests on top.
 Nothing imports a layer above its own, at the top of a file or inside a function. Commands kept where users type
 them forward by name (runpy), and do nothing else.
 """
@@ -35,6 +36,9 @@ MAY_IMPORT = {  # a package (or module) → the packages of ours it may import; 
     "monitoring": ("features", "vrmodels.model", "vrmodels.training", "serving", "monitoring"),
     "sagemaker_local": ("sagemaker_local",),
     "deploy": ("deploy",),
+    "deploy.pipeline": ("deploy", "vrmodels.training"),  # the training job's metric definitions and report
+    "deploy.pipeline_steps": ("deploy.rollout",),  # a Lambda function: what pipeline.sh zips with it, no more
+    "deploy.rollout": (),
     "serve": ("serving", "vrmodels.model", "vrmodels.training"),
     "bench": ("features", "vrmodels", "serving", "monitoring", "sagemaker_local", "deploy", "bench"),
     "tests": OURS,

@@ -13,6 +13,7 @@ import pytest
 from tests.server import PROJECT_ROOT
 from vrmodels.model.artifacts import load_model_dir
 from vrmodels.training.registry import figures, metric_definitions
+from vrmodels.training.registry import main as registry_main
 from vrmodels.training.training_job import main
 
 
@@ -181,3 +182,33 @@ def test_the_job_logs_its_evaluation_as_the_training_metrics_sagemaker_reads(opt
     }
     assert read == pytest.approx(figures(load_model_dir(opt_ml / "model").manifest), abs=1e-6)
     assert {"ndcg_home", "best_baseline_ndcg_home"} <= set(read)
+
+
+def archive_of(directory, target, *, members: tuple[str, ...] | None = None):
+    """model.tar.gz as SageMaker packs /opt/ml/model: the files at the archive's root."""
+    import tarfile
+
+    with tarfile.open(target, "w:gz") as archive:
+        for path in sorted(directory.iterdir()):
+            if members is None or path.name in members:
+                archive.add(path, arcname=path.name)
+    return target
+
+
+def test_the_evaluation_report_is_read_from_a_training_job_s_archive(model_dir, tmp_path):
+    out = tmp_path / "evaluation"
+    assert registry_main([str(archive_of(model_dir, tmp_path / "model.tar.gz")), "--out", str(out)]) == 0
+    report = json.loads((out / "evaluation.json").read_text())
+    manifest = load_model_dir(model_dir).manifest
+    assert report["model_version"] == manifest.model_version
+    assert report["figures"] == pytest.approx(figures(manifest))
+
+
+def test_an_archive_without_a_manifest_or_not_an_archive_is_named(model_dir, tmp_path, capsys):
+    bare = archive_of(model_dir, tmp_path / "bare.tar.gz", members=("user_factors.npy",))
+    assert registry_main([str(bare)]) == 2
+    assert f"{bare}: no manifest.json at its root" in capsys.readouterr().err
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"not a tar")
+    assert registry_main([str(broken)]) == 2
+    assert f"{broken}: not a readable model archive" in capsys.readouterr().err

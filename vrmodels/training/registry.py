@@ -6,6 +6,9 @@ evaluation report (ModelMetrics), so the retrain pipeline's gate and a person ap
 numbers.
 
     python -m vrmodels.training.registry manifest.json          # the evaluation report (JSON)
+    python -m vrmodels.training.registry model.tar.gz --out DIR # the same, read from a training job's archive,
+                                                                # written to DIR/evaluation.json (the pipeline's
+                                                                # Evaluate step, deploy/pipeline.py)
     python -m vrmodels.training.registry --metric-definitions   # SageMaker's MetricDefinitions (JSON)
 """
 
@@ -15,12 +18,15 @@ import argparse
 import json
 import re
 import sys
+import tarfile
 from pathlib import Path
 
 from vrmodels.model.manifest import Manifest, ManifestError, Versus
 
 METRIC_LINE = "[metric] {name}={value:.6f}"
 JUDGEMENTS = ("home", "in_session", "up_next")
+REPORT_NAME = "evaluation.json"
+MANIFEST_NAME = "manifest.json"
 
 
 def figures(manifest: Manifest) -> dict[str, float]:
@@ -63,22 +69,46 @@ def evaluation_report(manifest: Manifest) -> dict:
     }
 
 
+def read_manifest(path: Path) -> Manifest:
+    """A manifest.json, or the one at the root of a model archive (model.tar.gz, as training jobs write it)."""
+    if not path.name.endswith((".tar.gz", ".tgz")):
+        return Manifest.read(path)
+    try:
+        with tarfile.open(path) as archive:
+            member = archive.extractfile(MANIFEST_NAME)
+            text = member.read() if member else b""
+    except KeyError:
+        raise ManifestError(f"{path}: no {MANIFEST_NAME} at its root") from None
+    except tarfile.TarError as error:
+        raise ManifestError(f"{path}: not a readable model archive ({error})") from None
+    try:
+        return Manifest.model_validate_json(text)
+    except ValueError as error:
+        raise ManifestError(f"{path}: its {MANIFEST_NAME} cannot be read ({error})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("manifest", nargs="?", type=Path, help="a model directory's manifest.json")
+    parser.add_argument("manifest", nargs="?", type=Path, help="a model directory's manifest.json, or model.tar.gz")
+    parser.add_argument("--out", type=Path, help=f"write DIR/{REPORT_NAME} instead of printing the report")
     parser.add_argument("--metric-definitions", action="store_true")
     args = parser.parse_args(argv)
     if args.metric_definitions:
         print(json.dumps(metric_definitions()))
         return 0
     if args.manifest is None:
-        parser.error("give a manifest.json or --metric-definitions")
+        parser.error("give a manifest.json, a model.tar.gz or --metric-definitions")
     try:
-        manifest = Manifest.read(args.manifest)
+        report = json.dumps(evaluation_report(read_manifest(args.manifest)))
     except (OSError, ManifestError) as error:
         print(f"registry: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(evaluation_report(manifest)))
+    if args.out is None:
+        print(report)
+    else:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / REPORT_NAME).write_text(report)
+        print(f"registry: wrote {args.out / REPORT_NAME}")
     return 0
 
 
