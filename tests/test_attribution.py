@@ -74,7 +74,7 @@ def test_a_truly_worse_candidate_is_judged_worse_and_exits_1(tmp_path):
     assert summary["verdicts"]["candidate"]["relative_difference"]["high"] < 0
 
 
-def test_an_a_a_is_undecided_in_about_95_percent_of_seeds():
+def test_an_a_a_is_undecided_in_about_96_percent_of_seeds():
     """Viewers differ and see several lists each: counting their lists as independent would decide too often.
     (5,000 viewers per variant: with a tenth of that, the intervals come out a little narrow, about 7.5% decided.)"""
     found = []
@@ -95,7 +95,7 @@ def test_an_a_a_is_undecided_in_about_95_percent_of_seeds():
         sums["takes"][np.arange(users), variant] = takes
         _, verdicts = attribution.judge(sums, ["a", "b"], attribution.Options("a", replicates=200, seed=seed + 10_000))
         found.append(verdicts[0].verdict)
-    assert found.count("undecided") >= 92, found  # 95 expected; a test taking lists as independent: 66
+    assert found.count("undecided") >= 92, found  # 96 expected at 0.04; a test taking lists as independent: 66
 
 
 def test_a_take_is_a_watch_within_the_window_after_the_list_credited_to_the_latest_list(tmp_path):
