@@ -7,7 +7,8 @@ a video: the table a model of format 6 maps) and no precomputed top-N lists (so
 every known-user request is scored: exactly with VR_ANN=off, through the index with VR_ANN=on); factors have
 the structure of trained ALS factors (bench.synthetic). Models are cached in bench/.cache. Printed per model:
 - model files on disk, and seconds from `python serve.py` to the first /ping 200 (2 workers);
-- PSS of the whole server with 1 and with 2 workers, and what the second worker adds;
+- PSS of the whole server with 1 and with 2 workers, what the second worker adds, and each worker's private memory
+  (PSS grows with the model-file pages the workers happened to touch, which the page cache shares and may drop);
 - req/s, p50 and p99 of known-user k=10 requests at c=1 and c=8, exact and ANN (2 workers, wrk on 127.0.0.1);
 - recall@10 of ANN answers against exact ones on 1,000 random users.
 Targets (issue 10): at 1M × 1M, recall ≥ 0.95, ANN p99 < 10 ms at c=1 and ≥ 5× exact's req/s at c=8; at 1M
@@ -28,7 +29,7 @@ from bench.common import cache_dir
 from bench.server import Server, lua_script, wrk
 from bench.synthetic import ids, random_model
 from vrmodels.model.artifacts import FORMAT_VERSION
-from vrmodels.model.recommend import Query, Recommender
+from vrmodels.model.recommend import Query, Recommender, ScoringOptions
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.training.sessions import FOLLOWERS
 
@@ -51,7 +52,7 @@ def server_env(ann: bool) -> dict[str, str]:
 
 def recall_at_10(model_dir: Path, users: int, sample: int = 1000) -> float:
     approximate = Recommender.load(model_dir)
-    exact = Recommender.load(model_dir, use_ann=False)
+    exact = Recommender.load(model_dir, ScoringOptions(use_ann=False))
     user_ids = ids("u", users)
     chosen = [user_ids[i] for i in np.random.default_rng(0).choice(users, sample, replace=False)]
     queries = [Query(user, 10) for user in chosen]
@@ -75,6 +76,7 @@ def measure(users: int, videos: int, duration: int) -> dict:
             if ann:
                 row["ready_seconds"] = server.ready_seconds
                 row["pss_2_workers_mb"] = server.pss_mb()
+                row["private_per_worker_mb"] = max(server.private_mb())
             for connections in (1, 8):
                 result = wrk(f"{server.url}/invocations", script, duration, connections)
                 row[f"{'ann' if ann else 'exact'}_c{connections}"] = result
@@ -91,7 +93,8 @@ def print_row(row: dict) -> None:
         f"{row['users']:>9,} × {row['videos']:>9,}: files {row['files_mb']:7.0f} MB, "
         f"ready {row['ready_seconds']:5.1f} s, "
         f"PSS 1w {row['pss_1_worker_mb']:6.0f} MB, 2w {row['pss_2_workers_mb']:6.0f} MB "
-        f"(+{row['pss_2_workers_mb'] - row['pss_1_worker_mb']:.0f}), recall@10 {row['recall_at_10']:.3f}",
+        f"(+{row['pss_2_workers_mb'] - row['pss_1_worker_mb']:.0f}), private per worker "
+        f"{row['private_per_worker_mb']:.0f} MB, recall@10 {row['recall_at_10']:.3f}",
         flush=True,
     )
     for mode in ("exact", "ann"):

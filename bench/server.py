@@ -99,13 +99,12 @@ class Server:
         time.sleep(1.0)  # let every worker finish its warm-up
 
     def pss_mb(self) -> float:
-        pids = [self.process.pid, *children(self.process.pid)]
-        total_kb = 0
-        for pid in pids:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total_kb += int(line.split()[1])
-        return total_kb / 1024
+        return sum(_memory_kb(pid, ("Pss",)) for pid in [self.process.pid, *children(self.process.pid)]) / 1024
+
+    def private_mb(self) -> list[float]:
+        """Each worker's private memory (its own pages: neither the model files' page cache nor what it shares
+        with the supervisor), which is what another worker costs whichever file pages were touched."""
+        return [_memory_kb(pid, ("Private_Clean", "Private_Dirty")) / 1024 for pid in children(self.process.pid)]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -127,6 +126,16 @@ EXACT_PATH = [
     # similar videos
     f'string.format(\'{{"video_id":"{V}","k":10}}\', math.random(0, {VIDEOS - 1}))',
 ]
+
+
+def _memory_kb(pid: int, fields: tuple[str, ...]) -> int:
+    """The sum of these smaps_rollup fields of one process, in kB."""
+    total = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in fields:
+            total += int(value.split()[0])
+    return total
 
 
 def lua_script(bodies: list[str], path: str = "/invocations", videos: list[str] | None = None) -> str:
