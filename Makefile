@@ -48,10 +48,11 @@ lint: dev-setup
 	$(VENV)/bin/hadolint Dockerfile
 
 # Two pytest workers, a test file each at a time: most of the suite waits on subprocesses (the aws CLI, Docker,
-# Spark's JVM), so two of them overlap on two cores. PYTEST_WORKERS=0 runs in one process.
+# Spark's JVM), so two of them overlap on two cores. PYTEST_WORKERS=0 runs in one process. The 20 slowest tests are
+# listed at the end: the run must stay well under 15 minutes.
 PYTEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
 
 bench: dev-setup
 	$(PY) -m bench.offline
