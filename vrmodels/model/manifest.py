@@ -186,13 +186,18 @@ class Manifest(BaseModel):
     @classmethod
     def read(cls, path: Path) -> Manifest:
         """Parse `path`; ManifestError naming it and the entry at fault (a format this code cannot read too)."""
+        return cls.parse(path.read_bytes(), source=str(path))
+
+    @classmethod
+    def parse(cls, data: bytes, *, source: str) -> Manifest:
+        """Parse a manifest's bytes; ManifestError naming `source` (where they came from) and the entry at fault."""
         try:
-            return cls.model_validate_json(path.read_bytes())
+            return cls.model_validate_json(data)
         except ValidationError as exc:
             if exc.errors()[0]["type"] == "json_invalid":
-                raise ManifestError(f"{path}: not valid JSON ({exc.errors()[0]['ctx']['error']})") from None
+                raise ManifestError(f"{source}: not valid JSON ({exc.errors()[0]['ctx']['error']})") from None
             problems = "; ".join(
                 f"{'.'.join(str(part) for part in error['loc']) or 'manifest'}: {error['msg']}"
                 for error in exc.errors(include_url=False)
             )
-            raise ManifestError(f"{path}: {problems}") from None
+            raise ManifestError(f"{source}: {problems}") from None

@@ -21,12 +21,11 @@ import sys
 import tarfile
 from pathlib import Path
 
-from vrmodels.model.manifest import Manifest, ManifestError, Versus
+from vrmodels.model.manifest import MANIFEST_FILE, Manifest, ManifestError, Versus
 
 METRIC_LINE = "[metric] {name}={value:.6f}"
 JUDGEMENTS = ("home", "in_session", "up_next")
 REPORT_NAME = "evaluation.json"
-MANIFEST_NAME = "manifest.json"
 
 
 def figures(manifest: Manifest) -> dict[str, float]:
@@ -75,16 +74,13 @@ def read_manifest(path: Path) -> Manifest:
         return Manifest.read(path)
     try:
         with tarfile.open(path) as archive:
-            member = archive.extractfile(MANIFEST_NAME)
+            member = archive.extractfile(MANIFEST_FILE)
             text = member.read() if member else b""
     except KeyError:
-        raise ManifestError(f"{path}: no {MANIFEST_NAME} at its root") from None
+        raise ManifestError(f"{path}: no {MANIFEST_FILE} at its root") from None
     except tarfile.TarError as error:
         raise ManifestError(f"{path}: not a readable model archive ({error})") from None
-    try:
-        return Manifest.model_validate_json(text)
-    except ValueError as error:
-        raise ManifestError(f"{path}: its {MANIFEST_NAME} cannot be read ({error})") from None
+    return Manifest.parse(text, source=f"{path}:{MANIFEST_FILE}")
 
 
 def main(argv: list[str] | None = None) -> int:
