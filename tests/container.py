@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.aws import REGION
 from tests.server import PROJECT_ROOT
 
 DOCKER = os.environ.get("VR_DOCKER", "/usr/bin/docker")  # Debian's client: builds with BuildKit, no buildx
@@ -88,3 +91,24 @@ def serving_container(image: str, name: str, *options: str) -> Iterator[Containe
     running.wait_ready()
     yield running
     running.remove()
+
+
+@contextlib.contextmanager
+def local_mode(root: Path, **env: str) -> Iterator[None]:
+    """What the `sagemaker` SDK's local mode needs on a machine without AWS (fake credentials, no instance metadata,
+    no v2 banner; `env` on top), and afterwards the exited containers it leaves behind under `root` removed."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "SAGEMAKER_SUPPRESS_V2_WARNING": "1",  # v2 is the SDK requirements-dev.txt pins
+            **env,
+        }.items():
+            patch.setenv(name, value)
+        yield
+    listed = docker("ps", "-a", "--format", '{{.ID}} {{.Label "com.docker.compose.project.working_dir"}}').stdout
+    leftovers = [line.split()[0] for line in listed.splitlines() if line.partition(" ")[2].startswith(str(root))]
+    if leftovers:
+        docker("rm", "-f", *leftovers)

@@ -20,12 +20,12 @@ import pandas as pd
 import pytest
 
 from deploy import pipeline_steps
-from deploy.pipeline import definition
+from deploy.pipeline import NO_TELEMETRY, definition
 from deploy.rollout import MANAGED_BY
 from sagemaker_local.pipeline import PipelineRunner
 from sagemaker_local.runtime import serve as serve_runtime
 from tests.aws import ACCOUNT, REGION, cli_env, client, reset
-from tests.container import needs_engine, run_server
+from tests.container import local_mode, needs_engine, run_server
 from tests.server import PROJECT_ROOT, free_port
 from vrmodels.training.registry import metric_definitions
 
@@ -433,27 +433,13 @@ def local_session(moto_url, tmp_path_factory):
     """The SDK's local mode (docker-compose, the real image), its S3 on moto; no telemetry."""
     from sagemaker.local import LocalSession
 
-    from deploy.pipeline import NO_TELEMETRY
-
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_ENDPOINT_URL": moto_url,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
-        }.items():
-            env.setenv(name, value)
-        root = tmp_path_factory.mktemp("pipeline-root")
+    root = tmp_path_factory.mktemp("pipeline-root")
+    with local_mode(root, AWS_ENDPOINT_URL=moto_url):
         local = LocalSession(
             boto_session=boto3.Session(region_name=REGION), s3_endpoint_url=moto_url, sagemaker_config=NO_TELEMETRY
         )
         local.config = {"local": {"container_root": str(root)}}
         yield local
-    from tests.test_sdk_local_mode import remove_compose_containers
-
-    remove_compose_containers(under=root)
 
 
 def upload_platform(aws, events: pd.DataFrame) -> None:

@@ -21,16 +21,16 @@ from sagemaker.model import Model
 from sagemaker.predictor import Predictor
 from sagemaker.serializers import JSONSerializer
 
+from deploy.pipeline import NO_TELEMETRY
 from sagemaker_local.transform import Job, Runner
 from tests.answers import without_id
-from tests.aws import REGION, client, moto_server
-from tests.container import docker, needs_engine, serving_container
+from tests.aws import client, moto_server
+from tests.container import local_mode, needs_engine, serving_container
 from tests.server import free_port
 from vrmodels.model.artifacts import load_model_dir
 
 pytestmark = [pytest.mark.container, needs_engine]
 ROLE = "arn:aws:iam::123456789012:role/vr-local"  # local mode never assumes it
-NO_TELEMETRY = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 HYPERPARAMETERS = {"factors": 16, "iterations": 8, "regularization": 5}
 TRANSFORM_LINES = 120_000  # over 3 MiB of requests: at least four mini-batches of at most 1 MiB
 BAD_LINE = 50_000  # in the second mini-batch
@@ -38,28 +38,11 @@ BAD_LINE = 50_000  # in the second mini-batch
 
 @pytest.fixture(scope="module")
 def session(image, tmp_path_factory) -> Iterator[LocalSession]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "SAGEMAKER_SUPPRESS_V2_WARNING": "1",  # v2 is the SDK requirements-dev.txt pins
-        }.items():
-            env.setenv(name, value)
-        root = tmp_path_factory.mktemp("sdk-root")
+    root = tmp_path_factory.mktemp("sdk-root")
+    with local_mode(root):
         session = LocalSession(sagemaker_config=NO_TELEMETRY)
         session.config = {"local": {"container_root": str(root), "serving_port": free_port()}}
         yield session
-    remove_compose_containers(under=root)
-
-
-def remove_compose_containers(under: Path) -> None:
-    """Local mode leaves its jobs' and endpoints' containers behind, exited: remove those it ran from `under`."""
-    listed = docker("ps", "-a", "--format", '{{.ID}} {{.Label "com.docker.compose.project.working_dir"}}').stdout
-    leftovers = [line.split()[0] for line in listed.splitlines() if line.partition(" ")[2].startswith(str(under))]
-    if leftovers:
-        docker("rm", "-f", *leftovers)
 
 
 @pytest.fixture(scope="module")
