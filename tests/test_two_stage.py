@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.sparse import csr_matrix
 
 from features.build_features import build_features
 from features.catalogue import validate_catalogue
@@ -20,7 +21,7 @@ from tests.conftest import SMALL_PARAMS
 from vrmodels.model.artifacts import ModelArtifactError, load_model_dir
 from vrmodels.model.queries import Query, Recommendations, UnsupportedFilter
 from vrmodels.model.ranking.sequential import SequentialRanking
-from vrmodels.model.ranking.twostage import FEATURES
+from vrmodels.model.ranking.twostage import FEATURES, Shares
 from vrmodels.model.recommend import Recommender
 from vrmodels.model.videos import VIDEO_FEATURES
 from vrmodels.training.holdouts import TimeSplit
@@ -63,6 +64,22 @@ def synthetic_examples(users: int, candidates: int = 20, signal: float = 1.0, se
     labels[np.arange(users) * candidates + rng.integers(0, candidates, users)] = 1
     features[:, 0] += signal * labels * rng.random(users * candidates)
     return Examples(features, labels, np.full(users, candidates), FEATURES, 1.0)
+
+
+def test_shares_split_each_query_s_confidence_by_code_and_keep_its_favourites_lower_code_first():
+    """Two queries over videos of codes [0, 1, 1, -1, 2]: query 0 watched videos 0, 1, 3 (confidences 1, 1, 6;
+    video 3's code unknown), query 1 videos 1, 2, 4 (2, 2, 4)."""
+    codes = np.array([0, 1, 1, -1, 2])
+    videos = csr_matrix(
+        (np.array([1, 1, 6, 2, 2, 4], np.float32), np.array([0, 1, 3, 1, 2, 4]), np.array([0, 3, 6])), shape=(2, 5)
+    )
+    shares = Shares.of(videos, codes, width=3)
+
+    assert shares.rows.tolist() == [0, 0, 1, 1] and shares.codes.tolist() == [0, 1, 1, 2]
+    assert shares.values.tolist() == [0.5, 0.5, 0.5, 0.5]  # the unknown code's confidence is not counted
+    assert shares.at(np.array([0, 0, 1, 1]), np.array([1, 2, -1, 2])).tolist() == [0.5, 0.0, 0.0, 0.5]
+    favourite = shares.top(1)
+    assert favourite.rows.tolist() == [0, 1] and favourite.codes.tolist() == [0, 1]  # ties: the lower code
 
 
 def test_boosting_stops_when_held_out_users_stop_improving_and_keeps_only_the_trees_it_chose():

@@ -158,9 +158,8 @@ class Recommender:
                 results[slot] = outcome
         if resolved:
             recommend = [query for _, query in resolved]
-            self._fold_in.vectors(recommend)
             sittings = self.resolver.sessions is not None
-            ranked = self.ranking.rank(batch_of(recommend, self.video_count, sittings=sittings))
+            ranked = self.ranking.rank(batch_of(recommend, self.video_count, fold_in=self._fold_in, sittings=sittings))
             for (slot, query), (videos, scores) in zip(resolved, ranked):
                 results[slot] = Recommendations(
                     self._videos.ids_of(videos),

@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
+from scipy.sparse import csr_matrix
 
 from vrmodels.model.artifacts import ModelArtifacts
 from vrmodels.model.indices import NO_VIDEOS, rows_matrix, union
 from vrmodels.model.narrowing import Narrowing
 from vrmodels.model.queries import Query, Recommendations, UnsupportedFilter, Watch
-from vrmodels.model.ranking.base import QueryBatch, Sitting
+from vrmodels.model.ranking.base import QueryBatch, Sitting, matrix_rows
 from vrmodels.model.sessions import RECENT
 
 NO_CATALOGUE = "this model was trained without a video catalogue (features.build_features --videos)"
@@ -65,7 +66,6 @@ class ResolvedQuery:
     """When it is asked (epoch seconds): the latest watch given, else the model's data end."""
     seen: np.ndarray = field(default_factory=lambda: NO_TIMES)
     """With sittings: when each of `videos` was last watched (epoch seconds)."""
-    vector: np.ndarray | None = None
 
 
 class Resolver:
@@ -277,22 +277,23 @@ class FoldIn:
         self._model.user_factors, self._model.item_factors = self._user_factors, item_factors
         self._videos = item_factors.shape[0]
 
-    def vectors(self, queries: Sequence[ResolvedQuery]) -> None:
-        """Set every query's `vector`: one solve for all histories together."""
-        folded = [query for query in queries if query.fold_in]
-        if folded:
-            rows = rows_matrix(
-                [query.videos for query in folded], self._videos, [query.confidences for query in folded]
-            )
-            for query, vector in zip(folded, self._model.recalculate_user(np.arange(len(folded)), rows)):
-                query.vector = vector
-        for query in queries:
+    def vectors(self, queries: Sequence[ResolvedQuery], videos: csr_matrix) -> np.ndarray:
+        """Queries × factors: the trained vector of each known user, folded in from its row of `videos` (queries ×
+        videos, confidences) for each query with a history; one solve for all histories together."""
+        vectors = np.empty((len(queries), self._user_factors.shape[1]), dtype=self._user_factors.dtype)
+        folded = np.asarray([row for row, query in enumerate(queries) if query.fold_in], dtype=np.int64)
+        if len(folded):
+            vectors[folded] = self._model.recalculate_user(np.arange(len(folded)), matrix_rows(videos, folded))
+        for row, query in enumerate(queries):
             if not query.fold_in:
-                query.vector = self._user_factors[query.user]
+                vectors[row] = self._user_factors[query.user]
+        return vectors
 
 
-def batch_of(queries: Sequence[ResolvedQuery], videos: int, *, sittings: bool = False) -> QueryBatch:
-    """Resolved queries with their vectors, laid out for a ranking (`sittings`: with where each viewer is)."""
+def batch_of(queries: Sequence[ResolvedQuery], videos: int, *, fold_in: FoldIn, sittings: bool = False) -> QueryBatch:
+    """Resolved queries laid out for a ranking, with their vectors (`fold_in`) and, with `sittings`, where each viewer
+    is."""
+    matrix = rows_matrix([query.videos for query in queries], videos, [query.confidences for query in queries])
     sitting = None
     if sittings:
         recent = np.full((len(queries), RECENT), -1, dtype=np.int64)
@@ -308,9 +309,11 @@ def batch_of(queries: Sequence[ResolvedQuery], videos: int, *, sittings: bool = 
             ),
         )
     return QueryBatch(
-        vectors=np.stack([query.vector for query in queries]),  # type: ignore[misc]
-        videos=rows_matrix([query.videos for query in queries], videos, [query.confidences for query in queries]),
-        watched=rows_matrix([query.watched for query in queries], videos),
+        vectors=fold_in.vectors(queries, matrix),
+        videos=matrix,
+        watched=matrix  # the same rows: a ranking reads which videos a query leaves out, never their values
+        if all(query.watched is query.videos for query in queries)
+        else rows_matrix([query.watched for query in queries], videos),
         k=np.asarray([query.k for query in queries], dtype=np.int64),
         candidates=[query.candidates for query in queries],
         narrowings=[query.narrowing for query in queries],

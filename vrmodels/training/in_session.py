@@ -130,9 +130,9 @@ class QueryResolution:
         resolved = [self.resolver.resolve(query) for query in queries]
         ranked = np.asarray([isinstance(query, ResolvedQuery) for query in resolved], dtype=bool)
         kept = [query for query in resolved if isinstance(query, ResolvedQuery)]
-        self._fold_in.vectors(kept)
         videos = len(self.artifacts.videos)
-        return batch_of(kept, videos, sittings=self.resolver.sessions is not None), ranked
+        sittings = self.resolver.sessions is not None
+        return batch_of(kept, videos, fold_in=self._fold_in, sittings=sittings), ranked
 
 
 def given_filters(queries: SittingQueries, watched: csr_matrix) -> csr_matrix:

@@ -21,7 +21,7 @@ from scipy.sparse import csr_matrix
 from vrmodels.model.artifacts import ModelArtifactError, ModelArtifacts
 from vrmodels.model.indices import find_sorted
 from vrmodels.model.ranking.base import QueryBatch
-from vrmodels.model.ranking.twostage import FEATURES, SOURCES, Candidates, TwoStageRanking
+from vrmodels.model.ranking.twostage import FEATURES, SOURCES, Candidates, Shares, TwoStageRanking
 from vrmodels.model.sessions import RECENT, WatchedNext
 from vrmodels.model.topk import CatalogueTopK
 
@@ -55,7 +55,7 @@ class SequentialRanking(TwoStageRanking):
             raise ModelArtifactError(f"{artifacts.directory}: a {cls.kind} model needs its session tables (next_*.npy)")
         return super().from_artifacts(artifacts, topk, unavailable)  # type: ignore[return-value]
 
-    def proposals(self, batch: QueryBatch, affinities: tuple[csr_matrix, csr_matrix]) -> list[tuple[np.ndarray, ...]]:
+    def proposals(self, batch: QueryBatch, affinities: tuple[Shares, Shares]) -> list[tuple[np.ndarray, ...]]:
         parts = super().proposals(batch, affinities)
         if batch.sitting is not None and self.sessions is not None:
             recent = batch.sitting.recent
@@ -120,7 +120,6 @@ def _minutes_since_channel(
 ) -> np.ndarray:
     """Per (query, candidate) pair: minutes from the query's viewer's last watch of the candidate's channel to the
     query's time (NaN when never, or the channel is not known)."""
-    seen = csr_matrix(seen)
     rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
     channel = channels[seen.indices]
     width = int(channels.max(initial=0)) + 1

@@ -55,9 +55,55 @@ class Candidates:
     video: np.ndarray  # int64
     als_rank: np.ndarray  # float32, NaN when ALS did not propose it
     sources: np.ndarray  # uint8 bit set over SOURCES
-    affinities: tuple[csr_matrix, csr_matrix]
+    affinities: tuple[Shares, Shares]
     """The batch's users × channels and users × categories shares (TwoStageRanking.affinities): the proposals
     and the features both read them, and at one query a call building them costs more than ranking."""
+
+
+@dataclass(frozen=True)
+class Shares:
+    """Queries × codes (channels, categories): each query's share of its confidence that went to each code, as
+    sorted keys row × width + code. Plain arrays: they are built at every ranking call, where at one query a call
+    scipy's sparse constructors and checks cost more than the arithmetic."""
+
+    keys: np.ndarray  # int64, sorted, unique
+    values: np.ndarray  # float32
+    width: int
+
+    @classmethod
+    def of(cls, videos: csr_matrix, codes: np.ndarray, width: int) -> Shares:
+        """The shares of each row of `videos` (queries × videos, confidences) per code of its videos (-1 ignored)."""
+        width = max(width, 1)
+        code = codes[videos.indices]
+        known = code >= 0
+        rows = np.repeat(np.arange(videos.shape[0], dtype=np.int64), np.diff(videos.indptr))[known]
+        keys, inverse = np.unique(rows * width + code[known], return_inverse=True)
+        summed = np.bincount(inverse, weights=videos.data[known], minlength=len(keys))
+        row = keys // width
+        totals = np.bincount(row, weights=summed, minlength=videos.shape[0])[row]
+        return cls(keys, (summed / np.where(totals > 0, totals, 1.0)).astype(np.float32), width)
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self.keys // self.width
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self.keys % self.width
+
+    def at(self, rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """The share of (rows[i], codes[i]) for every i (0 where absent or the code is -1), by one sorted search."""
+        position, found = find_sorted(self.keys, rows.astype(np.int64) * self.width + np.maximum(codes, 0))
+        values = self.values[position] if len(self.keys) else np.zeros(len(rows), np.float32)
+        return np.where(found & (codes >= 0), values, 0.0).astype(np.float32)
+
+    def top(self, count: int) -> Shares:
+        """Each row's `count` largest shares (ties: the lower code first)."""
+        rows = self.rows
+        order = np.lexsort((-self.values, rows))  # stable: equal shares stay in code order
+        rank = np.arange(len(order)) - np.searchsorted(rows[order], rows[order])
+        keep = np.sort(order[rank < count])
+        return Shares(self.keys[keep], self.values[keep], self.width)
 
 
 class TwoStageRanking(Ranking):
@@ -187,12 +233,12 @@ class TwoStageRanking(Ranking):
             merged // self.tables.videos, merged % self.tables.videos, rank, sources, affinities=affinities
         )
 
-    def proposals(self, batch: QueryBatch, affinities: tuple[csr_matrix, csr_matrix]) -> list[tuple[np.ndarray, ...]]:
+    def proposals(self, batch: QueryBatch, affinities: tuple[Shares, Shares]) -> list[tuple[np.ndarray, ...]]:
         """Each source's (query row, video, ALS rank, source bits), before they are merged."""
         parts = [self._from_als(batch, self.pools(batch))]
         channel_affinity, category_affinity = affinities
         parts.append(self._from_table(channel_affinity, self.tables.channel_fresh, "channel_fresh"))
-        favourites = _top_columns(category_affinity, FAVOURITE_CATEGORIES)
+        favourites = category_affinity.top(FAVOURITE_CATEGORIES)
         parts.append(self._from_table(favourites, self.tables.category_fresh, "category_fresh"))
         trending = self.tables.trending.astype(np.int64)
         parts.append(
@@ -213,18 +259,18 @@ class TwoStageRanking(Ranking):
         columns = np.full((len(user), len(self.features_names)), np.nan, dtype=np.float32)
         columns[:, 0] = _dots(self.items, np.asarray(batch.vectors, dtype=np.float32), user, video)
         columns[:, 1] = candidates.als_rank
-        columns[:, 2] = _lookup(channel_affinity, user, self.tables.channels[video])
-        columns[:, 3] = _lookup(category_affinity, user, self.tables.categories[video])
+        columns[:, 2] = channel_affinity.at(user, self.tables.channels[video])
+        columns[:, 3] = category_affinity.at(user, self.tables.categories[video])
         for offset, source in enumerate(SOURCES[1:]):
             columns[:, 4 + offset] = (candidates.sources & _bit(source)) > 0
         columns[:, 4 + len(SOURCES) - 1 : len(FEATURES)] = self.tables.features[video]
         return columns
 
-    def affinities(self, batch: QueryBatch) -> tuple[csr_matrix, csr_matrix]:
+    def affinities(self, batch: QueryBatch) -> tuple[Shares, Shares]:
         """Users × channels and users × categories: each user's share of confidence per channel and category."""
         return (
-            _shares(batch.videos, self.tables.channels, len(self.tables.channel_fresh[0]) - 1),
-            _shares(batch.videos, self.tables.categories, len(self.tables.category_names)),
+            Shares.of(batch.videos, self.tables.channels, len(self.tables.channel_fresh[0]) - 1),
+            Shares.of(batch.videos, self.tables.categories, len(self.tables.category_names)),
         )
 
     def _from_als(self, batch: QueryBatch, pools: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -251,20 +297,19 @@ class TwoStageRanking(Ranking):
         user, video, rank = np.concatenate(users), np.concatenate(videos), np.concatenate(ranks)
         return user, video, rank, np.full(len(user), _bit("als"), np.uint8)
 
-    def _from_table(self, affinity: csr_matrix, table: tuple[np.ndarray, np.ndarray], source: str) -> tuple:
+    def _from_table(self, affinity: Shares, table: tuple[np.ndarray, np.ndarray], source: str) -> tuple:
         """Each user's rows of a (code → videos) table, for the codes the user has affinity to."""
-        indptr = table[0]
-        affinity = affinity.tocoo()
-        lengths = (indptr[affinity.col + 1] - indptr[affinity.col]).astype(np.int64)
-        user = np.repeat(affinity.row.astype(np.int64), lengths)
-        video = rows_of(table, affinity.col.astype(np.int64)).astype(np.int64)
+        indptr, codes = table[0], affinity.codes
+        lengths = (indptr[codes + 1] - indptr[codes]).astype(np.int64)
+        user = np.repeat(affinity.rows, lengths)
+        video = rows_of(table, codes).astype(np.int64)
         return user, video, np.full(len(user), np.nan, np.float32), np.full(len(user), _bit(source), np.uint8)
 
     def _allowed(self, batch: QueryBatch, keys: np.ndarray) -> np.ndarray:
         """Which (query × videos + video) keys may be proposed: not watched, available, among its candidates."""
-        videos = self.tables.videos
-        watched = batch.watched.tocoo()
-        keep = self._available[keys % videos] & ~_members(keys, watched.row.astype(np.int64) * videos + watched.col)
+        videos, watched = self.tables.videos, batch.watched
+        rows = np.repeat(np.arange(watched.shape[0], dtype=np.int64), np.diff(watched.indptr))
+        keep = self._available[keys % videos] & ~_members(keys, rows * videos + watched.indices)
         restricted = [row for row, among in enumerate(batch.candidates) if among is not None]
         if restricted:
             allowed_keys = np.concatenate(
@@ -305,41 +350,3 @@ def _members(values: np.ndarray, of: np.ndarray) -> np.ndarray:
 
 def _bit(source: str) -> int:
     return 1 << SOURCES.index(source)
-
-
-def _shares(videos: csr_matrix, codes: np.ndarray, width: int) -> csr_matrix:
-    """Users × codes: the share of each user's confidence that went to videos of each code (-1 codes ignored)."""
-    users, width = videos.shape[0], max(width, 1)
-    code = codes[videos.indices]
-    known = code >= 0
-    rows = np.repeat(np.arange(users), np.diff(videos.indptr))[known]
-    # Summed per (user, code) by one sort rather than through scipy's COO: at one query a call, scipy's
-    # constructors and checks cost more than the arithmetic.
-    pairs, inverse = np.unique(rows.astype(np.int64) * width + code[known], return_inverse=True)
-    summed = np.bincount(inverse, weights=videos.data[known], minlength=len(pairs))
-    row = pairs // width
-    totals = np.bincount(row, weights=summed, minlength=users)
-    indptr = np.zeros(users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(row, minlength=users), out=indptr[1:])
-    share = (summed / np.where(totals[row] > 0, totals[row], 1.0)).astype(videos.data.dtype)
-    return csr_matrix((share, (pairs % width).astype(np.int32), indptr), shape=(users, width))
-
-
-def _top_columns(matrix: csr_matrix, count: int) -> csr_matrix:
-    """Each row's `count` largest entries (ties: lower column first)."""
-    coo = csr_matrix(matrix).tocoo()
-    order = np.lexsort((coo.col, -coo.data, coo.row))
-    row = coo.row[order]
-    rank = np.arange(len(row)) - np.searchsorted(row, row)
-    keep = order[rank < count]
-    return csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=matrix.shape, dtype=np.float32)
-
-
-def _lookup(matrix: csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """matrix[rows[i], columns[i]] for every i (0 where absent or the column is -1), by one sorted search."""
-    coo = matrix.tocoo()
-    width = matrix.shape[1]
-    keys = coo.row.astype(np.int64) * width + coo.col
-    order = np.argsort(keys)
-    position, found = find_sorted(keys[order], rows.astype(np.int64) * width + np.maximum(columns, 0))
-    return np.where(found & (columns >= 0), coo.data[order][position] if len(keys) else 0.0, 0.0).astype(np.float32)
