@@ -2,6 +2,7 @@
 
     python -m bench.server [--duration 10] [--rounds 3]   (anchor and ours alternating; the median round)
     python -m bench.server --against ../base [--rounds 3]   (this checkout against another, alternating)
+    python -m bench.server --sequence-only [--against ../base]   (section 5 alone; against another: ratios)
 
 Contenders, one worker each unless said: the tutorial's own app (`bench.tutorial_app`, the anchor: FastAPI,
 pydantic, one implicit recommend per request, one uvicorn process) and ours (`serve.py`). Printed, all from
@@ -10,7 +11,9 @@ this one run (targets of issue 9):
 2. exact-path requests (history fold-in, candidates, exclude_watched false, similar videos, in turn), c=32:
    ≥ 2× the anchor's req/s on a plain known-user request at c=32; and p50/p99 at c=1;
 3. 1000 users in one request: ≥ 0.75× implicit's raw batch recommend; /ping p99 < 50 ms while saturated;
-4. memory (PSS) with 1 and 2 workers: the second adds < 50 MB.
+4. memory (PSS) with 1 and 2 workers: the second adds < 50 MB;
+5. the sequence-aware model of a generated platform (issue 24): a history of 2, 10 and 50 videos p99 ≤ 5 ms and
+   up next p99 ≤ 3 ms, at c=1.
 """
 
 from __future__ import annotations
@@ -222,6 +225,61 @@ def sequential_model() -> tuple[Path, list[str]]:
     return directory, load_model_dir(directory).videos.all_ids()[:2000]
 
 
+SEQUENCE_REQUESTS = {
+    **{f"history of {length}": (length, 1) for length in (2, 10, 50)},
+    "up next": ('string.format(\'{"video_id":"%s","k":10}\', video())', 1),
+    "up next for a viewer": ('string.format(\'{"video_id":"%s","history":["%s"],"k":10}\', video(), video())', 1),
+    "history of 5, c=8": (5, 8),
+}
+"""Section 5's requests: a history length (random videos, no user) or a wrk body, and the connections."""
+
+
+def sequence_latency(model_dir: Path, video_ids: list[str], duration: int, root: Path = PROJECT_ROOT) -> dict:
+    """Section 5: each of SEQUENCE_REQUESTS against one worker of `root`'s server on the sequence-aware model."""
+    latency: dict[str, dict[str, float]] = {}
+    server = Server(model_dir, root=root)
+    try:
+        for name, (request, connections) in SEQUENCE_REQUESTS.items():
+            if isinstance(request, int):
+                script = history_script(request, video_ids)
+            else:
+                script = lua_script([request], videos=video_ids)
+            try:
+                latency[name] = wrk(f"{server.url}/invocations", script, duration, connections)
+            finally:
+                os.unlink(script)
+    finally:
+        server.stop()
+    return latency
+
+
+def report_sequence(latency: dict, label: str = "ours") -> None:
+    print("5. sequence-aware model (20k users, 5k videos, ranker, watched-next table), c=1 unless said")
+    for name, result in latency.items():
+        row(f"{label}, {name}", result)
+    for length in (2, 10, 50):
+        report(f"5. history of {length}, c=1: p99", latency[f"history of {length}"]["p99_ms"], "ms", "target ≤ 5")
+    report("5. up next, c=1: p99", latency["up next"]["p99_ms"], "ms", "target ≤ 3")
+
+
+def compare_sequence(against: Path, rounds: int, duration: int) -> None:
+    """Section 5 for this checkout and another, alternating which goes first; medians of each request's p50/p99."""
+    model_dir, video_ids = sequential_model()
+    runs: dict[str, list[dict]] = {"this": [], "other": []}
+    for round_number in range(rounds):
+        order = [("other", against), ("this", PROJECT_ROOT)]
+        for name, root in order if round_number % 2 == 0 else order[::-1]:
+            runs[name].append(sequence_latency(model_dir, video_ids, duration, root))
+            print(f"  round {round_number + 1}, {name}: " + ", ".join(
+                f"{kind} p99 {result['p99_ms']:.2f} ms" for kind, result in runs[name][-1].items()
+            ), flush=True)  # fmt: skip
+    print(f"this checkout ({PROJECT_ROOT}) against {against}, {rounds} alternating rounds, medians:")
+    for kind in SEQUENCE_REQUESTS:
+        for figure in ("p50_ms", "p99_ms"):
+            ours, theirs = (float(np.median([run[kind][figure] for run in runs[name]])) for name in ("this", "other"))
+            report(f"5. {kind}: {figure[:3]} this / other ({ours:.2f} / {theirs:.2f} ms)", ours / theirs, "×")
+
+
 def compare(against: Path, rounds: int, duration: int, model_dir: Path, known: str, exact: str) -> None:
     """This checkout against another, alternating which goes first: known user c=8, exact path c=32 and c=1."""
     runs: dict[str, dict[str, list[dict[str, float]]]] = {
@@ -290,6 +348,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--against", type=Path, help="another checkout (a worktree of an older commit) to compare")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds, anchor (or --against) and ours")
+    parser.add_argument(
+        "--sequence-only", action="store_true", help="section 5 alone (with --against: alternating, as ratios)"
+    )
     args = parser.parse_args()
     limit_blas_threads()
     if not shutil.which("wrk"):
@@ -297,6 +358,12 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model {USERS} users × {VIDEOS} videos × {FACTORS}")
     known, exact = lua_script([KNOWN_USER]), lua_script(EXACT_PATH)
     duration = args.duration
+    if args.sequence_only:
+        if args.against:
+            compare_sequence(args.against.resolve(), args.rounds, duration)
+        else:
+            report_sequence(sequence_latency(*sequential_model(), duration))
+        return
     if args.against:
         against = args.against.resolve()
         compare(against, args.rounds, duration, model_of(against), known, exact)
@@ -328,30 +395,8 @@ def main() -> None:
     report("3. /ping p99 while /invocations is saturated", ping["p99_ms"], "ms", "target < 50")
 
     sequential_dir, video_ids = sequential_model()
-    latency: dict[str, dict[str, float]] = {}
-    scripts = []
-    server = Server(sequential_dir)
-    try:
-        for length in (2, 10, 50):
-            scripts.append(history_script(length, video_ids))
-            latency[f"history of {length}"] = wrk(f"{server.url}/invocations", scripts[-1], duration, 1)
-        for name, body in (
-            ("up next", 'string.format(\'{"video_id":"%s","k":10}\', video())'),
-            ("up next for a viewer", 'string.format(\'{"video_id":"%s","history":["%s"],"k":10}\', video(), video())'),
-        ):
-            scripts.append(lua_script([body], videos=video_ids))
-            latency[name] = wrk(f"{server.url}/invocations", scripts[-1], duration, 1)
-        fold_in = history_script(5, video_ids)
-        scripts.append(fold_in)
-        latency["history of 5, c=8"] = wrk(f"{server.url}/invocations", fold_in, duration, 8)
-    finally:
-        server.stop()
-    print("5. sequence-aware model (20k users, 5k videos, ranker, watched-next table), c=1 unless said")
-    for name, result in latency.items():
-        row(f"ours, {name}", result)
-    for length in (2, 10, 50):
-        report(f"5. history of {length}, c=1: p99", latency[f"history of {length}"]["p99_ms"], "ms", "target ≤ 5")
-    report("5. up next, c=1: p99", latency["up next"]["p99_ms"], "ms", "target ≤ 3")
+    latency = sequence_latency(sequential_dir, video_ids, duration)
+    report_sequence(latency)
 
     memory = {}
     for workers in (1, 2):
@@ -363,7 +408,7 @@ def main() -> None:
     report("4. PSS with 1 worker (supervisor + worker)", memory[1], "MB")
     report("4. PSS with 2 workers", memory[2], "MB")
     report("4. added by the second worker", memory[2] - memory[1], "MB", "target < 50")
-    for script in (known, exact, *scripts):
+    for script in (known, exact):
         os.unlink(script)
 
 

@@ -21,8 +21,8 @@ from sagemaker_local.runtime import Endpoint
 from sagemaker_local.runtime import serve as serve_runtime
 from tests.aws import REGION, cli_env, client, reset
 from tests.container import needs_engine, serving_container
+from tests.deploying.scripts import ENDPOINT, ROLE, pushed_image, script
 from tests.server import PROJECT_ROOT, free_port
-from tests.test_deploy import ENDPOINT, ROLE, pushed_image, script
 from tests.test_multi_model import model_size_mb
 
 pytestmark = [pytest.mark.aws, pytest.mark.container, needs_engine]

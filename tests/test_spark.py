@@ -21,10 +21,9 @@ from features.columns import DataFileError
 from features.confidence import ConfidenceConfig
 from features.events import validate_events
 from features.sample_events import generate_events
-from tests.aws import cli_env, client, moto_server, reset
+from tests.aws import cli_env, client, reset
 from tests.server import PROJECT_ROOT, start_server
-from vrmodels.model.artifacts import load_model_dir, write_model_dir
-from vrmodels.training.model_dir import to_artifacts
+from vrmodels.model.artifacts import load_model_dir
 from vrmodels.training.split import temporal_split
 
 pytestmark = pytest.mark.spark
@@ -173,24 +172,15 @@ def test_our_parameters_reach_sparks_estimator():
     assert estimator.getImplicitPrefs() and estimator.getRatingCol() == "confidence" and estimator.getSeed() == 9
 
 
-@pytest.fixture(scope="module")
-def spark_model_dir(spark, tmp_path_factory) -> Path:
-    """Trained by Spark on a small realistic log, written as the implicit trainer writes its models."""
-    path = tmp_path_factory.mktemp("spark-model") / "events.csv"
-    generate_events(users=400, videos=80, mean_events=20, seed=11).to_csv(path, index=False)
-    result = train_spark.train_spark(spark, str(path), SMALL)
-    assert set(result.missing) == {"evaluation_users_without_factors", "evaluation_videos_without_factors",
-                                   "users_without_factors", "videos_without_factors"}  # fmt: skip
-    return write_model_dir(
-        to_artifacts(train_spark.trained_model(result)), tmp_path_factory.mktemp("spark-out") / "model"
-    )
-
-
 def test_a_spark_model_directory_loads_like_any_other(spark_model_dir):
     artifacts = load_model_dir(spark_model_dir)
     assert artifacts.manifest.algorithm == "pyspark.ml.recommendation.ALS"
     assert artifacts.manifest.metrics["als"]["ndcg"] > artifacts.manifest.metrics["most_watched"]["ndcg"]
     assert artifacts.topn is not None and artifacts.user_factors.shape == (400, 16)
+    assert set(artifacts.manifest.data["features"]["spark"]) == {
+        "evaluation_users_without_factors", "evaluation_videos_without_factors", "users_without_factors",
+        "videos_without_factors",
+    }  # fmt: skip
     assert (spark_model_dir / "evaluation.html").exists()
 
 
@@ -228,11 +218,6 @@ def test_videos_spark_never_saw_in_training_get_zero_rows_and_are_counted(spark,
 # --- deploy/spark_job.sh: spark-submit to a master, or an EMR step; the model lands in S3 (moto) ---------------
 
 
-@pytest.fixture(scope="module")
-def moto_url():
-    yield from moto_server()
-
-
 @pytest.fixture
 def job_env(moto_url, tmp_path):
     reset(moto_url)
@@ -247,19 +232,38 @@ def spark_job(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def test_spark_job_on_a_local_master_uploads_a_model_the_server_loads(spark, events_file, job_env, moto_url, tmp_path):
+@pytest.fixture(scope="module")
+def spark_job_run(spark, moto_url, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """deploy/spark_job.sh on a local master: Spark trains on a small realistic log (400 users, 80 videos) and uploads
+    the model to S3 (moto); what it said, and the model directory downloaded and unpacked as SageMaker would.
+    (`spark`: a Java runtime is there, or the tests skipped.)"""
+    root = tmp_path_factory.mktemp("spark-job")
+    events = root / "events.csv"
+    generate_events(users=400, videos=80, mean_events=20, seed=11).to_csv(events, index=False)
+    reset(moto_url)
+    client(moto_url, "s3").create_bucket(Bucket="vr-models")
     small = ["--rank", "16", "--max-iter", "8", "--reg-param", "0.3", "--alpha", "1", "--seed", "3", "--ann", "off"]
     done = spark_job(
-        "--master", "local[2]", "--events", str(events_file), "--output", "s3://vr-models/spark/", "--", *small,
-        env=job_env,
+        "--master", "local[2]", "--events", str(events), "--output", "s3://vr-models/spark/", "--", *small,
+        env=cli_env(moto_url, root),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "uploaded s3://vr-models/spark/model.tar.gz" in done.stdout
-    archive = tmp_path / "model.tar.gz"
+    archive = root / "model.tar.gz"
     client(moto_url, "s3").download_file("vr-models", "spark/model.tar.gz", str(archive))
     with tarfile.open(archive) as tar:
-        tar.extractall(tmp_path / "model", filter="data")
-    artifacts = load_model_dir(tmp_path / "model")
+        tar.extractall(root / "model", filter="data")
+    return done, root / "model"
+
+
+@pytest.fixture(scope="module")
+def spark_model_dir(spark_job_run) -> Path:
+    return spark_job_run[1]
+
+
+def test_spark_job_on_a_local_master_uploads_a_model_the_server_loads(spark_job_run):
+    done, model = spark_job_run
+    assert "uploaded s3://vr-models/spark/model.tar.gz" in done.stdout
+    artifacts = load_model_dir(model)
     assert artifacts.manifest.algorithm == "pyspark.ml.recommendation.ALS"
     assert artifacts.manifest.parameters["rank"] == 16 and artifacts.user_factors.shape[1] == 16
 
