@@ -14,6 +14,11 @@ Values are resolved as SageMaker resolves them: Parameters (defaults, overridden
 variables, step properties (`Steps.Train.ModelArtifacts.S3ModelArtifacts`, `Outputs['name']`), `Std:Join`, and
 `Std:JsonGet` on a processing step's property file. A step runs once every step it refers to has succeeded; the
 steps of a condition's branch that was not taken do not run, nor does anything that needs them.
+
+Selective execution, as SageMaker's (StartPipelineExecution's SelectiveExecutionConfig): only the selected steps
+run; each step they need that was not selected is reused from a reference execution (its properties, as that
+execution left them), and the steps after them that were not selected do not run. Re-running the gate after an
+approval changed, or the rollout after it failed, costs no new training.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import json
 import operator
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -47,7 +52,7 @@ class StepFailed(RuntimeError):
 class StepRun:
     name: str
     type: str
-    status: str = "NotRun"  # Succeeded, Failed, or NotRun (a branch not taken, or after a failure)
+    status: str = "NotRun"  # Succeeded, Failed, Reused (selective execution), or NotRun (a branch not taken...)
     properties: dict = field(default_factory=dict)
     failure: str = ""
 
@@ -85,6 +90,11 @@ def references(value: Any) -> set[str]:
     return set()
 
 
+def needs(step: dict) -> set[str]:
+    """The steps that must have completed before `step` runs: those its arguments read, and its DependsOn."""
+    return references(step.get("Arguments", {})) | set(step.get("DependsOn", []))
+
+
 def walk(value: Any, path: str) -> Any:
     """`value` followed along `ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri`: a name indexes a
     list of named entries (OutputName) as SageMaker's property paths do."""
@@ -108,7 +118,15 @@ class PipelineRunner:
         self.s3 = s3
         self.lambdas = lambdas
 
-    def run(self, definition: dict, parameters: dict | None = None) -> Execution:
+    def run(
+        self,
+        definition: dict,
+        parameters: dict | None = None,
+        *,
+        selected: Collection[str] | None = None,
+        reference: Execution | None = None,
+    ) -> Execution:
+        """One execution; with `selected`, a selective one: those steps alone, what they need from `reference`."""
         execution_id = uuid.uuid4().hex[:12]
         values = {item["Name"]: item.get("DefaultValue") for item in definition.get("Parameters", [])}
         unknown = set(parameters or {}) - set(values)
@@ -119,7 +137,10 @@ class PipelineRunner:
         steps = flatten(definition["Steps"])
         runs = {name: StepRun(name, step["Type"]) for name, (step, _) in steps.items()}
         outcomes: dict[str, bool] = {}
-        pending = list(steps)
+        pending = list(steps) if selected is None else self._reuse(steps, selected, reference, runs, context)
+        for name in set(steps) - set(pending):
+            if runs[name].status == "Reused" and steps[name][0]["Type"] == "Condition":
+                outcomes[name] = runs[name].properties["Outcome"]
         while pending:
             ready = [name for name in pending if self._ready(steps[name], runs, outcomes)]
             if not ready:
@@ -143,8 +164,30 @@ class PipelineRunner:
         step, branch = entry
         if branch is not None and outcomes.get(branch[0]) is not branch[1]:
             return False
-        needed = references(step.get("Arguments", {})) | set(step.get("DependsOn", []))
-        return all(runs[name].status == "Succeeded" for name in needed)
+        return all(runs[name].status in ("Succeeded", "Reused") for name in needs(step))
+
+    @staticmethod
+    def _reuse(
+        steps: dict, selected: Collection[str], reference: Execution | None, runs: dict[str, StepRun], context: dict
+    ) -> list[str]:
+        """The selected steps, in definition order, after every step they need (what they read, and the condition
+        whose branch holds them) is taken from `reference` (ValueError naming a step that is not in the pipeline, or
+        one needed that `reference` did not complete)."""
+        unknown = set(selected) - set(steps)
+        if unknown:
+            raise ValueError(f"the pipeline has no step {', '.join(sorted(unknown))}")
+        needed: set[str] = set()
+        for name in selected:
+            step, branch = steps[name]
+            needed |= needs(step) | ({branch[0]} if branch else set())
+        needed -= set(selected)
+        for name in sorted(needed):
+            source = reference.steps.get(name) if reference is not None else None
+            if source is None or source.status not in ("Succeeded", "Reused"):
+                raise ValueError(f"selected steps need {name}, which the reference execution did not complete")
+            runs[name] = StepRun(name, source.type, "Reused", source.properties)
+            context["Steps"][name] = source.properties
+        return [name for name in steps if name in selected]
 
     # --- values ---------------------------------------------------------------------------------------------
     def resolve(self, value: Any, context: dict) -> Any:

@@ -79,17 +79,23 @@ class InFlightRequest:
 
     def __init__(self, url: str, lines: int = SLOW_REQUEST_LINES):
         self.outcome: dict = {}
-        body = "\n".join(json.dumps({"history": ["v005", "v007"], "k": 5}) for _ in range(lines))
+        body = "\n".join(json.dumps({"history": ["v005", "v007"], "k": 5}) for _ in range(lines)).encode()
+        sent = threading.Event()
+
+        def whole_body():
+            yield body
+            sent.set()
 
         def call() -> None:
-            response = httpx.post(
-                f"{url}/invocations", content=body, headers={"Content-Type": "application/jsonlines"}, timeout=60
-            )
+            headers = {"Content-Type": "application/jsonlines", "Content-Length": str(len(body))}
+            response = httpx.post(f"{url}/invocations", content=whole_body(), headers=headers, timeout=60)
             self.outcome = {"status": response.status_code, "lines": len(response.text.splitlines())}
 
         self._thread = threading.Thread(target=call)
         self._thread.start()
-        time.sleep(0.5)  # now it is in flight
+        # In flight once the server holds the whole request: a fixed wait alone lost the race on a loaded machine.
+        sent.wait(timeout=30)
+        time.sleep(0.5)
 
     def result(self) -> dict:
         self._thread.join(timeout=60)

@@ -483,29 +483,26 @@ def serve_rolled_out(aws, image: str, tmp_path: Path):
     return container, server, f"http://127.0.0.1:{port}"
 
 
+AFTER_EVALUATE = ("ApprovedModel", "Gate", "Refused", "Register-RegisterModel", "AutoApproved", "Rollout")
+
+
 @pytest.mark.container
 @needs_engine
-def test_a_local_run_trains_registers_and_rolls_out_a_model_that_then_answers(
+def test_a_local_run_rolls_out_a_model_that_answers_and_its_rerun_gate_refuses_it_below_a_better_approved_one(
     aws, image, local_session, session, tmp_path
 ):
+    """A run trains, evaluates, registers Approved and rolls out; the rolled-out model answers. Then a better model
+    is approved (0.5 at home, on last week's data say) and the run's gate is run again (a selective execution:
+    its training and evaluation reused): below the floor of 0.49, nothing is registered or rolled out."""
     events = pd.read_csv(PROJECT_ROOT / "data" / "sample" / "events.csv.gz")
     upload_platform(aws, events)
     aws("sagemaker").create_model_package_group(ModelPackageGroupName=PROJECT)
     guarded_endpoint(aws)
-    execution = runner(aws, local_session, session).run(
-        the_definition(image_uri=image), {"ModelApprovalStatus": "Approved"}
-    )
+    pipeline = runner(aws, local_session, session)
+    execution = pipeline.run(the_definition(image_uri=image), {"ModelApprovalStatus": "Approved"})
 
     assert execution.status == "Succeeded", execution.failure
-    assert execution.succeeded() == [
-        "Train",
-        "Evaluate",
-        "ApprovedModel",
-        "Gate",
-        "Register-RegisterModel",
-        "AutoApproved",
-        "Rollout",
-    ]
+    assert execution.succeeded() == ["Train", "Evaluate", *AFTER_EVALUATE[:2], *AFTER_EVALUATE[3:]]
     assert execution.steps["Refused"].status == "NotRun"
     sagemaker, s3 = aws("sagemaker"), aws("s3")
     (summary,) = sagemaker.list_model_packages(ModelPackageGroupName=PROJECT)["ModelPackageSummaryList"]
@@ -514,6 +511,7 @@ def test_a_local_run_trains_registers_and_rolls_out_a_model_that_then_answers(
     report_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
     bucket, _, key = report_uri.removeprefix("s3://").partition("/")
     report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert 0 < report["figures"]["ndcg_home"] < 0.49
     assert report["figures"]["ndcg_home"] >= report["figures"]["best_baseline_ndcg_home"]
     assert float(package["CustomerMetadataProperties"]["ndcg_home"]) == pytest.approx(report["figures"]["ndcg_home"])
     model_data = execution.steps["Train"].properties["ModelArtifacts"]["S3ModelArtifacts"]
@@ -541,31 +539,24 @@ def test_a_local_run_trains_registers_and_rolls_out_a_model_that_then_answers(
         server.shutdown()
         container.remove()
 
-
-@pytest.mark.container
-@needs_engine
-def test_a_local_run_refuses_a_model_worse_than_the_approved_one_and_changes_nothing(
-    aws, image, local_session, session
-):
-    """The approved model scored 0.5 at home (on last week's data, say): today's model, though better than its
-    baselines (the training job's own gate), is below the floor of 0.49; the gate sends the run to Refused and
-    nothing is registered or rolled out."""
-    upload_platform(aws, pd.read_csv(PROJECT_ROOT / "data" / "sample" / "events.csv.gz"))
-    guarded_endpoint(aws)
-    approved = approved_package(aws, ndcg=0.5)
-    execution = runner(aws, local_session, session).run(
-        the_definition(image_uri=image), {"ModelApprovalStatus": "Approved"}
+    rolled_out = sagemaker.describe_endpoint(EndpointName=PROJECT)["EndpointConfigName"]
+    better = approved_package(aws, ndcg=0.5)
+    again = pipeline.run(
+        the_definition(image_uri=image),
+        {"ModelApprovalStatus": "Approved"},
+        selected=AFTER_EVALUATE,
+        reference=execution,
     )
-
-    assert execution.status == "Failed"
-    assert execution.succeeded() == ["Train", "Evaluate", "ApprovedModel", "Gate"]
-    assert execution.failure.startswith("Refused: the new model's NDCG@10 at home, ")
-    assert "the approved model's floor (0.49)" in execution.failure
+    assert again.status == "Failed"
+    assert [again.steps[name].status for name in ("Train", "Evaluate")] == ["Reused", "Reused"]
+    assert again.succeeded() == ["ApprovedModel", "Gate"]
+    assert again.failure.startswith("Refused: the new model's NDCG@10 at home, ")
+    assert "the approved model's floor (0.49)" in again.failure
     for step in ("Register-RegisterModel", "AutoApproved", "Rollout"):
-        assert execution.steps[step].status == "NotRun"
-    packages = aws("sagemaker").list_model_packages(ModelPackageGroupName=PROJECT)["ModelPackageSummaryList"]
-    assert [package["ModelPackageArn"] for package in packages] == [approved]
-    assert aws("sagemaker").describe_endpoint(EndpointName=PROJECT)["EndpointConfigName"] == f"{PROJECT}-c-old"
+        assert again.steps[step].status == "NotRun"
+    packages = sagemaker.list_model_packages(ModelPackageGroupName=PROJECT)["ModelPackageSummaryList"]
+    assert sorted(item["ModelPackageArn"] for item in packages) == sorted([summary["ModelPackageArn"], better])
+    assert sagemaker.describe_endpoint(EndpointName=PROJECT)["EndpointConfigName"] == rolled_out
 
 
 # --- the pieces: the successor endpoint config, the local runner's rules --------------------------------------------
@@ -656,6 +647,28 @@ def test_the_local_runner_takes_the_branch_the_condition_chooses():
     refused = local_runner(lambda event: {"score": 0.7}).run(lambda_definition(ask("Ask"), gate(score)), {"Floor": 0.8})
     assert refused.status == "Failed" and refused.failure == "Refused: score 0.7"
     assert refused.steps["After"].status == "NotRun"
+
+
+def test_a_selective_run_reuses_what_its_steps_need_and_runs_nothing_else():
+    score = {"Get": "Steps.Ask.OutputParameters['score']"}
+    calls = []
+    runner = local_runner(lambda event: calls.append(event) or {"score": 0.7})
+    first = runner.run(lambda_definition(ask("Ask"), gate(score)))
+    assert first.status == "Succeeded" and len(calls) == 2  # Ask, then After
+
+    refused = runner.run(
+        lambda_definition(ask("Ask"), gate(score)), {"Floor": 0.8}, selected=["Gate", "Refused", "After"],
+        reference=first,
+    )  # fmt: skip
+    assert refused.failure == "Refused: score 0.7" and refused.steps["Ask"].status == "Reused"
+    assert refused.steps["After"].status == "NotRun" and len(calls) == 2  # nothing called again
+    after = runner.run(lambda_definition(ask("Ask"), gate(score)), selected=["After"], reference=first)
+    assert after.succeeded() == ["After"] and calls[-1] == {"seen": 0.7}
+    assert after.steps["Gate"].status == "Reused"  # its branch holds After: its outcome is the reference's
+    with pytest.raises(ValueError, match="no step Nope"):
+        runner.run(lambda_definition(ask("Ask")), selected=["Nope"], reference=first)
+    with pytest.raises(ValueError, match="need Ask, which the reference execution did not complete"):
+        runner.run(lambda_definition(ask("Ask"), gate(score)), selected=["Gate"])
 
 
 def test_the_local_runner_names_what_it_cannot_run():
