@@ -30,6 +30,26 @@ def pytest_configure(config: pytest.Config) -> None:
     limit_blas_threads()  # as every entry point does first
 
 
+LONG_FIRST = ("spark", "container", "aws")
+"""Markers of the files to start first: pytest-xdist hands out whole files in collection order (--dist loadfile),
+and a Spark or container file begun last kept one worker busy for minutes while the other sat idle."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding tests of LONG_FIRST's markers first (Spark's, then containers', then AWS's), each file's tests
+    in their own order."""
+
+    def rank(item: pytest.Item) -> int:
+        marked = [index for index, name in enumerate(LONG_FIRST) if item.get_closest_marker(name)]
+        return min(marked, default=len(LONG_FIRST))
+
+    files: dict[str, int] = {}
+    for item in items:
+        file = item.nodeid.partition("::")[0]
+        files[file] = min(files.get(file, len(LONG_FIRST)), rank(item))
+    items.sort(key=lambda item: files[item.nodeid.partition("::")[0]])  # stable
+
+
 @pytest.fixture(scope="module")
 def moto_url():
     """A moto server on 127.0.0.1 for one test module (tests.aws.moto_server); reset it where state matters."""

@@ -47,19 +47,6 @@ FEATURES = (
 CATEGORICAL = ("category",)
 
 
-@dataclass
-class Candidates:
-    """Flat (query, video) pairs of a batch, sorted by query then video, with where each came from."""
-
-    user: np.ndarray  # int64 row of the batch
-    video: np.ndarray  # int64
-    als_rank: np.ndarray  # float32, NaN when ALS did not propose it
-    sources: np.ndarray  # uint8 bit set over SOURCES
-    affinities: tuple[Shares, Shares]
-    """The batch's users × channels and users × categories shares (TwoStageRanking.affinities): the proposals
-    and the features both read them, and at one query a call building them costs more than ranking."""
-
-
 @dataclass(frozen=True)
 class Shares:
     """Queries × codes (channels, categories): each query's share of its confidence that went to each code, as
@@ -104,6 +91,19 @@ class Shares:
         rank = np.arange(len(order)) - np.searchsorted(rows[order], rows[order])
         keep = np.sort(order[rank < count])
         return Shares(self.keys[keep], self.values[keep], self.width)
+
+
+@dataclass
+class Candidates:
+    """Flat (query, video) pairs of a batch, sorted by query then video, with where each came from."""
+
+    user: np.ndarray  # int64 row of the batch
+    video: np.ndarray  # int64
+    als_rank: np.ndarray  # float32, NaN when ALS did not propose it
+    sources: np.ndarray  # uint8 bit set over SOURCES
+    affinities: tuple[Shares, Shares]
+    """The batch's users × channels and users × categories shares (TwoStageRanking.affinities): the proposals
+    and the features both read them, and at one query a call building them costs more than ranking."""
 
 
 class TwoStageRanking(Ranking):
