@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -225,6 +226,14 @@ def sequential_model() -> tuple[Path, list[str]]:
     return directory, load_model_dir(directory).videos.all_ids()[:2000]
 
 
+def alternating(rounds: int, against: Path) -> Iterator[tuple[int, str, Path]]:
+    """(round, "other" or "this", checkout root) for `rounds` rounds, which checkout goes first alternating."""
+    order = [("other", against), ("this", PROJECT_ROOT)]
+    for round_number in range(rounds):
+        for name, root in order if round_number % 2 == 0 else order[::-1]:
+            yield round_number, name, root
+
+
 SEQUENCE_REQUESTS = {
     **{f"history of {length}": (length, 1) for length in (2, 10, 50)},
     "up next": ('string.format(\'{"video_id":"%s","k":10}\', video())', 1),
@@ -266,13 +275,11 @@ def compare_sequence(against: Path, rounds: int, duration: int) -> None:
     """Section 5 for this checkout and another, alternating which goes first; medians of each request's p50/p99."""
     model_dir, video_ids = sequential_model()
     runs: dict[str, list[dict]] = {"this": [], "other": []}
-    for round_number in range(rounds):
-        order = [("other", against), ("this", PROJECT_ROOT)]
-        for name, root in order if round_number % 2 == 0 else order[::-1]:
-            runs[name].append(sequence_latency(model_dir, video_ids, duration, root))
-            print(f"  round {round_number + 1}, {name}: " + ", ".join(
-                f"{kind} p99 {result['p99_ms']:.2f} ms" for kind, result in runs[name][-1].items()
-            ), flush=True)  # fmt: skip
+    for round_number, name, root in alternating(rounds, against):
+        runs[name].append(sequence_latency(model_dir, video_ids, duration, root))
+        print(f"  round {round_number + 1}, {name}: " + ", ".join(
+            f"{kind} p99 {result['p99_ms']:.2f} ms" for kind, result in runs[name][-1].items()
+        ), flush=True)  # fmt: skip
     print(f"this checkout ({PROJECT_ROOT}) against {against}, {rounds} alternating rounds, medians:")
     for kind in SEQUENCE_REQUESTS:
         for figure in ("p50_ms", "p99_ms"):
@@ -285,19 +292,17 @@ def compare(against: Path, rounds: int, duration: int, model_dir: Path, known: s
     runs: dict[str, dict[str, list[dict[str, float]]]] = {
         name: {"known c=8": [], "exact c=32": [], "exact c=1": []} for name in ("this", "other")
     }
-    for round_number in range(rounds):
-        order = [("other", against), ("this", PROJECT_ROOT)]
-        for name, root in order if round_number % 2 == 0 else order[::-1]:
-            server = Server(model_dir, root=root)
-            try:
-                runs[name]["known c=8"].append(wrk(f"{server.url}/invocations", known, duration, 8))
-                runs[name]["exact c=32"].append(wrk(f"{server.url}/invocations", exact, duration, 32))
-                runs[name]["exact c=1"].append(wrk(f"{server.url}/invocations", exact, duration, 1))
-            finally:
-                server.stop()
-            print(f"  round {round_number + 1}, {name}: " + ", ".join(
-                f"{kind} {results[-1]['rps']:,.0f} req/s" for kind, results in runs[name].items()
-            ), flush=True)  # fmt: skip
+    for round_number, name, root in alternating(rounds, against):
+        server = Server(model_dir, root=root)
+        try:
+            runs[name]["known c=8"].append(wrk(f"{server.url}/invocations", known, duration, 8))
+            runs[name]["exact c=32"].append(wrk(f"{server.url}/invocations", exact, duration, 32))
+            runs[name]["exact c=1"].append(wrk(f"{server.url}/invocations", exact, duration, 1))
+        finally:
+            server.stop()
+        print(f"  round {round_number + 1}, {name}: " + ", ".join(
+            f"{kind} {results[-1]['rps']:,.0f} req/s" for kind, results in runs[name].items()
+        ), flush=True)  # fmt: skip
     print(f"this checkout ({PROJECT_ROOT}) against {against}, {rounds} alternating rounds, medians:")
     for kind in runs["this"]:
         ours, theirs = (float(np.median([r["rps"] for r in runs[name][kind]])) for name in ("this", "other"))

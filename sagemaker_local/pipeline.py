@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 Handler = Callable[[dict], dict]
 STEP_REFERENCE = re.compile(r"^Steps\.([^.\[]+)")
 PATH_PART = re.compile(r"\.?([A-Za-z0-9_]+)|\['([^']+)'\]|\[(\d+)\]")
+DONE = ("Succeeded", "Reused")  # what a step needs of the steps it reads from
 COMPARISONS = {
     "Equals": operator.eq,
     "GreaterThan": operator.gt,
@@ -136,11 +137,12 @@ class PipelineRunner:
         context = {"Parameters": values, "Execution": {"PipelineExecutionId": execution_id}, "Steps": {}}
         steps = flatten(definition["Steps"])
         runs = {name: StepRun(name, step["Type"]) for name, (step, _) in steps.items()}
-        outcomes: dict[str, bool] = {}
         pending = list(steps) if selected is None else self._reuse(steps, selected, reference, runs, context)
-        for name in set(steps) - set(pending):
-            if runs[name].status == "Reused" and steps[name][0]["Type"] == "Condition":
-                outcomes[name] = runs[name].properties["Outcome"]
+        outcomes = {
+            name: run.properties["Outcome"]
+            for name, run in runs.items()
+            if run.status == "Reused" and run.type == "Condition"
+        }
         while pending:
             ready = [name for name in pending if self._ready(steps[name], runs, outcomes)]
             if not ready:
@@ -164,7 +166,7 @@ class PipelineRunner:
         step, branch = entry
         if branch is not None and outcomes.get(branch[0]) is not branch[1]:
             return False
-        return all(runs[name].status in ("Succeeded", "Reused") for name in needs(step))
+        return all(runs[name].status in DONE for name in needs(step))
 
     @staticmethod
     def _reuse(
@@ -183,7 +185,7 @@ class PipelineRunner:
         needed -= set(selected)
         for name in sorted(needed):
             source = reference.steps.get(name) if reference is not None else None
-            if source is None or source.status not in ("Succeeded", "Reused"):
+            if source is None or source.status not in DONE:
                 raise ValueError(f"selected steps need {name}, which the reference execution did not complete")
             runs[name] = StepRun(name, source.type, "Reused", source.properties)
             context["Steps"][name] = source.properties

@@ -30,6 +30,11 @@ def slice_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - firsts, lengths) + np.arange(lengths.sum())
 
 
+def entry_rows(matrix: csr_matrix) -> np.ndarray:
+    """The row (int64) of each stored entry of a CSR matrix, in storage order: its COO rows without scipy's COO."""
+    return np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+
+
 def rows_matrix(
     rows: list[np.ndarray], columns: int, values: list[np.ndarray] | None = None, dtype: type = np.float32
 ) -> csr_matrix:

@@ -275,7 +275,6 @@ class FoldIn:
             num_threads=num_threads,
         )
         self._model.user_factors, self._model.item_factors = self._user_factors, item_factors
-        self._videos = item_factors.shape[0]
 
     def vectors(self, queries: Sequence[ResolvedQuery], videos: csr_matrix) -> np.ndarray:
         """Queries × factors: the trained vector of each known user, folded in from its row of `videos` (queries ×

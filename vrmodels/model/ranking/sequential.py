@@ -19,7 +19,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from vrmodels.model.artifacts import ModelArtifactError, ModelArtifacts
-from vrmodels.model.indices import find_sorted
+from vrmodels.model.indices import entry_rows, find_sorted
 from vrmodels.model.ranking.base import QueryBatch
 from vrmodels.model.ranking.twostage import FEATURES, SOURCES, Candidates, Shares, TwoStageRanking
 from vrmodels.model.sessions import RECENT, WatchedNext
@@ -120,11 +120,11 @@ def _minutes_since_channel(
 ) -> np.ndarray:
     """Per (query, candidate) pair: minutes from the query's viewer's last watch of the candidate's channel to the
     query's time (NaN when never, or the channel is not known)."""
-    rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
+    rows = entry_rows(seen)
     channel = channels[seen.indices]
     width = int(channels.max(initial=0)) + 1
     known = channel >= 0
-    keys = rows[known].astype(np.int64) * width + channel[known]
+    keys = rows[known] * width + channel[known]
     times = seen.data[known]
     order = np.lexsort((times, keys))
     keys, times = keys[order], times[order]

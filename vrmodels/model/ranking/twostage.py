@@ -23,7 +23,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from vrmodels.model.artifacts import ModelArtifactError, ModelArtifacts
-from vrmodels.model.indices import find_sorted
+from vrmodels.model.indices import entry_rows, find_sorted
 from vrmodels.model.lightgbm_ranker import LightGBMRanker, RankerError
 from vrmodels.model.narrowing import Narrowing
 from vrmodels.model.ranking.base import SCORING_CHUNK, QueryBatch, Ranked, Ranking, matrix_rows, session_options
@@ -63,7 +63,7 @@ class Shares:
         width = max(width, 1)
         code = codes[videos.indices]
         known = code >= 0
-        rows = np.repeat(np.arange(videos.shape[0], dtype=np.int64), np.diff(videos.indptr))[known]
+        rows = entry_rows(videos)[known]
         keys, inverse = np.unique(rows * width + code[known], return_inverse=True)
         summed = np.bincount(inverse, weights=videos.data[known], minlength=len(keys))
         row = keys // width
@@ -308,8 +308,7 @@ class TwoStageRanking(Ranking):
     def _allowed(self, batch: QueryBatch, keys: np.ndarray) -> np.ndarray:
         """Which (query × videos + video) keys may be proposed: not watched, available, among its candidates."""
         videos, watched = self.tables.videos, batch.watched
-        rows = np.repeat(np.arange(watched.shape[0], dtype=np.int64), np.diff(watched.indptr))
-        keep = self._available[keys % videos] & ~_members(keys, rows * videos + watched.indices)
+        keep = self._available[keys % videos] & ~_members(keys, entry_rows(watched) * videos + watched.indices)
         restricted = [row for row, among in enumerate(batch.candidates) if among is not None]
         if restricted:
             allowed_keys = np.concatenate(
