@@ -9,6 +9,8 @@ import shutil
 
 import numpy as np
 import pytest
+from implicit.cpu.topk import topk
+from scipy.sparse import random as sparse_random
 
 from bench.synthetic import random_model
 from features.build_features import build_features
@@ -16,6 +18,7 @@ from tests.asking import recommend
 from vrmodels.model.artifacts import ModelArtifactError, load_model_dir
 from vrmodels.model.queries import Query, SimilarQuery
 from vrmodels.model.recommend import Recommender, ScoringOptions
+from vrmodels.model.topk import filtered_topk
 from vrmodels.train_model import main as train_main
 from vrmodels.training.aids import build_ann
 
@@ -125,3 +128,15 @@ def test_ann_on_with_a_tiny_catalogue_trains_says_so_and_serves_exactly(tmp_path
     assert "ANN skipped: 80 videos are too few for an index (from 1000); scoring stays exact" in caplog.messages
     model = Recommender.load(tmp_path / "models" / "latest")
     assert not model.approximate and len(recommend(model, "u001", 5).video_ids) == 5
+
+
+def test_filtered_top_k_answers_as_implicits_top_k_with_the_csr_filter():
+    """filtered_topk hands implicit each row's filtered indices without scipy's row indexing: same answers."""
+    rng = np.random.default_rng(3)
+    items = rng.standard_normal((500, 8)).astype(np.float32)
+    queries = rng.standard_normal((250, 8)).astype(np.float32)  # more than implicit's batch of 100: its threads too
+    filters = sparse_random(250, 500, density=0.05, format="csr", random_state=4)
+    ids, scores = filtered_topk(items, queries, 20, filters=filters)
+    expected_ids, expected_scores = topk(items, queries, 20, filter_query_items=filters)
+    assert np.array_equal(ids, expected_ids) and np.array_equal(scores, expected_scores)
+    assert not any(np.isin(ids[row], filters[row].indices).any() for row in range(250))

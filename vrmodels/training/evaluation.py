@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from implicit.cpu.topk import topk
 from scipy.sparse import csr_matrix
 
 from features.feature_set import FeatureSet
@@ -21,7 +20,7 @@ from vrmodels.model.manifest import BASELINES
 from vrmodels.model.popularity import clicks, engagement
 from vrmodels.model.ranking import RANKINGS
 from vrmodels.model.ranking.als import AlsRanking
-from vrmodels.model.topk import FILTERED_SCORE, CatalogueTopK
+from vrmodels.model.topk import FILTERED_SCORE, CatalogueTopK, filtered_topk
 from vrmodels.training.als import TrainParams, fit_als
 from vrmodels.training.relevance import Relevance
 
@@ -197,12 +196,11 @@ def in_session_gate(metrics: dict[str, dict[str, float]], *, allow_worse: bool, 
 
 def rank_by_popularity(scores: np.ndarray, user_items: csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k most popular videos per row of `user_items`, excluding that row's videos."""
-    return topk(
+    return filtered_topk(
         scores.reshape(-1, 1).astype(np.float32),
         np.ones((user_items.shape[0], 1), dtype=np.float32),
         k,
-        filter_query_items=user_items,
-        num_threads=0,
+        filters=user_items,
     )
 
 
