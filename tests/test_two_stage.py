@@ -19,7 +19,9 @@ from features.sample_events import generate_platform
 from tests.asking import ask, recommend, similar
 from tests.conftest import SMALL_PARAMS
 from vrmodels.model.artifacts import ModelArtifactError, load_model_dir
+from vrmodels.model.narrowing import Narrowing
 from vrmodels.model.queries import Query, Recommendations, UnsupportedFilter
+from vrmodels.model.ranking.base import QueryBatch
 from vrmodels.model.ranking.sequential import SequentialRanking
 from vrmodels.model.ranking.twostage import FEATURES, Shares
 from vrmodels.model.recommend import Recommender
@@ -105,6 +107,24 @@ def test_the_manifest_and_report_say_how_many_rounds_the_ranker_kept(platform_mo
     assert account["rounds"] == MAX_ROUNDS == account["max_rounds"] and account["validation_users"] == 0
     assert load_model_dir(platform_model_dir).ranker.booster.num_trees() == account["rounds"]
     assert "too few users to hold some out" in (platform_model_dir / "evaluation.html").read_text()
+
+
+def test_the_compiled_ranker_scores_candidates_as_lightgbm_does(recommender, platform_model_dir):
+    """lleaves' compiled trees against LightGBM's own prediction, on known users' real candidates and on rows of
+    missing figures and categories the ranker never saw."""
+    artifacts, ranking = load_model_dir(platform_model_dir), recommender.ranking
+    at_home = {"sessions": artifacts.sessions, "now": artifacts.manifest.sessions.data_end}
+    users = np.arange(min(200, artifacts.user_factors.shape[0]))
+    batch = QueryBatch.of_users(
+        artifacts.user_factors, artifacts.user_items, users, k=10, narrowing=Narrowing(ranking.unavailable), **at_home
+    )
+    features = ranking.features(batch, ranking.candidates(batch))
+    unusual = np.full((3, features.shape[1]), np.nan, dtype=np.float32)
+    unusual[1, FEATURES.index("category")], unusual[2, FEATURES.index("category")] = 999, -1
+    features = np.vstack([features, unusual])
+    expected = artifacts.ranker.booster.predict(features)
+    assert len(features) > 1000 and np.ptp(expected) > 0
+    np.testing.assert_allclose(artifacts.ranker.score(features), expected, rtol=0, atol=1e-12)
 
 
 def test_known_users_lists_hold_what_the_two_stages_answer(recommender, platform_features):
