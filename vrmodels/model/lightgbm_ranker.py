@@ -2,7 +2,7 @@
 
 `ranker.txt` is written by training (vrmodels.training.learn_ranker) and read here; the ranking that serves it
 refuses one learned on other features than it computes (vrmodels.model.ranking). It scores through lleaves, which
-compiles the trees to machine code for the host it runs on (at load, about 0.1-0.7 s for 10-150 trees): 7× faster
+compiles the trees to machine code for the host it runs on (at load: 0.05-0.9 s for 10-150 trees): 7× faster
 than LightGBM's own prediction over a training's batches and 15× over a served query's 150 candidates
 (docs/training.md). Scores agree with LightGBM's to about 1e-14 (a sum in another order); every score the model
 gives (precomputed, judged, served) is lleaves'. LightGBM and lleaves are imported on first use: models without a
