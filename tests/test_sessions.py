@@ -17,9 +17,10 @@ from serving.app import create_app
 from serving.settings import Settings
 from tests.asking import recommend, similar
 from vrmodels.model.artifacts import load_model_dir
-from vrmodels.model.queries import Watch
+from vrmodels.model.queries import Query, Watch
 from vrmodels.model.ranking.base import up_next
 from vrmodels.model.recommend import Recommender
+from vrmodels.model.resolve import batch_of
 from vrmodels.model.sessions import WatchedNext
 from vrmodels.training.evaluation import QualityGateError, in_session_gate
 from vrmodels.training.in_session import similar_to
@@ -123,6 +124,39 @@ def test_timestamps_and_skips_weigh_the_history_as_documented(recommender, platf
     watched = resolver._weighed([Watch(ids[3], None, 0.95 * duration), Watch(ids[4], None, None)])[1]
     skip_weight = recommender.manifest.confidence["skip_weight"]
     np.testing.assert_allclose(skipped[0], watched[0] * skip_weight, rtol=1e-5)
+
+
+def test_minutes_since_the_channel_count_from_the_viewers_last_watch_of_it_alone_or_in_a_batch(
+    recommender, platform_features
+):
+    ranking, channels = recommender.ranking, recommender.ranking.tables.channels
+    first = int(np.flatnonzero(channels >= 0)[0])
+    second = int(np.flatnonzero((channels >= 0) & (channels != channels[first]))[0])
+    unseen = int(np.flatnonzero((channels >= 0) & ~np.isin(channels, channels[[first, second]]))[0])
+    pick = {video: int(np.flatnonzero(channels == channels[video])[-1]) for video in (first, second, unseen)}
+    ids = platform_features.video_ids
+    start = float(recommender.manifest.sessions.data_end) - 7200
+    query = Query(
+        None,
+        k=3,
+        history=[Watch(ids[first], start), Watch(ids[second], start + 3600)],
+        candidates=[ids[video] for video in pick.values()],
+    )
+    other = Query(None, k=3, history=[Watch(ids[unseen], start)])
+    column = ranking.features_names.index("minutes_since_channel")
+
+    def minutes(queries: list[Query], row: int) -> dict[int, float]:
+        resolved = [recommender.resolver.resolve(each) for each in queries]
+        batch = batch_of(resolved, len(ids), fold_in=recommender._fold_in, sittings=True).rows([row])
+        candidates = ranking.candidates(batch)
+        values = ranking.features(batch, candidates)[:, column]
+        return {int(video): float(value) for video, value in zip(candidates.video, values)}
+
+    alone, in_a_batch = minutes([query], 0), minutes([other, query], 1)
+    assert alone[pick[first]] == pytest.approx(60) and alone[pick[second]] == pytest.approx(0)
+    assert np.isnan(alone[pick[unseen]])
+    assert in_a_batch.keys() == alone.keys()
+    np.testing.assert_array_equal(list(in_a_batch.values()), list(alone.values()))
 
 
 def test_a_known_users_history_places_them_in_a_sitting_and_up_next_for_them_ends_it(recommender, platform_features):

@@ -35,15 +35,13 @@ def entry_rows(matrix: csr_matrix) -> np.ndarray:
     return np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
 
 
-def rows_matrix(
-    rows: list[np.ndarray], columns: int, values: list[np.ndarray] | None = None, dtype: type = np.float32
-) -> csr_matrix:
+def rows_matrix(rows: list[np.ndarray], columns: int, values: list[np.ndarray] | None = None) -> csr_matrix:
     """One CSR from per-row sorted column indices and their values (ones when not given), without a dense detour."""
     indptr = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum([len(row) for row in rows], out=indptr[1:])
     indices = np.concatenate(rows).astype(np.int32, copy=False) if rows else NO_VIDEOS
     if values is None:
-        data = np.ones(len(indices), dtype=dtype)
+        data = np.ones(len(indices), dtype=np.float32)
     else:
-        data = np.concatenate(values).astype(dtype, copy=False) if values else np.zeros(0, dtype)
+        data = np.concatenate(values).astype(np.float32, copy=False) if values else np.zeros(0, np.float32)
     return csr_matrix((data, indices, indptr), shape=(len(rows), columns))

@@ -303,9 +303,9 @@ def batch_of(queries: Sequence[ResolvedQuery], videos: int, *, fold_in: FoldIn, 
             recent=recent,
             position=np.asarray([query.position for query in queries], dtype=np.int64),
             now=np.asarray([query.now for query in queries], dtype=np.float64),
-            seen=rows_matrix(
-                [query.videos for query in queries], videos, [query.seen for query in queries], dtype=np.float64
-            ),
+            seen=np.concatenate([query.seen for query in queries]).astype(np.float64, copy=False)
+            if queries
+            else np.zeros(0),
         )
     return QueryBatch(
         vectors=fold_in.vectors(queries, matrix),

@@ -68,7 +68,7 @@ class QueryBatch:
             k=self.k[index],
             candidates=[self.candidates[row] for row in index],
             narrowings=[self.narrowings[row] for row in index],
-            sitting=None if self.sitting is None else self.sitting.rows(index),
+            sitting=None if self.sitting is None else self.sitting.rows(index, self.videos),
         )
 
     def among(self, candidates: Sequence[np.ndarray | None]) -> QueryBatch:
@@ -93,12 +93,11 @@ class QueryBatch:
         sitting = None
         if sessions is not None:
             starts, lengths = user_items.indptr[users], np.diff(user_items.indptr)[users]
-            times = now - np.asarray(sessions.user_items_seen)[slice_positions(starts, lengths)].astype(np.float64)
             sitting = Sitting(
                 recent=np.asarray(sessions.user_recent)[users].astype(np.int64),
                 position=np.zeros(len(users), dtype=np.int64),
                 now=np.full(len(users), float(now)),
-                seen=csr_matrix((times, watched.indices, watched.indptr), watched.shape),
+                seen=now - np.asarray(sessions.user_items_seen)[slice_positions(starts, lengths)].astype(np.float64),
             )
         return cls(
             vectors=np.asarray(user_factors)[users],
@@ -132,11 +131,16 @@ class Sitting:
     """Per query: watches of the sitting in progress so far (0: none in progress)."""
     now: np.ndarray
     """Per query: when it is asked, in epoch seconds (the last watch given, else the model's data end)."""
-    seen: csr_matrix
-    """Queries × videos: when the viewer last watched each of their videos (epoch seconds)."""
+    seen: np.ndarray
+    """Per stored entry of the batch's `videos` matrix, in its order: when the viewer last watched that video (epoch
+    seconds). An array beside the matrix rather than a matrix of its own: at one query a call, scipy's constructor
+    and checks cost more than the arithmetic."""
 
-    def rows(self, index: np.ndarray) -> Sitting:
-        return Sitting(self.recent[index], self.position[index], self.now[index], self.seen[index])
+    def rows(self, index: np.ndarray, videos: csr_matrix) -> Sitting:
+        """These queries' sitting; `videos`: the batch's videos matrix (whose entries `seen` follows)."""
+        starts, lengths = videos.indptr[index], np.diff(videos.indptr)[index]
+        seen = self.seen[slice_positions(starts, lengths)]
+        return Sitting(self.recent[index], self.position[index], self.now[index], seen)
 
     @property
     def last(self) -> np.ndarray:

@@ -20,7 +20,7 @@ from scipy.sparse import csr_matrix
 
 from vrmodels.model.artifacts import ModelArtifactError, ModelArtifacts
 from vrmodels.model.indices import entry_rows, find_sorted
-from vrmodels.model.ranking.base import QueryBatch
+from vrmodels.model.ranking.base import QueryBatch, Sitting
 from vrmodels.model.ranking.twostage import FEATURES, SOURCES, Candidates, Shares, TwoStageRanking
 from vrmodels.model.sessions import RECENT, WatchedNext
 from vrmodels.model.topk import CatalogueTopK
@@ -91,7 +91,7 @@ class SequentialRanking(TwoStageRanking):
             after = known & same_channel
             columns[after, 6] = (tables.published[video[after]] - tables.published[previous[after]]) / 3600
             columns[:, 7] = sitting.position[user]
-            columns[:, 8] = _minutes_since_channel(sitting.seen, sitting.now, tables.channels, user, video)
+            columns[:, 8] = _minutes_since_channel(batch.videos, sitting, tables.channels, user, video)
         return matrix
 
 
@@ -116,16 +116,17 @@ def _shares_after(table: WatchedNext, recent: np.ndarray, user: np.ndarray, vide
 
 
 def _minutes_since_channel(
-    seen: csr_matrix, now: np.ndarray, channels: np.ndarray, user: np.ndarray, video: np.ndarray
+    videos: csr_matrix, sitting: Sitting, channels: np.ndarray, user: np.ndarray, video: np.ndarray
 ) -> np.ndarray:
     """Per (query, candidate) pair: minutes from the query's viewer's last watch of the candidate's channel to the
-    query's time (NaN when never, or the channel is not known)."""
-    rows = entry_rows(seen)
-    channel = channels[seen.indices]
+    query's time (NaN when never, or the channel is not known); `videos`: the batch's, whose entries `sitting.seen`
+    follows."""
+    rows = entry_rows(videos)
+    channel = channels[videos.indices]
     width = int(channels.max(initial=0)) + 1
     known = channel >= 0
     keys = rows[known] * width + channel[known]
-    times = seen.data[known]
+    times = sitting.seen[known]
     order = np.lexsort((times, keys))
     keys, times = keys[order], times[order]
     last = np.r_[keys[1:] != keys[:-1], True] if len(keys) else np.zeros(0, dtype=bool)
@@ -135,5 +136,5 @@ def _minutes_since_channel(
     if len(keys):
         position = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
         found = (keys[position] == wanted) & (channels[video] >= 0)
-        minutes[found] = (now[user[found]] - times[position[found]]) / 60
+        minutes[found] = (sitting.now[user[found]] - times[position[found]]) / 60
     return minutes
