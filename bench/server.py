@@ -243,12 +243,18 @@ SEQUENCE_REQUESTS = {
 """Section 5's requests: a history length (random videos, no user) or a wrk body, and the connections."""
 
 
-def sequence_latency(model_dir: Path, video_ids: list[str], duration: int, root: Path = PROJECT_ROOT) -> dict:
-    """Section 5: each of SEQUENCE_REQUESTS against one worker of `root`'s server on the sequence-aware model."""
+def sequence_latency(
+    model_dir: Path, video_ids: list[str], duration: int, root: Path = PROJECT_ROOT, *, rotation: int = 0
+) -> dict:
+    """Section 5: each of SEQUENCE_REQUESTS against one worker of `root`'s server on the sequence-aware model,
+    starting `rotation` kinds into their list (so rounds do not always measure a kind at the same point of a
+    server's life); the result keeps SEQUENCE_REQUESTS' order."""
     latency: dict[str, dict[str, float]] = {}
+    kinds = list(SEQUENCE_REQUESTS.items())
+    start = rotation % len(kinds)
     server = Server(model_dir, root=root)
     try:
-        for name, (request, connections) in SEQUENCE_REQUESTS.items():
+        for name, (request, connections) in kinds[start:] + kinds[:start]:
             if isinstance(request, int):
                 script = history_script(request, video_ids)
             else:
@@ -259,7 +265,7 @@ def sequence_latency(model_dir: Path, video_ids: list[str], duration: int, root:
                 os.unlink(script)
     finally:
         server.stop()
-    return latency
+    return {name: latency[name] for name in SEQUENCE_REQUESTS}
 
 
 def report_sequence(latency: dict, label: str = "ours") -> None:
@@ -276,7 +282,7 @@ def compare_sequence(against: Path, rounds: int, duration: int) -> None:
     model_dir, video_ids = sequential_model()
     runs: dict[str, list[dict]] = {"this": [], "other": []}
     for round_number, name, root in alternating(rounds, against):
-        runs[name].append(sequence_latency(model_dir, video_ids, duration, root))
+        runs[name].append(sequence_latency(model_dir, video_ids, duration, root, rotation=round_number))
         print(f"  round {round_number + 1}, {name}: " + ", ".join(
             f"{kind} p99 {result['p99_ms']:.2f} ms" for kind, result in runs[name][-1].items()
         ), flush=True)  # fmt: skip
