@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -25,6 +26,15 @@ def best_of(repeats: int, action: Callable[[], object]) -> float:
         action()
         timings.append(time.perf_counter() - started)
     return min(timings)
+
+
+T = TypeVar("T")
+
+
+def in_turn(round_number: int, items: Sequence[T]) -> list[T]:
+    """`items` in their order on even rounds, reversed on odd ones: which goes first alternates, so none is always
+    measured on a machine the one before it warmed (or disturbed)."""
+    return list(items) if round_number % 2 == 0 else list(items)[::-1]
 
 
 def report(name: str, value: float, unit: str, target: str = "") -> None:

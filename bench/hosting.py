@@ -35,7 +35,7 @@ import httpx
 import numpy as np
 import orjson
 
-from bench.common import cache_dir, children, free_port, report
+from bench.common import cache_dir, children, free_port, in_turn, report
 from bench.server import KNOWN_USER, USERS, Server, generated_model, lua_script, wrk
 from bench.synthetic import ids, random_model
 from sagemaker_local.models import ModelHost, TargetModelError
@@ -77,7 +77,7 @@ def transform_throughput(model_dir: Path, rounds: int) -> None:
     timings: dict[str, list[float]] = {"transform": [], "instances": []}
     try:
         for round_number in range(rounds):
-            for kind in ("transform", "instances") if round_number % 2 == 0 else ("instances", "transform"):
+            for kind in in_turn(round_number, ("transform", "instances")):
                 started = time.perf_counter()
                 if kind == "transform":
                     job = Job("s3://bench/in/", f"s3://bench/out-{round_number}/")
@@ -140,8 +140,7 @@ def invoke_overhead(model_dir: Path, rounds: int, duration: int) -> None:
     first_answer = []
     try:
         for round_number in range(rounds):
-            order = ("invocations", "invoke") if round_number % 2 == 0 else ("invoke", "invocations")
-            for kind in order:
+            for kind in in_turn(round_number, ("invocations", "invoke")):
                 if kind == "invocations":
                     server = Server(model_dir, WORKERS)
                     try:

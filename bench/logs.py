@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import report
+from bench.common import in_turn, report
 from bench.server import KNOWN_USER, Server, generated_model, lua_script, wrk
 from vrmodels.model.threads import limit_blas_threads
 
@@ -113,8 +113,7 @@ def served(duration: int, rounds: int) -> None:
     rps: dict[str, list[float]] = {name: [] for name in SETTINGS}
     per_request: dict[str, list[float]] = {name: [] for name in SETTINGS}
     for round_number in range(rounds):
-        names = list(SETTINGS) if round_number % 2 == 0 else list(SETTINGS)[::-1]
-        for name in names:
+        for name in in_turn(round_number, list(SETTINGS)):
             throughput, size = run(model_dir, script, duration=duration, env=SETTINGS[name])
             rps[name].append(throughput)
             per_request[name].append(size)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from implicit.cpu.als import AlternatingLeastSquares
 
-from bench.common import PROJECT_ROOT, best_of, cache_dir, report
+from bench.common import PROJECT_ROOT, best_of, cache_dir, in_turn, report
 from features.build_features import build_features, build_features_from_file
 from features.catalogue import read_catalogue
 from features.events import read_events
@@ -129,8 +129,7 @@ def against(other: Path, events: str, videos: str, rounds: int) -> None:
     seconds: dict[str, list[float]] = {"this": [], "other": []}
     work = Path(tempfile.mkdtemp(prefix="bench-offline-"))
     for round_number in range(rounds):
-        order = [("this", PROJECT_ROOT), ("other", other)]
-        for name, root in order if round_number % 2 == 0 else order[::-1]:
+        for name, root in in_turn(round_number, [("this", PROJECT_ROOT), ("other", other)]):
             features, models = work / f"{name}-features", work / f"{name}-models-{round_number}"
             build = [
                 sys.executable,

@@ -35,7 +35,7 @@ import numpy as np
 import orjson
 from implicit.cpu.als import AlternatingLeastSquares
 
-from bench.common import PROJECT_ROOT, best_of, cache_dir, children, free_port, report
+from bench.common import PROJECT_ROOT, best_of, cache_dir, children, free_port, in_turn, report
 from bench.synthetic import ids, random_model
 from features.build_features import build_features
 from features.catalogue import validate_catalogue
@@ -228,9 +228,8 @@ def sequential_model() -> tuple[Path, list[str]]:
 
 def alternating(rounds: int, against: Path) -> Iterator[tuple[int, str, Path]]:
     """(round, "other" or "this", checkout root) for `rounds` rounds, which checkout goes first alternating."""
-    order = [("other", against), ("this", PROJECT_ROOT)]
     for round_number in range(rounds):
-        for name, root in order if round_number % 2 == 0 else order[::-1]:
+        for name, root in in_turn(round_number, [("other", against), ("this", PROJECT_ROOT)]):
             yield round_number, name, root
 
 
@@ -341,7 +340,7 @@ def against_anchor(model_dir: Path, known: str, exact: str, duration: int, round
             server.stop()
 
     for round_number in range(rounds):
-        for action in (anchor_round, our_round) if round_number % 2 == 0 else (our_round, anchor_round):
+        for action in in_turn(round_number, (anchor_round, our_round)):
             action()
         print(f"  round {round_number + 1}: " + ", ".join(
             f"{kind} {results[-1]['rps']:,.0f} req/s" for kind, results in runs.items()
