@@ -303,9 +303,7 @@ def batch_of(queries: Sequence[ResolvedQuery], videos: int, *, fold_in: FoldIn, 
             recent=recent,
             position=np.asarray([query.position for query in queries], dtype=np.int64),
             now=np.asarray([query.now for query in queries], dtype=np.float64),
-            seen=np.concatenate([query.seen for query in queries]).astype(np.float64, copy=False)
-            if queries
-            else np.zeros(0),
+            seen=np.concatenate([query.seen for query in queries] or [NO_TIMES]),
         )
     return QueryBatch(
         vectors=fold_in.vectors(queries, matrix),
