@@ -2,10 +2,10 @@
 
 Answers that need no scoring pass (a known user's precomputed top-N, the popular fallback) are computed on the
 event loop for small requests: cheaper than a thread hop. Everything else, and every query of a large request,
-goes through the worker's micro-batcher to its scoring thread, where `Recommender.lookup` runs only for queries
-that have not tried it yet. Each query's result is typed where it is made: answered, or a ServingError in its
-own slot (an unknown video: 404; a fault nobody foresaw: 500, logged with the request id, the other queries of
-the batch answered as usual).
+goes through the worker's micro-batcher, which scores it on the worker's scoring thread (a lone query on the event
+loop: serving.batcher); `Recommender.lookup` runs there only for queries that have not tried it yet. Each
+query's result is typed where it is made: answered, or a ServingError in its own slot (an unknown video: 404; a
+fault nobody foresaw: 500, logged with the request id, the other queries of the batch answered as usual).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ INLINE_LIMIT = 16  # queries a request may have and still get its cheap answers 
 
 @dataclass(slots=True)
 class Job:
-    """One query on its way to the scoring thread."""
+    """One query on its way to the micro-batcher."""
 
     recommender: Recommender
     query: AnyQuery
@@ -71,7 +71,7 @@ class Predictor:
         return outcomes  # type: ignore[return-value]
 
     def score(self, jobs: list[Job]) -> list[Outcome]:
-        """Outcomes for one batch, on the scoring thread: cheap answers first, one exact pass per model for the rest."""
+        """Outcomes for one batch of the micro-batcher: cheap answers first, one exact pass per model for the rest."""
         outcomes: list[Outcome | None] = [None] * len(jobs)
         by_model: dict[Recommender, list[int]] = {}
         for index, job in enumerate(jobs):

@@ -42,7 +42,8 @@ class Supervisor(BaseApplication):
             "preload_app": True,
             "graceful_timeout": int(settings.graceful_shutdown_seconds),
             # A worker's heartbeat starts after it has loaded its model, so this must outlast a load (SageMaker
-            # allows up to ContainerStartupHealthCheckTimeoutInSeconds); scoring itself never blocks the loop.
+            # allows up to ContainerStartupHealthCheckTimeoutInSeconds); scoring blocks the loop only for a lone
+            # query (serving.batcher).
             "timeout": max(600, int(settings.timeout_seconds) * 2),
             "keepalive": 75,  # longer than SageMaker's and common load balancers' idle timeouts
             "backlog": 2048,

@@ -18,6 +18,7 @@ class Recorder:
 
     def __init__(self, hold: bool = False):
         self.batches: list[list[int]] = []
+        self.threads: list[threading.Thread] = []
         self.release = threading.Event()
         self.started = threading.Event()
         if not hold:
@@ -27,6 +28,7 @@ class Recorder:
         self.started.set()
         self.release.wait(timeout=30)
         self.batches.append(list(items))
+        self.threads.append(threading.current_thread())
         return [item * 10 for item in items]
 
 
@@ -41,9 +43,10 @@ async def request(batcher: MicroBatcher, items: list[int]) -> list[int]:
 
 
 async def busy_batcher(recorder: Recorder) -> tuple[MicroBatcher, asyncio.Future]:
-    """A batcher whose scoring thread is held by `recorder` on a request for [1] (that request's future)."""
+    """A batcher whose scoring thread is held by `recorder` on a request for [1, 0] (that request's future; two
+    items, so that it goes to the thread though it is alone)."""
     batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
-    busy = asyncio.ensure_future(request(batcher, [1]))
+    busy = asyncio.ensure_future(request(batcher, [1, 0]))
     await asyncio.to_thread(recorder.started.wait, 30)
     return batcher, busy
 
@@ -77,11 +80,65 @@ def test_a_lone_request_does_not_wait_for_company():
 
     async def scenario():
         batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
-        result = await request(batcher, [7])
+        result = await request(batcher, [7, 8])
         batcher.close()
         return result
 
+    assert run(scenario()) == [70, 80]
+    assert recorder.threads[0] is not threading.main_thread()
+
+
+def test_a_lone_query_is_scored_on_the_calling_thread_and_its_fault_reaches_its_caller():
+    recorder = Recorder()
+
+    def broken(items: list[int]) -> list[int]:
+        raise RuntimeError("scoring exploded")
+
+    async def scenario():
+        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
+        result = await request(batcher, [7])
+        failing = MicroBatcher(broken, max_batch=64, max_wait=HOUR)
+        with pytest.raises(RuntimeError, match="scoring exploded"):
+            await request(failing, [1])
+        batcher.close()
+        failing.close()
+        return result
+
     assert run(scenario()) == [70]
+    assert recorder.threads == [threading.main_thread()]
+
+
+def test_lone_queries_that_arrive_in_the_same_turn_of_the_loop_are_batched_on_the_scoring_thread():
+    recorder = Recorder()
+
+    async def scenario():
+        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
+        results = await asyncio.gather(*(request(batcher, [n]) for n in range(3)))
+        batcher.close()
+        return results
+
+    assert run(scenario()) == [[0], [10], [20]]
+    assert len(recorder.batches) == 1 and sorted(recorder.batches[0]) == [0, 1, 2]
+    assert recorder.threads[0] is not threading.main_thread()
+
+
+def test_a_lone_query_waits_for_a_busy_thread_so_that_two_scorings_never_overlap():
+    recorder = Recorder(hold=True)
+
+    async def scenario():
+        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
+        abandoned = asyncio.ensure_future(batcher.run([1, 0]))  # its caller no longer counts as in flight
+        await asyncio.to_thread(recorder.started.wait, 30)
+        lone = asyncio.ensure_future(request(batcher, [5]))
+        await asyncio.sleep(0.05)
+        recorder.release.set()
+        results = await asyncio.gather(abandoned, lone)
+        batcher.close()
+        return results
+
+    assert run(scenario()) == [[10, 0], [50]]
+    assert recorder.batches == [[1, 0], [5]]
+    assert all(thread is not threading.main_thread() for thread in recorder.threads)
 
 
 def test_a_request_waits_at_most_the_window_when_others_are_in_flight_but_do_not_join():
@@ -122,8 +179,8 @@ def test_work_arriving_while_the_thread_is_busy_forms_the_next_batch():
         batcher.close()
         return results
 
-    assert run(scenario()) == [[10], [20], [30], [40]]
-    assert recorder.batches == [[1], [2, 3, 4]]
+    assert run(scenario()) == [[10, 0], [20], [30], [40]]
+    assert recorder.batches == [[1, 0], [2, 3, 4]]
 
 
 def test_a_request_that_gave_up_is_never_scored():
@@ -140,7 +197,7 @@ def test_a_request_that_gave_up_is_never_scored():
         return after
 
     assert run(scenario()) == [20]
-    assert recorder.batches == [[1], [2]]
+    assert recorder.batches == [[1, 0], [2]]
 
 
 def test_a_request_past_its_timeout_gets_timeout_error_and_its_items_are_never_scored():
@@ -159,7 +216,7 @@ def test_a_request_past_its_timeout_gets_timeout_error_and_its_items_are_never_s
         return after
 
     assert run(scenario()) == [[20], [30]]
-    assert recorder.batches[0] == [1] and sorted(item for batch in recorder.batches[1:] for item in batch) == [2, 3]
+    assert recorder.batches[0] == [1, 0] and sorted(item for batch in recorder.batches[1:] for item in batch) == [2, 3]
 
 
 def test_a_failing_batch_fails_each_of_its_requests():
