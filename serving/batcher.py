@@ -6,13 +6,15 @@ join, so waiting would only add latency). While a batch runs, new items gather f
 as soon as the thread is free. Items whose caller has given up (the request timed out or was cancelled) are
 dropped before scoring, so a 504 stops costing CPU within one batch.
 
-A lone query skips the thread: when it is the only item of the only request in flight, and nothing is scoring
-(a model is never scored on two threads at once) or waiting, it is scored on the calling (event loop) thread. The hand-off to the scoring thread and back cost
-such a request about a third of its latency (bench.server section 5, 2026-12-07: p50 3.3 → 2.3 ms); blocking the
-loop for one query's milliseconds costs nobody anything when nobody else is there. Requests that arrive
-together get one turn of the loop to count themselves in first, so they still gather into a batch. A lone
-query's scoring is not interrupted by its timeout: one query takes milliseconds (12.5 ms for an exact top-k over
-a million videos, docs/large-catalogues.md).
+A lone query skips the thread: when it is the only item of the only request in flight, nothing is scoring (a
+model is never scored on two threads at once) or waiting, and the previous scoring was of one query too, it is
+scored on the calling (event loop) thread. The hand-off to the scoring thread and back cost such a request
+0.4-0.9 ms of its 3-3.6 ms (docs/benchmarks.md); blocking the loop for one query's milliseconds costs nobody
+anything when nobody else is there. Requests that arrive together get one turn of the loop to count themselves
+in first, and traffic that came in batches a moment ago keeps to the thread: at 8 connections, scoring whichever
+request happened to arrive first inline held the other seven back (p50 1.07×, p99 1.12×). A lone query's scoring
+is not interrupted by its timeout: one query takes milliseconds (12.5 ms for an exact top-k over a million
+videos, docs/large-catalogues.md).
 
 The batcher owns the worker's count of requests in flight: each request is counted for as long as it is
 answered (`with batcher.in_flight():`), whether or not it ever sends work here.
@@ -41,6 +43,7 @@ class MicroBatcher(Generic[Item, Result]):
         self._pending: deque[tuple[Item, asyncio.Future, float]] = deque()
         self._waiting_requests = 0
         self._busy = False
+        self._last_batch = 1  # queries in the latest scoring call
         self._timer: asyncio.TimerHandle | None = None
 
     @contextmanager
@@ -55,7 +58,7 @@ class MicroBatcher(Generic[Item, Result]):
     async def run(self, items: Sequence[Item], timeout: float | None = None) -> list[Result]:
         """Results for `items`, in order; raises what `process` raised for their batch, or TimeoutError when they are
         not all scored within `timeout` seconds (one loop timer: asyncio.timeout costs a request ~20 µs more)."""
-        if len(items) == 1 and await self._alone():
+        if len(items) == 1 and self._last_batch == 1 and await self._alone():
             return list(self._process(list(items)))
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -116,6 +119,7 @@ class MicroBatcher(Generic[Item, Result]):
         if not batch:
             return
         self._busy = True
+        self._last_batch = len(batch)
         work = loop.run_in_executor(self._executor, self._process, [item for item, _ in batch])
         work.add_done_callback(lambda done: self._finish(loop, batch, done))
 

@@ -108,6 +108,20 @@ def test_a_lone_query_is_scored_on_the_calling_thread_and_its_fault_reaches_its_
     assert recorder.threads == [threading.main_thread()]
 
 
+def test_after_a_batch_of_several_queries_the_next_lone_query_keeps_to_the_thread_and_the_one_after_does_not():
+    recorder = Recorder()
+
+    async def scenario():
+        batcher = MicroBatcher(recorder, max_batch=64, max_wait=HOUR)
+        results = [await request(batcher, items) for items in ([1, 2], [3], [4])]
+        batcher.close()
+        return results
+
+    assert run(scenario()) == [[10, 20], [30], [40]]
+    main = threading.main_thread()
+    assert [thread is main for thread in recorder.threads] == [False, False, True]
+
+
 def test_lone_queries_that_arrive_in_the_same_turn_of_the_loop_are_batched_on_the_scoring_thread():
     recorder = Recorder()
 
