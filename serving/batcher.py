@@ -57,7 +57,8 @@ class MicroBatcher(Generic[Item, Result]):
 
     async def run(self, items: Sequence[Item], timeout: float | None = None) -> list[Result]:
         """Results for `items`, in order; raises what `process` raised for their batch, or TimeoutError when they are
-        not all scored within `timeout` seconds (one loop timer: asyncio.timeout costs a request ~20 µs more)."""
+        not all scored within `timeout` seconds (one loop timer: asyncio.timeout costs a request ~20 µs more). A lone
+        query is scored on the calling thread, where `timeout` cannot stop it."""
         if len(items) == 1 and self._last_batch == 1 and await self._alone():
             return list(self._process(list(items)))
         loop = asyncio.get_running_loop()
