@@ -9,7 +9,7 @@ dropped before scoring, so a 504 stops costing CPU within one batch.
 A lone query skips the thread: when it is the only item of the only request in flight, nothing is scoring (a
 model is never scored on two threads at once) or waiting, and the previous scoring was of one query too, it is
 scored on the calling (event loop) thread. The hand-off to the scoring thread and back cost such a request
-0.4-0.9 ms of its 3-3.6 ms (docs/benchmarks.md); blocking the loop for one query's milliseconds costs nobody
+0.5-0.9 ms of its 3.1-4.6 ms (docs/benchmarks.md); blocking the loop for one query's milliseconds costs nobody
 anything when nobody else is there. Requests that arrive together get one turn of the loop to count themselves
 in first, and traffic that came in batches a moment ago keeps to the thread: at 8 connections, scoring whichever
 request happened to arrive first inline held the other seven back (p50 1.07×, p99 1.12×). A lone query's scoring
