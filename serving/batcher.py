@@ -59,7 +59,7 @@ class MicroBatcher(Generic[Item, Result]):
         """Results for `items`, in order; raises what `process` raised for their batch, or TimeoutError when they are
         not all scored within `timeout` seconds (one loop timer: asyncio.timeout costs a request ~20 µs more). A lone
         query is scored on the calling thread, where `timeout` cannot stop it."""
-        if len(items) == 1 and self._last_batch == 1 and await self._alone():
+        if len(items) == 1 and await self._alone():
             return list(self._process(list(items)))
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -80,12 +80,16 @@ class MicroBatcher(Generic[Item, Result]):
                 future.cancel()  # a no-op for finished ones; drops the rest when this request gave up
 
     async def _alone(self) -> bool:
-        """Whether the caller is the only request in flight and nothing is scoring or waiting, even after one turn
-        of the loop (requests whose bytes arrived with the caller's start and count themselves in during it)."""
-        if self._busy or self._pending or self._in_flight > 1:
+        """Whether the caller is the only request in flight, nothing is scoring or waiting and the latest scoring was
+        of one query, even after one turn of the loop (requests whose bytes arrived with the caller's start count
+        themselves in during it)."""
+        if self._last_batch > 1 or self._company():
             return False
         await asyncio.sleep(0)
-        return not (self._busy or self._pending or self._in_flight > 1)
+        return not self._company()
+
+    def _company(self) -> bool:
+        return self._busy or bool(self._pending) or self._in_flight > 1
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
