@@ -31,8 +31,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 LONG_FIRST = ("spark", "container", "aws")
-"""Markers of the files to start first: pytest-xdist hands out whole files in collection order (--dist loadfile),
-and a Spark or container file begun last kept one worker busy for minutes while the other sat idle."""
+"""Markers of the files to start first: pytest-xdist hands out whole files in collection order (--dist loadfile
+--no-loadscope-reorder, as the Makefile runs it), and a Spark or container file begun last kept one worker busy for
+minutes while the other sat idle."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
