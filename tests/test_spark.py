@@ -124,15 +124,15 @@ def test_the_watched_next_table_spark_builds_is_the_local_one(spark, tmp_path):
     events = train_spark.validate(train_spark.read_events(spark, str(path)), str(path), confidence)
     built = train_spark.build_pairs(events, confidence)
     assert built.video_ids == features.video_ids
+    spark_watches = train_spark.watches(built.events, gap_seconds=30 * 60, satisfying_events=relevance.events)
     ours = train_spark.watched_next(
-        built.events, gap_seconds=30 * 60, relevance=relevance, confidence=confidence, videos=len(built.video_ids)
+        spark_watches, relevance=relevance, confidence=confidence, videos=len(built.video_ids)
     )
     assert local.indptr[-1] > 100  # a table with something in it
     np.testing.assert_array_equal(ours.indptr, local.indptr)
     np.testing.assert_array_equal(ours.videos, local.videos)
     np.testing.assert_allclose(ours.weights, local.weights, rtol=1e-6)
     np.testing.assert_allclose(ours.support, local.support, rtol=1e-6)
-    spark_watches = train_spark.watches(built.events, gap_seconds=30 * 60, satisfying_events=relevance.events)
     np.testing.assert_array_equal(
         train_spark.last_sittings(spark_watches, len(built.user_ids)), last_sittings(watches, len(features.user_ids))
     )

@@ -420,7 +420,8 @@ def watches(events, *, gap_seconds: float, satisfying_events: tuple[str, ...]):
     sittings = events.withColumn("new", (gap.isNull() | (gap > gap_seconds)).cast("int")).withColumn(
         "sitting", F.sum("new").over(by_user.rowsBetween(Window.unboundedPreceding, Window.currentRow))
     )
-    starting = [name for name in START_EVENTS if sittings.filter(F.col("event") == name).limit(1).count()]
+    # asked of the events, not of `sittings`: a filter cannot pass the window, which would sort the log each time
+    starting = [name for name in START_EVENTS if events.filter(F.col("event") == name).limit(1).count()]
     is_start = F.col("event").isin(*starting) if starting else F.lit(True)
     sittings = sittings.withColumn("is_start", is_start.cast("int"))
     by_video = Window.partitionBy("user_index", "sitting", "video_index").orderBy("timestamp", F.desc("is_start"))
@@ -434,15 +435,13 @@ def watches(events, *, gap_seconds: float, satisfying_events: tuple[str, ...]):
     )
 
 
-def watched_next(
-    events, *, gap_seconds: float, relevance: Relevance, confidence: ConfidenceConfig, videos: int
-) -> WatchedNext:
-    """vrmodels.training.sessions.watched_next with Spark: the weighed transitions within sittings at each distance
-    summed by window functions, then shared and cut on the driver (vrmodels.training.sessions.normalised_table)."""
+def watched_next(watched, *, relevance: Relevance, confidence: ConfidenceConfig, videos: int) -> WatchedNext:
+    """vrmodels.training.sessions.watched_next with Spark, from the `watches`: the weighed transitions within
+    sittings at each distance summed by window functions, then shared and cut on the driver
+    (vrmodels.training.sessions.normalised_table)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    watched = watches(events, gap_seconds=gap_seconds, satisfying_events=relevance.events)
     completion = F.col("completion")
     if relevance.kind == "satisfying_watch":
         satisfying = (completion >= relevance.min_completion) | F.col("satisfying_event")
@@ -499,9 +498,7 @@ def session_tables(
     frame = features.pairs
     data_end = int(frame["last_timestamp"].max()) + 1 if len(frame) else 0
     watched = watches(events, gap_seconds=gap_seconds, satisfying_events=relevance.events).cache()
-    table = watched_next(
-        events, gap_seconds=gap_seconds, relevance=relevance, confidence=confidence, videos=len(features.video_ids)
-    )
+    table = watched_next(watched, relevance=relevance, confidence=confidence, videos=len(features.video_ids))
     kept = frame["confidence"].to_numpy() > 0
     tables = SessionTables(
         next=table,
