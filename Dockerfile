@@ -19,12 +19,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Dependencies in their own layer, before any code: editing code does not reinstall them. Test suites and the
-# pyarrow parts nothing here loads (Flight RPC, S3 filesystem; ~50 MB) are left out. Parquet stays.
+# pyarrow parts nothing here loads (Flight RPC, S3 filesystem; ~50 MB) are left out. Parquet stays. The bytecode pip
+# compiles stays too: with PYTHONDONTWRITEBYTECODE nothing is cached at run time, and every start compiled serving's
+# imports again.
 FROM runtime AS dependencies
 COPY requirements.txt /tmp/requirements.txt
 RUN python -m venv /opt/venv \
     && pip install --no-cache-dir -r /tmp/requirements.txt \
-    && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
+    && find /opt/venv -depth -type d -name tests -exec rm -rf {} + \
     && pyarrow=/opt/venv/lib/python3.11/site-packages/pyarrow \
     && rm -rf "$pyarrow/include" "$pyarrow"/libarrow_flight.so* "$pyarrow"/_flight*.so \
               "$pyarrow"/libarrow_s3.so* "$pyarrow"/_s3fs*.so
@@ -56,6 +58,7 @@ COPY serve.py ./
 COPY serving/ serving/
 COPY vrmodels/ vrmodels/
 COPY features/ features/
+RUN python -m compileall -q serve.py serving vrmodels features
 # A model SageMaker extracts into /opt/ml/model takes precedence over this one.
 ENV VR_MODEL_DIR=/opt/program/model \
     VR_WORKER_USER=vr

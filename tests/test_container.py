@@ -98,6 +98,17 @@ def test_image_carries_no_compiler_and_no_deploy_test_or_plotting_tools(image):
     assert docker("run", "--rm", "--entrypoint", "python", image, "-c", probe).stdout.strip() == "[] []"
 
 
+def test_every_module_serving_and_training_import_comes_compiled_in_the_image(image):
+    """PYTHONDONTWRITEBYTECODE is set and the workers cannot write /opt: a module whose bytecode is not in the image
+    is compiled again at every start (/ping took 5.4 s after `docker run` without it, 2.9 s with it)."""
+    probe = (
+        "import os, sys, serving.app, serving.worker, vrmodels.training.training_job; "
+        "print(sorted(name for name, module in sys.modules.items() if getattr(module, '__cached__', None) "
+        "and module.__file__.startswith('/opt/') and not os.path.exists(module.__cached__)))"
+    )
+    assert docker("run", "--rm", "--entrypoint", "python", image, "-c", probe).stdout.strip() == "[]"
+
+
 def test_serve_answers_from_the_model_mounted_at_opt_ml_model(image, mounted_model):
     container = run_server(image, "vr-test-mounted", "serve", options=("-v", f"{mounted_model}:/opt/ml/model:ro"))
     try:
