@@ -44,7 +44,7 @@ def compare(spark, name: str, path: Path, input_format: str) -> None:
     implicit, implicit_seconds = timed(
         lambda: train(
             build_features_from_file(path, input_format),
-            options=TrainingOptions(options=TrainingOptions(allow_worse=True)),
+            options=TrainingOptions(allow_worse=True),
         )
     )
     spark_result, spark_seconds = timed(
