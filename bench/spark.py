@@ -3,8 +3,8 @@
     python -m bench.spark [--grid] [--skip-large]
 
 Printed: MovieLens-100K (per-user temporal 80/20) NDCG@10 of both trainers with their defaults (target: Spark
-within 10% of implicit) and wall times; the bundled sample likewise; wall times on a generated log of 5M events
-(bench/.cache/events-5m.csv, shared with bench.offline). `--grid` prints the regParam × alpha grid the Spark
+within 10% of implicit) and wall times; the bundled sample likewise; the same on bench.offline's generated
+platform log of 5M events (bench/.cache/platform-events-5m.csv). `--grid` prints the regParam × alpha grid the Spark
 defaults were chosen from, on both data sets.
 """
 
@@ -22,8 +22,8 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from bench.common import MOVIELENS, cache_dir, report
-from bench.offline import feature_throughput
+from bench.common import MOVIELENS, report
+from bench.offline import platform_log
 from features.build_features import build_features_from_file
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.training import spark as train_spark
@@ -101,8 +101,8 @@ def main() -> None:
                 grid(spark, name, path, input_format)
             compare(spark, name, path, input_format)
         if not args.skip_large:
-            feature_throughput()  # makes sure bench/.cache/events-5m.csv exists
-            compare(spark, "generated 5M events", cache_dir() / "events-5m.csv", "events")
+            events, _ = platform_log()
+            compare(spark, "generated 5M events", Path(events), "events")
     finally:
         spark.stop()
 
