@@ -58,7 +58,7 @@ COPY serve.py ./
 COPY serving/ serving/
 COPY vrmodels/ vrmodels/
 COPY features/ features/
-RUN python -m compileall -q serve.py serving vrmodels features
+RUN python -m compileall -q /opt/program
 # A model SageMaker extracts into /opt/ml/model takes precedence over this one.
 ENV VR_MODEL_DIR=/opt/program/model \
     VR_WORKER_USER=vr
