@@ -2,7 +2,8 @@
 
     python -m bench.server [--duration 10] [--rounds 3]   (anchor and ours alternating; the median round)
     python -m bench.server --against ../base [--rounds 3]   (this checkout against another, alternating)
-    python -m bench.server --sequence-only [--against ../base]   (section 5 alone; against another: ratios)
+    python -m bench.server --sequence-only [--against ../base]   (section 5 alone; against another: ratios, each
+                                                                   checkout serving the model it trains)
 
 Contenders, one worker each unless said: the tutorial's own app (`bench.tutorial_app`, the anchor: FastAPI,
 pydantic, one implicit recommend per request, one uvicorn process) and ours (`serve.py`). Printed, all from
@@ -198,10 +199,12 @@ def row(name: str, result: dict[str, float]) -> None:
     )
 
 
-def model_of(root: Path) -> Path:
-    """The benchmark model as `root`'s code writes it (cached there): with `root` the older checkout, a format
-    both read."""
-    command = [sys.executable, "-c", "from bench.server import generated_model; print(generated_model())"]
+def model_of(root: Path, maker: str = "generated_model") -> Path:
+    """The benchmark model `maker` (generated_model, sequential_model) as `root`'s code writes it (cached there):
+    with `root` the older checkout, a format both read. (Before 2026-12-07 sequential_model returned the directory
+    and some of its ids.)"""
+    code = f"from bench.server import {maker}; made = {maker}(); print(made[0] if isinstance(made, tuple) else made)"
+    command = [sys.executable, "-c", code]
     result = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True)
     return Path(result.stdout.strip().splitlines()[-1])
 
@@ -213,17 +216,23 @@ def history_script(length: int, video_ids: list[str]) -> str:
     return lua_script([body], videos=video_ids)
 
 
-def sequential_model() -> tuple[Path, list[str]]:
+def sequential_model() -> Path:
     """The sequence-aware model of a generated platform (20,000 users, 5,000 videos, 250 channels, sittings;
-    cached), and the ids of its videos."""
+    cached)."""
     directory = cache_dir() / f"sequential-20000x5000-format{FORMAT_VERSION}"
     if not directory.exists():
         print("training the sequence-aware benchmark model (cached in bench/.cache) ...", flush=True)
+        limit_blas_threads()  # the same model from every checkout and caller: two BLAS threads train another one
         platform = generate_platform(users=20_000, videos=5_000, channels=250, categories=20, seed=2)
         events = validate_events(platform.events, "generated platform")
         features = build_features(events, videos=validate_catalogue(platform.videos, "generated catalogue"))
         write_model_dir(to_artifacts(train(features, options=TrainingOptions(allow_worse=True)).trained), directory)
-    return directory, load_model_dir(directory).videos.all_ids()[:2000]
+    return directory
+
+
+def some_videos(model_dir: Path) -> list[str]:
+    """The ids section 5's requests draw from: the model's first 2,000 videos."""
+    return load_model_dir(model_dir).videos.all_ids()[:2000]
 
 
 def alternating(rounds: int, against: Path) -> Iterator[tuple[int, str, Path]]:
@@ -278,11 +287,13 @@ def report_sequence(latency: dict, label: str = "ours") -> None:
 
 
 def compare_sequence(against: Path, rounds: int, duration: int) -> None:
-    """Section 5 for this checkout and another, alternating which goes first; medians of each request's p50/p99."""
-    model_dir, video_ids = sequential_model()
+    """Section 5 for this checkout and another, alternating which goes first, each serving the model it trains (the
+    same data; the formats may differ); medians of each request's p50/p99."""
+    models = {"this": sequential_model(), "other": model_of(against, "sequential_model")}
+    video_ids = some_videos(models["this"])
     runs: dict[str, list[dict]] = {"this": [], "other": []}
     for round_number, name, root in alternating(rounds, against):
-        runs[name].append(sequence_latency(model_dir, video_ids, duration, root, rotation=round_number))
+        runs[name].append(sequence_latency(models[name], video_ids, duration, root, rotation=round_number))
         print(f"  round {round_number + 1}, {name}: " + ", ".join(
             f"{kind} p99 {result['p99_ms']:.2f} ms" for kind, result in runs[name][-1].items()
         ), flush=True)  # fmt: skip
@@ -373,7 +384,8 @@ def main() -> None:
         if args.against:
             compare_sequence(args.against.resolve(), args.rounds, duration)
         else:
-            report_sequence(sequence_latency(*sequential_model(), duration))
+            model_dir = sequential_model()
+            report_sequence(sequence_latency(model_dir, some_videos(model_dir), duration))
         return
     if args.against:
         against = args.against.resolve()
@@ -405,8 +417,8 @@ def main() -> None:
     report("3. ratio raw / HTTP", raw_seconds / batch_seconds, "×", "target ≥ 0.75")
     report("3. /ping p99 while /invocations is saturated", ping["p99_ms"], "ms", "target < 50")
 
-    sequential_dir, video_ids = sequential_model()
-    latency = sequence_latency(sequential_dir, video_ids, duration)
+    sequential_dir = sequential_model()
+    latency = sequence_latency(sequential_dir, some_videos(sequential_dir), duration)
     report_sequence(latency)
 
     memory = {}
