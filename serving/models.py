@@ -93,6 +93,7 @@ class LoadedModel:
             videos=recommender.video_count,
             serving=ServingAids(
                 precomputedTopN=recommender.topn_size,
+                precomputedUpNext=recommender.up_next_size,
                 approximateTopK=recommender.approximate,
                 twoStage=recommender.ranking.learned,
                 catalogue=manifest.catalogue is not None,
@@ -164,6 +165,7 @@ class ModelState:
                 "model_dir": str(self.model_dir),
                 "model_version": recommender.model_version,
                 "precomputed_top_n": recommender.topn_size,
+                "precomputed_up_next": recommender.up_next_size,
                 "approximate_top_k": recommender.approximate,
                 "load_seconds": round(self._load_seconds, 3),
                 "warm_up_seconds": round(time.perf_counter() - started, 3),

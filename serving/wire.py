@@ -236,6 +236,9 @@ class ServingAids(BaseModel):
     """What a loaded model has to answer fast with."""
 
     precomputedTopN: int = Field(description="N of the precomputed lists (0: none, every request is ranked)")
+    precomputedUpNext: int = Field(
+        0, description="N of each video's precomputed up next for anyone (0: none, up next is ranked per request)"
+    )
     approximateTopK: bool = Field(description="whether top-k goes through its ANN indexes")
     twoStage: bool = Field(description="whether a learned second stage orders its candidates")
     catalogue: bool = Field(description="whether it knows the catalogue (categories, channels, publication)")

@@ -1,4 +1,3 @@
-import hashlib
 import json
 import shutil
 import tarfile
@@ -7,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.asking import recommend, similar
+from tests.model_files import downgrade, rewrite
 from vrmodels.model import sessions
 from vrmodels.model.artifacts import (
     DATA_FILES,
@@ -29,7 +29,7 @@ def model_copy(tmp_path, model_dir):
 
 def test_manifest_records_parameters_data_metrics_and_checksums(model_dir):
     manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
-    assert manifest["format_version"] == FORMAT_VERSION == 6
+    assert manifest["format_version"] == FORMAT_VERSION == 7
     assert manifest["model_version"] == model_dir.name
     assert set(manifest["parameters"]) == {"factors", "regularization", "alpha", "iterations", "seed"}
     assert set(manifest["confidence"]) == {
@@ -51,32 +51,6 @@ def test_the_evaluation_report_names_its_metrics_and_relevance(model_dir):
     assert "satisfying watches: completion ≥ 0.8 or a complete/like/share event" in page
     assert '<img src="evaluation.png"' in page
     assert (model_dir / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def downgrade(directory, version: int, drop: tuple[str, ...]) -> None:
-    """Make `directory` look as an older trainer wrote it: without the files that format did not have (the session
-    tables before format 6), and with JSON id lists instead of id indexes before format 4."""
-    artifacts = load_model_dir(directory, mmap=False)
-    manifest = json.loads((directory / MANIFEST_FILE).read_text())
-    if version < 6:
-        drop = (*drop, *sessions.FILES)
-        manifest.pop("sessions")
-    for name in drop:
-        (directory / name).unlink()
-        del manifest["files"][name]
-    if version < 4:
-        for name, index in (("user_ids", artifacts.users), ("video_ids", artifacts.videos)):
-            for suffix in (".npy", "_order.npy"):
-                (directory / f"{name}{suffix}").unlink()
-                del manifest["files"][f"{name}{suffix}"]
-            (directory / f"{name}.json").write_text(json.dumps(index.all_ids()))
-            manifest["files"][f"{name}.json"] = signature(directory / f"{name}.json")
-    manifest["format_version"] = version
-    (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
-
-
-def signature(path) -> dict:
-    return {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 @pytest.mark.parametrize(
@@ -119,14 +93,6 @@ def test_factor_counts_of_users_and_videos_must_agree(model_copy):
     rewrite(model_copy, "item_factors.npy", np.zeros((80, 3), dtype=np.float32))
     with pytest.raises(ModelArtifactError, match=r"item_factors\.npy: 3 factors, user_factors\.npy has 16"):
         load_model_dir(model_copy)
-
-
-def rewrite(directory, name: str, array: np.ndarray) -> None:
-    """Replace one array and re-sign the manifest, as a buggy trainer would: checksums pass, content does not."""
-    np.save(directory / name, array)
-    manifest = json.loads((directory / MANIFEST_FILE).read_text())
-    manifest["files"][name] = signature(directory / name)
-    (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
 def test_latest_points_at_the_new_version(model_dir):
@@ -172,7 +138,7 @@ def test_newer_format_version_is_refused(model_copy):
     manifest = json.loads((model_copy / MANIFEST_FILE).read_text())
     manifest["format_version"] = 99
     (model_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(ModelArtifactError, match="format_version 99, this code reads 1, 2, 3, 4, 5, 6"):
+    with pytest.raises(ModelArtifactError, match="format_version 99, this code reads 1, 2, 3, 4, 5, 6, 7"):
         load_model_dir(model_copy)
 
 

@@ -20,6 +20,7 @@ from serving.settings import Settings
 from tests import emf
 from tests.answers import without_id
 from tests.server import json_lines
+from vrmodels.model.manifest import FORMAT_VERSION
 
 JSON = {"Content-Type": "application/json"}
 
@@ -218,7 +219,7 @@ def test_info_describes_every_loaded_model(client, root):
     assert models["als-a"]["serving"]["twoStage"] is False
     assert models["two-stage"]["serving"]["twoStage"] is True
     assert models["two-stage"]["evaluation"]["split"] == "time"
-    assert models["als-a"]["formatVersion"] == 6 and models["als-a"]["users"] > 0
+    assert models["als-a"]["formatVersion"] == FORMAT_VERSION and models["als-a"]["users"] > 0
 
 
 def test_metrics_carry_the_target_model_and_loads_are_timed(root, capsys, caplog):

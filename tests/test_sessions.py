@@ -4,6 +4,8 @@ in-session judgement. Trained for real on a small generated platform with series
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,8 +18,9 @@ from features.sittings import sitting_ids
 from serving.app import create_app
 from serving.settings import Settings
 from tests.asking import recommend, similar
-from vrmodels.model.artifacts import load_model_dir
-from vrmodels.model.queries import Query, Watch
+from tests.model_files import downgrade, rewrite
+from vrmodels.model.artifacts import MANIFEST_FILE, UP_NEXT_FILES, ModelArtifactError, load_model_dir, write_model_dir
+from vrmodels.model.queries import Query, SimilarQuery, Watch
 from vrmodels.model.ranking.base import up_next
 from vrmodels.model.recommend import Recommender
 from vrmodels.model.resolve import batch_of
@@ -78,6 +81,7 @@ def test_the_model_carries_its_watched_next_table_and_three_judgements(platform_
         and info["evaluation"]["inSession"]["ndcg"] == judgements["in_session"]["sequential"]["ndcg"]
     )
     assert info["evaluation"]["upNext"]["bestBaseline"] in judgements["up_next"]
+    assert info["serving"]["precomputedUpNext"] == info["serving"]["precomputedTopN"] == 50
     assert "In session" in (platform_model_dir / "evaluation.html").read_text()
 
 
@@ -184,6 +188,67 @@ def test_up_next_for_a_video_nobody_watched_anything_after_is_factor_similarity(
         ids = model.ranking.topk.similar(np.asarray([lonely]), 5)[0][0]
         answer = similar(model, load_model_dir(model_dir).videos.all_ids()[lonely], 5).video_ids
         assert answer == [load_model_dir(model_dir).videos.all_ids()[index] for index in ids]
+
+
+def test_up_next_lists_hold_the_answer_a_format_6_directory_ranks_per_request(platform_model_dir, tmp_path):
+    older = shutil.copytree(platform_model_dir, tmp_path / "format6")
+    downgrade(older, 6, ())
+    listed, ranked = Recommender.load(platform_model_dir), Recommender.load(older)
+    assert ranked.manifest.format_version == 6 and ranked.manifest.serving.up_next == 0
+    n = listed.manifest.serving.up_next
+    video_ids = load_model_dir(platform_model_dir).videos.all_ids()
+    assert n == 50 and load_model_dir(platform_model_dir).up_next.shape == (len(video_ids), n)
+    for k in (1, 10, n):
+        for video_id in video_ids[::5]:
+            query = SimilarQuery(video_id, k)
+            quick, exact = listed.lookup(query), ranked.rank([query])[0]
+            assert quick is not None and ranked.lookup(query) is None
+            assert quick.video_ids == exact.video_ids
+            np.testing.assert_allclose(quick.scores, exact.scores, rtol=0, atol=1e-5)
+    video, other = video_ids[:2]
+    for query in (  # what the lists cannot answer is ranked: a viewer's up next, an unknown video, k beyond them
+        SimilarQuery(video, 5, user_id="u003"),
+        SimilarQuery(video, 5, history=[Watch(other)]),
+        SimilarQuery("not-a-video", 5),
+        SimilarQuery(video, n + 1),
+    ):
+        assert listed.lookup(query) is None
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("indices", r"up_next\.npy: video indices outside 0\.\."),
+        ("rows", r"up_next\.npy: \d+ rows, id maps say \d+"),
+        ("scores", r"up_next_scores\.npy: shape \(\d+, 49\) is not up_next\.npy's"),
+        ("half", r"lists up_next\.npy without \{'up_next_scores\.npy'\}"),
+    ],
+)
+def test_up_next_lists_that_do_not_fit_the_model_are_refused_naming_the_file(
+    platform_model_dir, tmp_path, breakage, message
+):
+    copy = shutil.copytree(platform_model_dir, tmp_path / "model")
+    lists, scores = (np.load(copy / name) for name in UP_NEXT_FILES)
+    if breakage == "indices":
+        lists[0, 0] = 10_000_000
+        rewrite(copy, UP_NEXT_FILES[0], lists)
+    elif breakage == "rows":
+        rewrite(copy, UP_NEXT_FILES[0], lists[:-1])
+    elif breakage == "scores":
+        rewrite(copy, UP_NEXT_FILES[1], scores[:, :-1])
+    else:
+        manifest = json.loads((copy / MANIFEST_FILE).read_text())
+        del manifest["files"][UP_NEXT_FILES[1]]
+        (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ModelArtifactError, match=message):
+        load_model_dir(copy)
+
+
+def test_up_next_lists_are_written_with_their_scores_or_not_at_all(platform_model_dir, tmp_path):
+    artifacts = load_model_dir(platform_model_dir)
+    with pytest.raises(ModelArtifactError, match=r"up_next\.npy and up_next_scores\.npy are written together"):
+        write_model_dir(replace(artifacts, up_next_scores=None), tmp_path / "model")
+    assert not (tmp_path / "model").exists()
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from features.sample_events import generate_platform
 from tests.asking import ask, recommend, similar
 from tests.conftest import SMALL_PARAMS
 from vrmodels.model.artifacts import ModelArtifactError, load_model_dir
+from vrmodels.model.manifest import FORMAT_VERSION
 from vrmodels.model.narrowing import Narrowing
 from vrmodels.model.queries import Query, Recommendations, UnsupportedFilter
 from vrmodels.model.ranking.base import QueryBatch
@@ -46,10 +47,15 @@ def known_users(features, count: int, seed: int = 1) -> list[str]:
 
 def test_the_model_carries_its_ranker_tables_and_what_the_ranker_learned(platform_model_dir, recommender):
     manifest = json.loads((platform_model_dir / "manifest.json").read_text())
-    assert manifest["format_version"] == 6 and manifest["shipped"] == "sequential"
-    assert {"ranker.txt", "topn_scores.npy", "video_features.npy", "trending.npy", "next_videos.npy"} <= set(
-        manifest["files"]
-    )
+    assert manifest["format_version"] == FORMAT_VERSION and manifest["shipped"] == "sequential"
+    assert {
+        "ranker.txt",
+        "topn_scores.npy",
+        "video_features.npy",
+        "trending.npy",
+        "next_videos.npy",
+        "up_next.npy",
+    } <= set(manifest["files"])
     names = list(SequentialRanking.features_names)
     assert manifest["ranker"]["features"] == names and set(manifest["ranker"]["importances"]) == set(names)
     assert manifest["evaluation"]["split"] == "time" and "ndcg_fresh" in manifest["metrics"]["sequential"]

@@ -29,11 +29,15 @@ A model directory holds
     next_*.npy, user_recent.npy, user_items_seen.npy
                          the watched-next table and the users' last sittings (format 6 on, optional; see
                          vrmodels.model.sessions)
+    up_next.npy, up_next_scores.npy
+                         int32 videos × N and their scores: each video's up next for anyone, best first, -1 padded
+                         (format 7 on, optional, for a model that ranks up next; memory-mapped, see
+                         vrmodels.model.topn)
 
 Format history: 1 the core files; 2 adds the report, the confidence parameters and the relevance definition
 to the manifest; 3 adds the precomputed top-N lists; 4 replaces the JSON id lists by shared id indexes and adds
 the ANN indexes; 5 adds the catalogue tables and the ranker; 6 adds the session tables and the in-session and
-up-next judgements. Every version listed in REQUIRED_FILES still loads.
+up-next judgements; 7 adds the precomputed up-next lists. Every version listed in REQUIRED_FILES still loads.
 The loader never writes to the directory: SageMaker mounts `/opt/ml/model` read-only.
 """
 
@@ -77,6 +81,7 @@ REPORT_HTML_FILE = "evaluation.html"
 REPORT_PNG_FILE = "evaluation.png"
 TOPN_FILE = "topn.npy"
 TOPN_SCORES_FILE = "topn_scores.npy"
+UP_NEXT_FILES = ("up_next.npy", "up_next_scores.npy")
 ARRAY_FILES = (USER_FACTORS_FILE, ITEM_FACTORS_FILE, *USER_ITEMS_FILES.values(), POPULARITY_FILE)
 REPORT_FILES = (REPORT_HTML_FILE, REPORT_PNG_FILE)
 # Per format version (vrmodels.model.manifest.READABLE_VERSIONS): the files it must have, and those it may have.
@@ -87,6 +92,7 @@ REQUIRED_FILES = {
     4: (*ARRAY_FILES, *ID_INDEX_FILES),
     5: (*ARRAY_FILES, *ID_INDEX_FILES),
     6: (*ARRAY_FILES, *ID_INDEX_FILES),
+    7: (*ARRAY_FILES, *ID_INDEX_FILES),
 }
 OPTIONAL_FILES = {
     1: (),
@@ -95,6 +101,8 @@ OPTIONAL_FILES = {
     4: (*REPORT_FILES, TOPN_FILE, *ann.FILES),
     5: (*REPORT_FILES, TOPN_FILE, *ann.FILES, *video_tables.FILES, RANKER_FILE, TOPN_SCORES_FILE),
     6: (*REPORT_FILES, TOPN_FILE, *ann.FILES, *video_tables.FILES, RANKER_FILE, TOPN_SCORES_FILE, *sessions.FILES),
+    7: (*REPORT_FILES, TOPN_FILE, *ann.FILES, *video_tables.FILES, RANKER_FILE, TOPN_SCORES_FILE, *sessions.FILES)
+    + UP_NEXT_FILES,
 }
 DATA_FILES = REQUIRED_FILES[FORMAT_VERSION]
 
@@ -128,6 +136,10 @@ class ModelArtifacts:
     """The ranker's score of each precomputed video (with a ranker and top-N lists)."""
     sessions: SessionTables | None = None
     """Optional watched-next table and users' last sittings (see vrmodels.model.sessions)."""
+    up_next: np.ndarray | None = None
+    """Optional precomputed up next of every video, for anyone (with the sessions; see vrmodels.model.topn)."""
+    up_next_scores: np.ndarray | None = None
+    """The ranker's score of each video of `up_next` (both or neither)."""
     directory: Path | None = None
     """Where it was loaded from (None before it is written)."""
 
@@ -191,6 +203,14 @@ def write_model_dir(artifacts: ModelArtifacts, directory: Path | str) -> Path:
             names.append(TOPN_SCORES_FILE)
         if artifacts.sessions is not None:
             names += artifacts.sessions.save(staging)
+        if (artifacts.up_next is None) != (artifacts.up_next_scores is None):
+            raise ModelArtifactError(f"{directory}: {' and '.join(UP_NEXT_FILES)} are written together or not at all")
+        if artifacts.up_next is not None:
+            for name, array, dtype in zip(
+                UP_NEXT_FILES, (artifacts.up_next, artifacts.up_next_scores), ("int32", "float32")
+            ):
+                np.save(staging / name, np.ascontiguousarray(array, dtype=dtype))
+            names += UP_NEXT_FILES
         manifest = artifacts.manifest.model_copy(
             update={
                 "format_version": FORMAT_VERSION,
@@ -302,6 +322,10 @@ def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
             if artifacts.topn is None or artifacts.ranker is None:
                 raise ModelArtifactError(f"{directory / TOPN_SCORES_FILE}: needs {TOPN_FILE} and {RANKER_FILE}")
             artifacts.topn_scores = np.load(directory / TOPN_SCORES_FILE, mmap_mode="r" if mmap else None)
+        if _all_or_none(UP_NEXT_FILES, files, directory):
+            artifacts.up_next, artifacts.up_next_scores = (
+                np.load(directory / name, mmap_mode="r" if mmap else None) for name in UP_NEXT_FILES
+            )
     except (AnnIndexError, IdIndexError, VideoTablesError, RankerError, SessionTablesError) as exc:
         raise ModelArtifactError(str(exc)) from None
     except (ValueError, OSError) as exc:
@@ -314,6 +338,8 @@ def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
     }
     if artifacts.topn is not None:
         shapes[TOPN_FILE] = (artifacts.topn.shape[0], users)
+    if artifacts.up_next is not None:
+        shapes[UP_NEXT_FILES[0]] = (artifacts.up_next.shape[0], videos)
     for name, (rows, expected) in shapes.items():
         if rows != expected:
             raise ModelArtifactError(f"{directory / name}: {rows} rows, id maps say {expected}")
@@ -326,6 +352,13 @@ def load_model_dir(directory: Path | str, mmap: bool = True) -> ModelArtifacts:
         _check_topn(artifacts.topn, videos, directory / TOPN_FILE)
     if artifacts.topn_scores is not None and artifacts.topn_scores.shape != artifacts.topn.shape:  # type: ignore[union-attr]
         raise ModelArtifactError(f"{directory / TOPN_SCORES_FILE}: shape {artifacts.topn_scores.shape} is not topn's")
+    lists, scores = artifacts.up_next, artifacts.up_next_scores
+    if lists is not None and scores is not None:
+        _check_topn(lists, videos, directory / UP_NEXT_FILES[0])
+        if scores.shape != lists.shape:
+            raise ModelArtifactError(
+                f"{directory / UP_NEXT_FILES[1]}: shape {scores.shape} is not {UP_NEXT_FILES[0]}'s"
+            )
     return artifacts
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MANIFEST_FILE = "manifest.json"
-FORMAT_VERSION = 6
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
+FORMAT_VERSION = 7
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 BASELINES = {  # name in the metrics → how reports name it
     "most_popular": "most popular (clicks)",
     "most_watched": "most watched (engagement)",
@@ -82,6 +82,8 @@ class ServingEntry(_Entry):
     """The serving aids training built (vrmodels.training.aids) and why."""
 
     topn: int = 0
+    up_next: int = 0
+    """N of each video's precomputed up next (format 7 on; 0: none, up next is ranked per request)."""
     ann: dict = {}
     two_stage: dict | None = None
     """`{"pool": N}`: stage 1's candidates per query, for a two-stage model."""

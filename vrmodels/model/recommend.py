@@ -3,8 +3,8 @@
 resolve (vrmodels.model.resolve) → rank by the model's kind (vrmodels.model.ranking) → answers. Two entry
 points serve many callers cheaply:
 - `lookup(query)` answers what needs no ranking: a known user from the precomputed top-N lists (a lookup, then
-  the list narrowed as the query asks) and a user the model cannot personalise from the popularity ranking.
-  It returns None otherwise.
+  the list narrowed as the query asks), up next for anyone from the precomputed up-next lists, and a user the
+  model cannot personalise from the popularity ranking. It returns None otherwise.
 - `rank(queries)` ranks everything else in one pass: one fold-in solve for every history, one ranking call for
   every recommend query, one up-next call. Each answer is the one the query would get alone.
 
@@ -35,7 +35,7 @@ from vrmodels.model.queries import (
     Watch,
 )
 from vrmodels.model.ranking import RANKINGS
-from vrmodels.model.ranking.base import Ranking
+from vrmodels.model.ranking.base import SCORING_CHUNK, Ranked, Ranking
 from vrmodels.model.resolve import FoldIn, ResolvedQuery, Resolver, batch_of, score_list
 from vrmodels.model.topk import DEFAULT_POOL, CatalogueTopK
 from vrmodels.model.topn import PrecomputedLists
@@ -77,13 +77,12 @@ class Recommender:
         self.ranking: Ranking = kind.from_artifacts(artifacts, topk, self.resolver.unavailable)
         self._lists = None
         if artifacts.topn is not None:
-            item_factors = np.asarray(artifacts.item_factors)
-            self._lists = PrecomputedLists(
-                artifacts.topn,
-                artifacts.topn_scores,
-                user_factors=np.asarray(artifacts.user_factors),
-                item_factors=item_factors,
-            )
+            factors = (np.asarray(artifacts.user_factors), np.asarray(artifacts.item_factors))
+            self._lists = PrecomputedLists(artifacts.topn, artifacts.topn_scores, factors=factors)
+        self._up_next = None
+        if artifacts.up_next is not None:
+            self._up_next = PrecomputedLists(artifacts.up_next, artifacts.up_next_scores)
+        self._plain = self.resolver.plain()
 
     @classmethod
     def load(cls, model_dir: Path | str, options: ScoringOptions = ScoringOptions()) -> Recommender:
@@ -116,10 +115,15 @@ class Recommender:
         """N of the precomputed lists (0 when the model directory has none)."""
         return 0 if self._lists is None else self._lists.size
 
+    @property
+    def up_next_size(self) -> int:
+        """N of the precomputed up-next lists (0 when the model directory has none)."""
+        return 0 if self._up_next is None else self._up_next.size
+
     def lookup(self, query: AnyQuery) -> Recommendations | UnsupportedFilter | None:
-        """The answer when it needs no ranking (precomputed top-N, popular fallback), else None."""
+        """The answer when it needs no ranking (precomputed top-N or up next, popular fallback), else None."""
         if isinstance(query, SimilarQuery):
-            return None
+            return self._listed_up_next(query)
         narrowing = self.resolver.narrowing(query)
         if isinstance(narrowing, UnsupportedFilter):
             return narrowing
@@ -135,6 +139,18 @@ class Recommender:
         return Recommendations(
             self._videos.ids_of(videos), score_list(scores), unknown_categories=narrowing.unknown_categories
         )
+
+    def _listed_up_next(self, query: SimilarQuery) -> Recommendations | None:
+        """Up next for anyone from the precomputed lists; None for a viewer's, an unknown video (rank() answers it)
+        or a k beyond the lists."""
+        if self._up_next is None or query.personal:
+            return None
+        video = self._videos.index_of(query.video_id)
+        found = None if video is None else self._up_next.lookup(video, self._plain, query.k)
+        if found is None:
+            return None
+        videos, scores = found
+        return Recommendations(self._videos.ids_of(videos), score_list(scores))
 
     def rank(self, queries: Sequence[AnyQuery]) -> list[Answer]:
         """Exact answers to many queries, ranked together; an unknown `video_id` is answered UnknownVideo."""
@@ -157,9 +173,7 @@ class Recommender:
             else:
                 results[slot] = outcome
         if resolved:
-            recommend = [query for _, query in resolved]
-            sittings = self.resolver.sessions is not None
-            ranked = self.ranking.rank(batch_of(recommend, self.video_count, fold_in=self._fold_in, sittings=sittings))
+            ranked = self.ranked([query for _, query in resolved])
             for (slot, query), (videos, scores) in zip(resolved, ranked):
                 results[slot] = Recommendations(
                     self._videos.ids_of(videos),
@@ -172,6 +186,12 @@ class Recommender:
             for (slot, _, _), (ids, scores) in zip(similar, self.ranking.similar(videos, [k for *_, k in similar])):
                 results[slot] = Recommendations(self._videos.ids_of(ids), score_list(scores))
         return results  # type: ignore[return-value]
+
+    def ranked(self, queries: Sequence[ResolvedQuery], *, chunk: int = SCORING_CHUNK) -> list[Ranked]:
+        """Resolved queries ranked together, `chunk` at a time: each one's videos (indices) and scores."""
+        sittings = self.resolver.sessions is not None
+        batch = batch_of(queries, self.video_count, fold_in=self._fold_in, sittings=sittings)
+        return self.ranking.rank(batch, chunk=chunk)
 
 
 def after_watching(query: SimilarQuery) -> Query:

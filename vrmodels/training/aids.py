@@ -7,6 +7,8 @@
 - Precomputed top-N lists (vrmodels.model.topn), ranked by the model's own ranking (vrmodels.model.ranking), through
   the indexes just built, exactly as the server ranks a known user's request (with the scores when the ranking
   keeps them), so a list holds the server's own answer.
+- For a model that ranks up next (a sitting of one watch through both stages: a tenth of the request's time when
+  looked up instead, docs/benchmarks.md), each video's up next for anyone, ranked by the server's own Recommender.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from vrmodels.model.artifacts import ModelArtifacts
 from vrmodels.model.indices import NO_VIDEOS
 from vrmodels.model.manifest import ServingEntry
 from vrmodels.model.narrowing import Narrowing
+from vrmodels.model.queries import SimilarQuery
 from vrmodels.model.ranking import RANKINGS
 from vrmodels.model.ranking.base import OFFLINE_CHUNK, QueryBatch, Ranking
+from vrmodels.model.recommend import Recommender, after_watching
 from vrmodels.model.threads import limit_blas_threads
 from vrmodels.model.topk import CatalogueTopK
 
@@ -85,6 +89,23 @@ def precomputed_lists(ranking: Ranking, artifacts: ModelArtifacts, n: int) -> tu
     return lists, scores
 
 
+def up_next_lists(artifacts: ModelArtifacts, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Videos × n: each video's answer to `{"video_id", "k": n}` (up next for anyone) and its scores, ranked by the
+    Recommender the server runs (-1 padded where fewer remain)."""
+    recommender = Recommender(artifacts)
+    video_ids = artifacts.videos.all_ids()
+    lists = np.full((len(video_ids), n), -1, dtype=np.int32)
+    scores = np.full((len(video_ids), n), np.nan, dtype=np.float32)
+    for start in range(0, len(video_ids), OFFLINE_CHUNK):
+        chunk = video_ids[start : start + OFFLINE_CHUNK]
+        resolved = [recommender.resolver.resolve(after_watching(SimilarQuery(video_id, n))) for video_id in chunk]
+        ranked = recommender.ranked(resolved, chunk=OFFLINE_CHUNK)  # type: ignore[arg-type]  (a history resolves)
+        for video, (ids, values) in enumerate(ranked, start=start):
+            lists[video, : len(ids)] = ids
+            scores[video, : len(ids)] = values
+    return lists, scores
+
+
 def with_serving_aids(artifacts: ModelArtifacts, *, topn: int, ann: str) -> ModelArtifacts:
     """`artifacts` with ANN indexes (`ann`: auto, on, off) and each user's top-`topn` list ranked through them by
     the model's own ranking, and the manifest's `serving` entry saying what was built and why."""
@@ -101,7 +122,13 @@ def with_serving_aids(artifacts: ModelArtifacts, *, topn: int, ann: str) -> Mode
     if build:
         described |= {"kind": "faiss.IndexHNSWFlat", "m": HNSW_M, "ef_construction": EF_CONSTRUCTION}
     lists, scores = precomputed_lists(ranking, with_indexes, width) if width else (None, None)
-    entry = ServingEntry(topn=width, ann=described, **ranking.aids_entry())
+    up_next, up_next_scores = up_next_lists(with_indexes, width) if width and ranking.ranks_up_next else (None, None)
+    entry = ServingEntry(topn=width, up_next=0 if up_next is None else width, ann=described, **ranking.aids_entry())
     return replace(
-        with_indexes, topn=lists, topn_scores=scores, manifest=artifacts.manifest.model_copy(update={"serving": entry})
+        with_indexes,
+        topn=lists,
+        topn_scores=scores,
+        up_next=up_next,
+        up_next_scores=up_next_scores,
+        manifest=artifacts.manifest.model_copy(update={"serving": entry}),
     )
