@@ -40,6 +40,8 @@ def test_many_ids_agree_with_one_at_a_time_lookups_including_ids_no_index_can_ho
     assert unknown == [identifier for identifier, i in zip(asked, one_at_a_time) if i is None]
     nothing, none_unknown = index.indices_of([])
     assert len(nothing) == 0 and none_unknown == []
+    assert index.positions_of(asked).tolist() == [-1 if i is None else i for i in one_at_a_time]  # in order
+    assert index.positions_of([]).tolist() == [] and IdIndex.build([]).positions_of(["v1"]).tolist() == [-1]
 
 
 def test_duplicate_ids_are_refused():

@@ -111,21 +111,26 @@ def test_the_last_video_of_a_sitting_brings_what_was_watched_after_it(recommende
     assert np.mean(hits) >= 1.5 * np.mean(by_factors)  # factors alone find some of them (0.29 when written)
 
 
+def weighed(resolver, history: list[Watch]) -> tuple:
+    """The resolver's weighing of a history (video indices, weights, times, latest time)."""
+    return resolver._weighed(history, resolver.videos.positions_of([watch.video_id for watch in history]))
+
+
 def test_timestamps_and_skips_weigh_the_history_as_documented(recommender, platform_features):
     resolver = recommender.resolver
     entry = recommender.manifest.sessions
     ids = platform_features.video_ids
     base = resolver._history_confidence
-    _, weights, _, latest = resolver._weighed(
-        [Watch(ids[1], 1_000_000.0), Watch(ids[2], 1_000_000.0 + 3600 * entry.history_half_life_hours)]
+    _, weights, _, latest = weighed(
+        resolver, [Watch(ids[1], 1_000_000.0), Watch(ids[2], 1_000_000.0 + 3600 * entry.history_half_life_hours)]
     )
     assert latest == 1_000_000.0 + 3600 * entry.history_half_life_hours
     np.testing.assert_allclose(weights, [base / 2, base], rtol=1e-5)  # a half-life before the latest: half
-    untimed = resolver._weighed([Watch(ids[video]) for video in range(int(entry.history_half_life_watches) + 1)])[1]
+    untimed = weighed(resolver, [Watch(ids[video]) for video in range(int(entry.history_half_life_watches) + 1)])[1]
     np.testing.assert_allclose(untimed[[0, -1]], [base / 2, base], rtol=1e-5)
     duration = float(np.exp(resolver._durations[3]))
-    skipped = resolver._weighed([Watch(ids[3], None, 0.1 * duration), Watch(ids[4], None, None)])[1]
-    watched = resolver._weighed([Watch(ids[3], None, 0.95 * duration), Watch(ids[4], None, None)])[1]
+    skipped = weighed(resolver, [Watch(ids[3], None, 0.1 * duration), Watch(ids[4], None, None)])[1]
+    watched = weighed(resolver, [Watch(ids[3], None, 0.95 * duration), Watch(ids[4], None, None)])[1]
     skip_weight = recommender.manifest.confidence["skip_weight"]
     np.testing.assert_allclose(skipped[0], watched[0] * skip_weight, rtol=1e-5)
 

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-_NO_INDICES = np.zeros(0, dtype=np.int32)
-
 
 class IdIndexError(ValueError):
     """Ids that cannot be indexed (duplicates, NUL characters) or index files that do not fit together."""
@@ -66,11 +64,10 @@ class IdIndex:
             return int(self._order[position])
         return None
 
-    def indices_of(self, identifiers: Iterable[str]) -> tuple[np.ndarray, list[str]]:
-        """Sorted unique indices of the known ids, and the unknown ids in their given order (one search for all)."""
-        identifiers = list(identifiers)
+    def positions_of(self, identifiers: Sequence[str]) -> np.ndarray:
+        """Each id's index, in the order given, -1 for an id the index does not hold (one search for all)."""
         if not identifiers or not len(self._order):
-            return _NO_INDICES, identifiers
+            return np.full(len(identifiers), -1, dtype=np.int64)
         keys = [identifier.encode() for identifier in identifiers]
         lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
         # Ids the index cannot hold are never found: empty, longer than its width (the probe array would cut them
@@ -81,9 +78,12 @@ class IdIndex:
         probe = np.array(keys, dtype=self._ids.dtype)
         positions = np.minimum(np.searchsorted(self._ids, probe, sorter=self._order), len(self._order) - 1)
         candidates = self._order[positions]
-        found = searchable & (self._ids[candidates] == probe)
-        unknown = [identifiers[i] for i in np.flatnonzero(~found).tolist()]
-        return np.unique(candidates[found]).astype(np.int32), unknown
+        return np.where(searchable & (self._ids[candidates] == probe), candidates, -1)
+
+    def indices_of(self, identifiers: Iterable[str]) -> tuple[np.ndarray, list[str]]:
+        """Sorted unique indices of the known ids, and the unknown ids in their given order (one search for all)."""
+        identifiers = list(identifiers)
+        return split_known(identifiers, self.positions_of(identifiers))
 
     def ids_of(self, indices: np.ndarray | Sequence[int]) -> list[str]:
         return [identifier.decode() for identifier in self._ids[np.asarray(indices, dtype=np.int64)].tolist()]
@@ -107,3 +107,9 @@ class IdIndex:
         index = cls(np.asarray(ids), np.asarray(order))
         index.check(directory / f"{name}.npy")
         return index
+
+
+def split_known(identifiers: Sequence[str], positions: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """From IdIndex.positions_of: the sorted unique indices of the known ids, and the unknown ids in their order."""
+    unknown = [identifiers[i] for i in np.flatnonzero(positions < 0).tolist()]
+    return np.unique(positions[positions >= 0]).astype(np.int32), unknown

@@ -29,6 +29,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 from scipy.sparse import csr_matrix
 
 from vrmodels.model.artifacts import ModelArtifacts
+from vrmodels.model.ids import split_known
 from vrmodels.model.indices import NO_VIDEOS, rows_matrix, union
 from vrmodels.model.narrowing import Narrowing
 from vrmodels.model.queries import Query, Recommendations, UnsupportedFilter, Watch
@@ -38,6 +39,7 @@ from vrmodels.model.sessions import RECENT
 NO_CATALOGUE = "this model was trained without a video catalogue (features.build_features --videos)"
 NO_WEIGHTS = np.zeros(0, dtype=np.float32)
 NO_TIMES = np.zeros(0, dtype=np.float64)
+NO_POSITIONS = np.zeros(0, dtype=np.int64)
 
 
 @dataclass(eq=False, slots=True)
@@ -141,9 +143,11 @@ class Resolver:
             return narrowing
         user = self.user(query.user_id)
         unknown: list[str] = []
-        history = NO_VIDEOS
+        history, positions = NO_VIDEOS, NO_POSITIONS
         if query.history:
-            history, unknown = self.indices(watch.video_id for watch in query.history)
+            ids = [watch.video_id for watch in query.history]
+            positions = self.videos.positions_of(ids)
+            history, unknown = split_known(ids, positions)
         if user is None and len(history) == 0:
             answer = self.popular(query, narrowing)
             return Recommendations(
@@ -159,7 +163,9 @@ class Resolver:
             unknown += unknown_candidates
         videos, confidences = self.user_videos(user) if user is not None else (NO_VIDEOS, NO_VIDEOS)
         if self.sessions is not None:
-            return self._in_sitting(query, narrowing, user=user, unknown=unknown, candidates=candidates)
+            return self._in_sitting(
+                query, narrowing, user=user, unknown=unknown, candidates=candidates, positions=positions
+            )
         if len(history):
             videos, confidences = merge_history(
                 videos, confidences, history, history_confidence=self._history_confidence
@@ -184,12 +190,14 @@ class Resolver:
         user: int | None,
         unknown: list[str],
         candidates: np.ndarray | None,
+        positions: np.ndarray,
     ) -> ResolvedQuery:
         """A query placed in time: its history weighed by recency and skips, its sitting's last videos, the
-        times the viewer last watched each of their videos."""
+        times the viewer last watched each of their videos (`positions`: each history watch's video index, -1 when
+        unknown)."""
         entry, sessions = self._entry, self.sessions
         data_end = float(entry.data_end)  # type: ignore[union-attr]
-        ordered, weights, times, latest = self._weighed(query.history or ())
+        ordered, weights, times, latest = self._weighed(query.history or (), positions)
         now = latest if latest is not None else data_end
         videos, confidences = self.user_videos(user) if user is not None else (NO_VIDEOS, NO_VIDEOS)
         seen = NO_TIMES
@@ -223,17 +231,17 @@ class Resolver:
         )
 
     def _weighed(
-        self, history: tuple[Watch, ...] | list[Watch]
+        self, history: Sequence[Watch], positions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float | None]:
-        """The known watches of a history in order: their video indices, fold-in confidences and times (NaN when
-        not given), and the latest time given (None when none is)."""
+        """The known watches of a history in order (`positions`: their video indices, -1 when unknown): their video
+        indices, fold-in confidences and times (NaN when not given), and the latest time given (None when none is)."""
         entry = self._entry
-        found = [(self.videos.index_of(watch.video_id), watch) for watch in history]
-        known = [(video, watch) for video, watch in found if video is not None]
-        if not known:
+        found = np.flatnonzero(positions >= 0)
+        if not len(found):
             return NO_VIDEOS, NO_WEIGHTS, NO_TIMES, None
-        ordered = np.asarray([video for video, _ in known], dtype=np.int32)
-        times = np.asarray([np.nan if w.timestamp is None else w.timestamp for _, w in known], dtype=np.float64)
+        known = [history[i] for i in found.tolist()]
+        ordered = positions[found].astype(np.int32)
+        times = np.asarray([np.nan if w.timestamp is None else w.timestamp for w in known], dtype=np.float64)
         given = ~np.isnan(times)
         latest = float(times[given].max()) if given.any() else None
         if latest is not None:
@@ -244,7 +252,7 @@ class Resolver:
             recency = np.exp2(-back / entry.history_half_life_watches)  # type: ignore[union-attr]
         skip = np.ones(len(ordered))
         if self._durations is not None:
-            watched = np.asarray([np.nan if w.watched_seconds is None else w.watched_seconds for _, w in known])
+            watched = np.asarray([np.nan if w.watched_seconds is None else w.watched_seconds for w in known])
             with np.errstate(invalid="ignore"):
                 ratio = watched / np.exp(self._durations[ordered])
                 skipped = ratio < self._confidence.get("skip_below", 0.8)
